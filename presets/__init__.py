@@ -1,0 +1,1 @@
+"""Bundled presets: the TOML files in this folder ship inside the wheel as `workbench.bundled_presets`."""

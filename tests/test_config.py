@@ -1,0 +1,90 @@
+"""Config: presets resolve, overrides parse by type, mistakes get a sentence and a hint."""
+
+import pytest
+
+from workbench import presets
+from workbench.config import Config, ConfigError, estimate_params, parse_override
+
+
+def resolve(name, *overrides, device="cpu"):
+    return presets.resolve(presets.load(name), list(overrides), device)
+
+
+def test_every_bundled_preset_resolves_on_cpu_and_gpu():
+    names = set(presets.available())
+    assert {"addition", "shakespeare-char", "gpt2-124m"} <= names
+    for name in names:
+        for device in ("cpu", "cuda"):
+            cfg = resolve(name, device=device)
+            assert cfg.preset == name
+
+
+def test_shakespeare_profile_follows_the_device():
+    cpu, gpu = resolve("shakespeare-char"), resolve("shakespeare-char", device="cuda")
+    assert (cpu.profile, cpu.model.n_layer, cpu.model.n_embd, cpu.model.block_size, cpu.train.batch_size) == ("cpu", 4, 128, 64, 12)
+    assert (gpu.profile, gpu.model.n_layer, gpu.model.n_embd, gpu.model.block_size, gpu.train.batch_size) == ("gpu", 6, 384, 256, 64)
+    assert gpu.model.dropout == 0.2 and cpu.model.dropout == 0.0
+    # an explicit device or profile wins over the machine
+    assert resolve("shakespeare-char", "train.device=cuda").profile == "gpu"
+    assert resolve("shakespeare-char", "profile=gpu").model.n_layer == 6
+
+
+def test_gpt2_preset_is_gpt2_small():
+    cfg = resolve("gpt2-124m")
+    assert estimate_params(cfg.model) == 123_689_472  # nanoGPT's 123.69M (vocab padded to 50304)
+    assert cfg.model.padded_vocab_size == 50304
+    assert cfg.tokens_per_step(1) == 524_288 and cfg.grad_accum_steps(1) == 32
+    assert cfg.grad_accum_steps(8) == 4  # 8 GPUs share the same global batch
+
+
+def test_overrides_are_parsed_by_field_type():
+    cfg = resolve("addition", "train.lr=3e-4", "model.n_layer=2", "model.bias=false", "train.compile=auto", "train.max_steps=1e3")
+    assert (cfg.train.lr, cfg.model.n_layer, cfg.model.bias, cfg.train.compile, cfg.train.max_steps) == (3e-4, 2, False, None, 1000)
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("train.lrr=1", ["train.lrr", "train.lr"]),
+        ("lr=1", ["'lr'", "train.lr"]),
+        ("train.lr=fast", ["train.lr", "number", "'fast'"]),
+        ("model.n_layer=2.5", ["model.n_layer", "integer"]),
+        ("model.bias=maybe", ["model.bias", "true or false"]),
+        ("model.n_embd=50", ["n_embd=50", "n_head=3", "multiple of 3"]),
+        ("data.tokenizer=bytes", ["data.tokenizer", "digits, char, gpt2"]),
+        ("train.device=tpu", ["train.device", "cpu"]),
+        ("profile=turbo", ["profile 'turbo'", "default"]),
+        ("nonsense", ["key=value"]),
+    ],
+)
+def test_bad_overrides_name_the_key_and_give_a_hint(override, words):
+    with pytest.raises(ConfigError) as info:
+        resolve("addition", override)
+    text = str(info.value)
+    assert info.value.hint, "every config error carries a hint"
+    for word in words:
+        assert word in text
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ConfigError) as info:
+        presets.load("shakespear")
+    assert "shakespeare-char" in info.value.hint
+
+
+def test_user_presets_are_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTBENCH_PRESETS", str(tmp_path))
+    (tmp_path / "tiny.toml").write_text('description = "mine"\n[model]\nn_layer = 1\n[data]\nkind = "addition"\ntokenizer = "digits"\n')
+    assert presets.available()["tiny"].description == "mine"
+    assert resolve("tiny").model.n_layer == 1
+
+
+def test_config_round_trips_through_a_dict():
+    cfg = resolve("gpt2-124m", "train.compile=false")
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_tokens_per_step_must_split_into_micro_batches():
+    with pytest.raises(ConfigError, match="multiple of"):
+        resolve("gpt2-124m", "train.tokens_per_step=1000")
+    assert parse_override("a.b = c") == ("a.b", "c")

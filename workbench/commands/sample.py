@@ -1,0 +1,58 @@
+"""`gptbench sample RUN_DIR --prompt TEXT`: stream a continuation from a checkpoint.
+
+The model runs in the sampler subprocess (`python -m workbench.engine.sampler`),
+the same one the app's console uses for finished runs; we print its events.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from ..config import ConfigError
+from ..launcher import TrainerProcess, sampler_command
+from ..runs import require_run_dir
+
+
+def sample(run_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int, top_p: float | None,
+           num_samples: int, checkpoint: str, seed: int | None) -> int:
+    run_dir = require_run_dir(run_dir)
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint must be best or last, got {checkpoint!r}.", "use --checkpoint best")
+    args = [
+        "--checkpoint", checkpoint, "--prompt", prompt, "--max-new-tokens", str(max_new_tokens),
+        "--temperature", str(temperature), "--top-k", str(top_k), "--num-samples", str(num_samples),
+    ]
+    if top_p is not None:
+        args += ["--top-p", str(top_p)]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    console = Console(highlight=False, stderr=True)
+    failed = False
+    started: set[int] = set()
+
+    def on_event(e: dict) -> None:
+        nonlocal failed
+        if e["event"] == "error":
+            failed = True
+            console.print(f"[red bold]error:[/] {escape(e['message'])}\n  [yellow]hint:[/] {escape(e['hint'])}")
+        elif e["event"] == "sample":
+            if "correct" in e:  # addition: the answer and the verdict
+                verdict = "right" if e["correct"] else f"wrong, expected {e['expected']}"
+                sys.stdout.write(f"{e['prompt']} = {e['answer']}  ({verdict})\n")
+            else:
+                if e.get("index", 0) not in started:  # each sample starts with its prompt, like nanoGPT
+                    started.add(e.get("index", 0))
+                    sys.stdout.write(prompt)
+                sys.stdout.write(e["text"])
+                if e["done"]:
+                    sys.stdout.write("\n" if num_samples == 1 else "\n---------------\n")
+            sys.stdout.flush()
+
+    proc = TrainerProcess(sampler_command(run_dir, args), run_dir, on_event=on_event,
+                          on_stderr=lambda line: print(line, file=sys.stderr)).start()
+    code = proc.wait()
+    return 2 if failed and code in (0, 2) else code

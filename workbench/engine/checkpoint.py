@@ -1,0 +1,76 @@
+"""Checkpoints: written atomically, loaded safely.
+
+A checkpoint holds everything needed to continue exactly: model and optimizer
+state, the step, the best val loss so far, every RNG state (torch CPU/CUDA and
+the data stream's generator) and the resolved config. It is a plain dict of
+tensors and Python scalars, so it loads with `weights_only=True` (no pickle
+code execution from a file someone handed you).
+
+Writes go to a temp file in the same directory, are fsync'ed, then renamed over
+the old file: a crash mid-write never destroys the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ConfigError):
+    pass
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    # fsync the directory so the rename itself survives a power cut
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.", "train first, or pick another with --checkpoint best|last.")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated, not a checkpoint, or holds pickled code
+        raise CheckpointError(
+            f"Checkpoint {path} could not be read ({type(exc).__name__}).",
+            "it may be truncated or not a gptbench checkpoint; try the other one (best.pt / last.pt).",
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} is not a gptbench checkpoint (format {FORMAT_VERSION}).", "use a checkpoint written by `gptbench run`.")
+    return ckpt
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

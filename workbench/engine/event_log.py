@@ -1,0 +1,46 @@
+"""Where the trainer's events go: the run's events.jsonl and the live pipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+from ..events import encode, make
+from ..runs import EVENTS_FILE
+
+
+class EventLog:
+    """Append events to RUN_DIR/events.jsonl and echo them to a stream.
+
+    Each event is one write of one line, flushed at once, so a reader tailing
+    the file (an attached app) never waits for a buffer to fill. Step events
+    arrive coalesced (one per log interval), so this is a handful of writes a
+    second at most. Only the main process writes; other ranks get `enabled=False`.
+    """
+
+    def __init__(self, run_dir: Path, stream: IO[str] | None, enabled: bool = True):
+        self.enabled = enabled
+        self.stream = stream
+        self.file = open(Path(run_dir) / EVENTS_FILE, "a", encoding="utf-8") if enabled else None
+
+    def emit(self, event: str, **fields: Any) -> dict:
+        evt = make(event, **fields)
+        if not self.enabled:
+            return evt
+        line = encode(evt) + "\n"
+        self.file.write(line)
+        self.file.flush()
+        if self.stream is not None:
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except (BrokenPipeError, ValueError):
+                self.stream = None  # the watcher went away; the file still has everything
+        return evt
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit("log", message=message, level=level)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()

@@ -1,0 +1,154 @@
+"""Start a trainer subprocess and stream its events: the one path to training.
+
+The headless command and the app both train through `TrainerProcess`, so what
+prints headless is exactly what the app shows. The trainer runs as
+`python -m workbench.engine.worker` (or under torchrun for several processes),
+writes one JSON event per line to its stdout, and its stdout and stderr are read
+on dedicated threads so the trainer never waits on whoever is watching.
+
+Plain Python: never imports torch.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+from .control import send_command
+from .events import ProtocolError, decode, make
+
+EventHandler = Callable[[dict], None]
+
+
+def trainer_command(
+    preset: str | None,
+    run_dir: Path,
+    overrides: list[str] = (),
+    resume: bool = False,
+    nproc_per_node: int = 1,
+) -> list[str]:
+    """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for N > 1."""
+    args = ["--run-dir", str(run_dir)]
+    if preset:
+        args += ["--preset", preset]
+    if resume:
+        args.append("--resume")
+    for o in overrides:
+        args += ["--set", o]
+    if nproc_per_node > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}", "-m"]
+    else:
+        launcher = [sys.executable, "-m"]
+    return [*launcher, "workbench.engine.worker", *args]
+
+
+def sampler_command(run_dir: Path, args: list[str]) -> list[str]:
+    """The argv of the checkpoint sampler (`--serve` keeps it answering stdin)."""
+    return [sys.executable, "-m", "workbench.engine.sampler", "--run-dir", str(run_dir), *args]
+
+
+class TrainerProcess:
+    """One training job in a subprocess, with its events delivered to a callback.
+
+    `on_event` is called on the reader thread for every event, in order. Lines
+    on stdout that are not events (they should not happen) arrive as `log`
+    events; stderr lines go to `on_stderr` and into `stderr_tail`.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        run_dir: Path,
+        on_event: EventHandler,
+        on_stderr: Callable[[str], None] | None = None,
+        detach: bool = False,
+        env: dict | None = None,
+        interactive: bool = False,
+    ):
+        self.argv = argv
+        self.run_dir = Path(run_dir)
+        self.on_event = on_event
+        self.on_stderr = on_stderr
+        self.detach = detach  # own session: Ctrl-C in our terminal does not reach it
+        self.env = env
+        self.interactive = interactive  # stdin is a pipe we write to (the sampler's --serve mode)
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
+        self.process: subprocess.Popen | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> "TrainerProcess":
+        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE if self.interactive else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            env=env,
+            start_new_session=self.detach,
+        )
+        self._threads = [
+            threading.Thread(target=self._read_stdout, name="trainer-stdout", daemon=True),
+            threading.Thread(target=self._read_stderr, name="trainer-stderr", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _read_stdout(self) -> None:
+        assert self.process and self.process.stdout
+        for line in self.process.stdout:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            try:
+                event = decode(line)
+            except ProtocolError:
+                event = make("log", message=line, stream="stdout")
+            self.on_event(event)
+
+    def _read_stderr(self) -> None:
+        assert self.process and self.process.stderr
+        for line in self.process.stderr:
+            line = line.rstrip("\n")
+            self.stderr_tail.append(line)
+            if self.on_stderr:
+                self.on_stderr(line)
+
+    def send(self, cmd: str, **fields) -> None:
+        """Send a command (stop, pause, resume, checkpoint, sample) to the trainer."""
+        send_command(self.run_dir, cmd, **fields)
+
+    def write_line(self, obj: dict) -> None:
+        """One JSON line to an interactive process's stdin (e.g. a sampler in --serve mode)."""
+        assert self.process and self.process.stdin, "start the process with interactive=True"
+        self.process.stdin.write(json.dumps(obj) + "\n")
+        self.process.stdin.flush()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def poll(self) -> int | None:
+        return self.process.poll() if self.process else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the process and for its output to be fully read."""
+        assert self.process
+        code = self.process.wait(timeout)
+        for t in self._threads:
+            t.join()
+        return code
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()

@@ -1,0 +1,129 @@
+"""Find, load and resolve presets.
+
+Presets ship inside the package (`presets/*.toml` at the top of the repository,
+installed as `workbench.bundled_presets`); users add their own TOML files to
+`$GPTBENCH_PRESETS` or `~/.config/gptbench/presets`, which win on name clashes.
+
+Resolving a preset for a run: preset tables -> the profile's tables -> `--set`
+overrides, then `config.validate`. The profile is chosen by device unless the
+user sets `profile=NAME`: `gpu` on CUDA, `cpu` elsewhere, when the preset has one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .config import Config, ConfigError, apply_table, estimate_params, parse_override, set_value, validate
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass
+class Preset:
+    name: str
+    description: str
+    path: str
+    table: dict  # the parsed TOML
+
+    @property
+    def profiles(self) -> list[str]:
+        return sorted(self.table.get("profiles", {}))
+
+
+def user_preset_dir() -> Path:
+    env = os.environ.get("GPTBENCH_PRESETS")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "gptbench" / "presets"
+
+
+def _preset_files() -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    bundled = resources.files("workbench.bundled_presets")
+    for entry in sorted(bundled.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            files[entry.name[:-5]] = Path(str(entry))
+    user = user_preset_dir()
+    if user.is_dir():
+        for path in sorted(user.glob("*.toml")):
+            files[path.stem] = path
+    return files
+
+
+def _read(name: str, path: Path) -> Preset:
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Preset file {path} could not be read: {exc}.", "fix the TOML syntax or remove the file.") from None
+    description = str(table.pop("description", ""))
+    return Preset(name=name, description=description, path=str(path), table=table)
+
+
+def available() -> dict[str, Preset]:
+    return {name: _read(name, path) for name, path in _preset_files().items()}
+
+
+def load(name: str) -> Preset:
+    files = _preset_files()
+    if name not in files:
+        raise ConfigError(f"Unknown preset {name!r}.", f"choose one of: {', '.join(files)}.")
+    return _read(name, files[name])
+
+
+def auto_profile(preset: Preset, device_kind: str) -> str:
+    profiles = preset.profiles
+    if device_kind == "cuda" and "gpu" in profiles:
+        return "gpu"
+    if device_kind != "cuda" and "cpu" in profiles:
+        return "cpu"
+    return "default"
+
+
+def resolve(preset: Preset, overrides: list[str], device_kind: str = "cpu") -> Config:
+    """Build the run's Config. `device_kind` is cpu, cuda or mps."""
+    parsed = [parse_override(o) for o in overrides]
+    cfg = Config(preset=preset.name)
+    apply_table(cfg, {k: v for k, v in preset.table.items() if k != "profiles"}, preset.path)
+    # --set has the last word, but the device it names decides the profile.
+    for key, value in parsed:
+        if key == "train.device":
+            set_value(cfg, key, value)
+    device = cfg.train.device
+    if device != "auto":
+        device_kind = device.split(":")[0]
+    profile = next((v for k, v in parsed if k == "profile"), None) or auto_profile(preset, device_kind)
+    if profile != "default":
+        if profile not in preset.profiles:
+            choices = ", ".join(["default", *preset.profiles])
+            raise ConfigError(f"Preset {preset.name!r} has no profile {profile!r}.", f"choose one of: {choices}.")
+        apply_table(cfg, preset.table["profiles"][profile], f"{preset.path} [profiles.{profile}]")
+    cfg.profile = profile
+    for key, value in parsed:
+        if key != "profile":
+            set_value(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def summary(preset: Preset, device_kind: str = "cpu") -> dict:
+    """What `gptbench presets` and the picker show for one preset."""
+    cfg = resolve(preset, [], device_kind)
+    if not cfg.model.vocab_size:  # char vocab is only known from the data; tiny Shakespeare has 65
+        cfg.model.vocab_size = {"digits": 10, "char": 65, "gpt2": 50257}[cfg.data.tokenizer]
+    return {
+        "name": preset.name,
+        "description": preset.description,
+        "profile": cfg.profile,
+        "params": estimate_params(cfg.model),
+        "tokens_per_step": cfg.tokens_per_step(1),
+        "max_steps": cfg.train.max_steps,
+        "config": cfg,
+    }

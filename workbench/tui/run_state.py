@@ -1,0 +1,180 @@
+"""What the app knows about one run, rebuilt from its events.
+
+`RunState.apply(event)` is the only way in: a live run, an attached run and a
+replayed run all feed the same events through it, so they all look the same.
+Everything shown on the dashboard (curves, stats, status) is derived here from
+event fields and event timestamps, never from the UI's wall clock, so a
+recorded `events.jsonl` always renders the same screen.
+
+Plain Python: no Textual, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# How many recent step events the ETA's steps-per-second rate is taken over.
+ETA_WINDOW = 10
+
+
+@dataclass
+class Series:
+    """One metric over training: parallel lists of step, elapsed seconds and value."""
+
+    steps: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    version: int = 0  # bumped on every change, so plots know when to redraw
+
+    def add(self, step: int, elapsed: float, value: float | None) -> None:
+        # A resumed run repeats the steps after its last checkpoint: the new
+        # points replace the old ones from there on.
+        while self.steps and self.steps[-1] >= step:
+            self.steps.pop()
+            self.times.pop()
+            self.values.pop()
+        if value is not None:
+            self.steps.append(step)
+            self.times.append(elapsed)
+            self.values.append(value)
+        self.version += 1
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class Crash:
+    """Why a run ended badly, as far as the app can tell."""
+
+    exit_code: int | None  # None when the trainer was not our child (attached run)
+    stderr_tail: list[str]
+    error: dict | None  # the last `error` event, if the trainer managed to send one
+
+
+class RunState:
+    """The dashboard's model of a run: curves, latest numbers, status."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.started: dict | None = None  # the latest run_started event
+        self.config: dict = {}
+        self.status = "starting"
+        self.last_step: dict | None = None
+        self.recent_steps: list[dict] = []  # the last ETA_WINDOW step events
+        self.best_val_loss: float | None = None
+        self.metrics: dict = {}
+        self.last_checkpoint: dict | None = None
+        self.last_error: dict | None = None
+        self.finished: dict | None = None  # the run_finished event
+        self.crash: Crash | None = None
+        self.series = {name: Series() for name in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_sec")}
+        self.version = 0  # bumped on every applied event
+
+    # -- feeding -----------------------------------------------------------
+
+    def apply(self, event: dict) -> None:
+        kind = event["event"]
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler:
+            handler(event)
+        self.version += 1
+
+    def _on_run_started(self, e: dict) -> None:
+        self.started = e
+        self.config = e.get("config") or {}
+        self.finished = None  # a resume re-opens a run
+        self.crash = None
+        self.recent_steps = []
+
+    def _on_step(self, e: dict) -> None:
+        self.last_step = e
+        self.recent_steps = [*self.recent_steps[-(ETA_WINDOW - 1):], e]
+        step, elapsed = e["step"], e.get("elapsed_s") or 0.0
+        for name in ("loss", "lr", "grad_norm", "tokens_per_sec"):
+            self.series[name].add(step, elapsed, e.get(name))
+        if self.status in ("starting", "compiling"):
+            self.status = "training"
+
+    def _on_eval(self, e: dict) -> None:
+        # Evals carry no elapsed time of their own; they belong to the step just logged.
+        elapsed = self.last_step.get("elapsed_s", 0.0) if self.last_step else 0.0
+        self.series["val_loss"].add(e["step"], elapsed, e.get("val_loss"))
+        val = e.get("val_loss")
+        if val is not None and (self.best_val_loss is None or val < self.best_val_loss):
+            self.best_val_loss = val
+        self.metrics = e.get("metrics") or self.metrics
+
+    def _on_status(self, e: dict) -> None:
+        self.status = e["state"]
+
+    def _on_checkpoint(self, e: dict) -> None:
+        self.last_checkpoint = e
+
+    def _on_error(self, e: dict) -> None:
+        if e.get("kind") != "prompt":  # a bad sampling prompt is the console's business
+            self.last_error = e
+
+    def _on_run_finished(self, e: dict) -> None:
+        self.finished = e
+        self.status = "crashed" if e["reason"] == "error" else "finished"
+        if e.get("best_val_loss") is not None:
+            self.best_val_loss = e["best_val_loss"]
+        self.metrics = e.get("metrics") or self.metrics
+        if e["reason"] == "error":
+            self.crash = Crash(exit_code=None, stderr_tail=[], error=self.last_error)
+
+    def mark_crashed(self, exit_code: int | None, stderr_tail: list[str]) -> None:
+        """The trainer is gone without a clean run_finished (exception, OOM, killed)."""
+        self.status = "crashed"
+        self.crash = Crash(exit_code=exit_code, stderr_tail=list(stderr_tail), error=self.last_error)
+        self.version += 1
+
+    # -- derived numbers -----------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def preset(self) -> str:
+        return self.config.get("preset", "")
+
+    @property
+    def step(self) -> int:
+        step = self.last_step["step"] if self.last_step else 0
+        return max(step, self.finished["step"]) if self.finished else step
+
+    @property
+    def max_steps(self) -> int:
+        return self.config.get("train", {}).get("max_steps", 0)
+
+    @property
+    def elapsed_s(self) -> float | None:
+        return self.last_step.get("elapsed_s") if self.last_step else None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds to max_steps at the pace of the last few logged steps."""
+        if self.finished or len(self.recent_steps) < 2 or self.status in ("paused", "crashed"):
+            return None
+        first, last = self.recent_steps[0], self.recent_steps[-1]
+        steps = last["step"] - first["step"]
+        seconds = (last.get("elapsed_s") or 0.0) - (first.get("elapsed_s") or 0.0)
+        if steps <= 0 or seconds <= 0:
+            return None
+        return max(0.0, (self.max_steps - last["step"]) * seconds / steps)
+
+    @property
+    def tokens_seen(self) -> int | None:
+        if not self.last_step:
+            return None
+        seen = self.last_step.get("tokens_seen")
+        if seen is None and self.started:
+            seen = self.last_step["step"] * self.started.get("tokens_per_step", 0)
+        return seen
+
+    @property
+    def is_over(self) -> bool:
+        return self.status in ("finished", "crashed")

@@ -1,0 +1,115 @@
+"""The two ways a run screen is connected to a trainer.
+
+- `LaunchedTrainer`: the app started the trainer itself. Its stdout pipe is
+  read on the launcher's reader threads; a thread worker waits for it to exit.
+  It is always started detached (its own session) so that it can keep training
+  after the app quits.
+- `FollowedRun`: someone else started it (`gptbench run --headless` in another
+  terminal), or it is long finished. A thread worker tails its `events.jsonl`,
+  another watches whether a trainer still listens on the run's control FIFO.
+
+Both deliver events through an `EventBatch` to the owning screen and send
+commands through the run directory's control FIFO, so everything above them is
+the same for a run we launched, one we attached to, and one we replay.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from textual.dom import DOMNode
+from textual.worker import get_current_worker
+
+from ..control import is_live, send_command
+from ..launcher import TrainerProcess
+from ..runs import follow_events
+from .messages import EventBatch, TrainerExited, TrainerLiveness
+
+# Thread workers poll their cancellation this often: Textual waits for them on exit.
+POLL_S = 0.2
+LIVENESS_POLL_S = 1.0
+
+
+class LaunchedTrainer:
+    """A trainer subprocess started by the app."""
+
+    owns_process = True
+
+    def __init__(self, owner: DOMNode, argv: list[str], run_dir: Path):
+        self.owner = owner
+        self.run_dir = Path(run_dir)
+        self.batch = EventBatch(owner, "trainer")
+        self.process = TrainerProcess(
+            argv, self.run_dir, on_event=self.batch.add_event, on_stderr=self.batch.add_stderr, detach=True
+        )
+
+    def start(self) -> None:
+        self.process.start()
+        self.owner.run_worker(self._wait_for_exit, thread=True, group="trainer", name="wait for the trainer")
+
+    def _wait_for_exit(self) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            try:
+                code = self.process.wait(timeout=POLL_S)
+            except subprocess.TimeoutExpired:
+                continue
+            self.owner.post_message(TrainerExited(code, list(self.process.stderr_tail)))
+            return
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, cmd: str, **fields) -> None:
+        send_command(self.run_dir, cmd, **fields)
+
+    def close(self) -> None:
+        """Stop watching; the process itself is left alone (it may outlive us)."""
+        self.owner.workers.cancel_group(self.owner, "trainer")
+
+
+class FollowedRun:
+    """A run read from its directory: history first, then live events if it trains."""
+
+    owns_process = False
+
+    def __init__(self, owner: DOMNode, run_dir: Path):
+        self.owner = owner
+        self.run_dir = Path(run_dir)
+        self.batch = EventBatch(owner, "trainer")
+        self.live = False
+
+    def start(self) -> None:
+        self.owner.run_worker(self._follow, thread=True, group="trainer", name="follow events.jsonl")
+        self.owner.run_worker(self._watch_liveness, thread=True, group="trainer", name="watch the control FIFO")
+
+    def _follow(self) -> None:
+        worker = get_current_worker()
+        for event in follow_events(self.run_dir, lambda: worker.is_cancelled, poll_s=POLL_S):
+            self.batch.add_event(event)
+
+    def _watch_liveness(self) -> None:
+        worker = get_current_worker()
+        reported: bool | None = None
+        next_check = 0.0
+        while not worker.is_cancelled:
+            if time.monotonic() >= next_check:
+                live = is_live(self.run_dir)
+                if live != reported:
+                    reported = self.live = live
+                    self.owner.post_message(TrainerLiveness(live))
+                next_check = time.monotonic() + LIVENESS_POLL_S
+            time.sleep(POLL_S)
+
+    @property
+    def running(self) -> bool:
+        return self.live
+
+    def send(self, cmd: str, **fields) -> None:
+        send_command(self.run_dir, cmd, **fields)
+
+    def close(self) -> None:
+        self.owner.workers.cancel_group(self.owner, "trainer")
