@@ -121,11 +121,11 @@ class RunSummary:
 
     @property
     def started_text(self) -> str:
-        return datetime.fromtimestamp(self.started).strftime("%Y-%m-%d %H:%M") if self.started else "-"
+        return datetime.fromtimestamp(self.started).strftime("%m-%d %H:%M") if self.started else "-"
 
     @property
     def metric_text(self) -> str:
-        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.metrics.items()) or "-"
+        return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.metrics.items()) or "-"
 
 
 def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSummary:

@@ -19,8 +19,8 @@ def list_runs(root: Path | None) -> None:
         console.print(f"No runs under {root}. Start one with: gptbench run addition --headless")
         return
     table = Table(title=f"runs in {root}", title_justify="left")
-    for column in ("run", "preset", "status", "steps", "best val loss", "task metric", "started"):
-        table.add_column(column, justify="right" if column in ("steps", "best val loss") else "left")
+    for column in ("run", "preset", "status", "steps", "best val", "task metric", "started"):
+        table.add_column(column, justify="right" if column in ("steps", "best val") else "left", no_wrap=column != "task metric")
     for s in summaries:
         best = f"{s.best_val_loss:.4f}" if s.best_val_loss is not None else "-"
         table.add_row(s.path.name, s.preset, s.status, f"{s.step}/{s.max_steps}", best, s.metric_text, s.started_text)

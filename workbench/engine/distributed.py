@@ -8,6 +8,7 @@ are a world of one and nothing here does any communication.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,16 @@ def init_world(device_kind: str) -> World:
 def shutdown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def main_process_first(world: World):
+    """Rank 0 runs the block first (e.g. fills a cache); the others wait, then run it."""
+    if world.distributed and not world.is_main:
+        dist.barrier()
+    yield
+    if world.distributed and world.is_main:
+        dist.barrier()
 
 
 def mean_across(world: World, t: torch.Tensor) -> torch.Tensor:

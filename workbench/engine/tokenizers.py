@@ -40,6 +40,7 @@ class PromptError(ConfigError):
 class Tokenizer:
     name: str
     vocab_size: int
+    start_id: int  # what a sample with an empty prompt starts from
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -62,6 +63,7 @@ class DigitTokenizer(Tokenizer):
 
     name = "digits"
     vocab_size = 10
+    start_id = 0
 
     def encode(self, text: str) -> list[int]:
         bad = sorted({c for c in text if c not in "0123456789"})
@@ -85,6 +87,7 @@ class CharTokenizer(Tokenizer):
         self.chars = chars
         self.vocab_size = len(chars)
         self.stoi = {c: i for i, c in enumerate(chars)}
+        self.start_id = self.stoi.get("\n", 0)  # nanoGPT samples from a newline
 
     @classmethod
     def from_text(cls, text: str) -> "CharTokenizer":
@@ -113,7 +116,7 @@ class GPT2Tokenizer(Tokenizer):
 
     name = "gpt2"
     vocab_size = 50257
-    eot = 50256
+    eot = start_id = 50256
 
     def __init__(self):
         self.encoding = _gpt2_encoding()

@@ -35,7 +35,7 @@ from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE
 from . import checkpoint
 from .data import build_dataset
 from .device import DeviceSetup
-from .distributed import World, any_across, mean_across, weights_fingerprint
+from .distributed import World, any_across, main_process_first, mean_across, weights_fingerprint
 from .event_log import EventLog
 from .model import GPT
 from .optim import lr_at, make_optimizer
@@ -48,8 +48,10 @@ class Trainer:
         t = cfg.train
         torch.manual_seed(t.seed + world.rank)  # dropout differs per rank; weights start equal (see below)
 
-        # Data first: it fixes the vocabulary size the model needs.
-        self.dataset = build_dataset(cfg, setup.device)
+        # Data first: it fixes the vocabulary size the model needs. One process
+        # tokenizes and fills the cache; the others then read it.
+        with main_process_first(world):
+            self.dataset = build_dataset(cfg, setup.device)
         self.grad_accum = cfg.grad_accum_steps(world.size)
         self.tokens_per_step = cfg.tokens_per_step(world.size)
         self.stream = self.dataset.train_stream(t.batch_size, self.grad_accum, world.rank, world.size, t.seed)
@@ -336,8 +338,10 @@ class NonFiniteLoss(RuntimeError):
         self.step = step
 
 
-def write_run_files(cfg: Config, run_dir: Path, setup: DeviceSetup, world: World) -> None:
-    """config.json and meta.json: everything needed to understand or rebuild the run."""
+def write_run_files(trainer: Trainer) -> None:
+    """config.json, meta.json, tokenizer.json: everything needed to understand or rebuild the run."""
+    cfg, run_dir, setup, world = trainer.cfg, trainer.run_dir, trainer.setup, trainer.world
+    trainer.dataset.tokenizer.save(run_dir)
     (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     meta = {
         "gptbench": __version__,

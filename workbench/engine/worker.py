@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import presets
 from ..config import Config, ConfigError, parse_override, set_value, validate
+from ..events import encode, make
 from ..runs import CONFIG_FILE, EVENTS_FILE, read_json
 
 EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
@@ -52,8 +53,6 @@ def resolve_config(args: argparse.Namespace, device_kind: str) -> Config:
         return cfg
     if not args.preset:
         raise ConfigError("No preset given.", "pass --preset NAME, or --resume to continue a run.")
-    if (args.run_dir / EVENTS_FILE).exists():
-        raise ConfigError(f"{args.run_dir} already holds a run.", "continue it with --resume, or choose another --run-dir.")
     return presets.resolve(presets.load(args.preset), args.overrides, device_kind)
 
 
@@ -72,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     from .trainer import NonFiniteLoss, Trainer, write_run_files
 
     is_main = rank == 0
+    if is_main and not args.resume and (args.run_dir / EVENTS_FILE).exists():
+        # Say so on the stream only: this run's events.jsonl belongs to the run it holds.
+        err = make("error", kind="config", message=f"{args.run_dir} already holds a run.",
+                   hint="continue it with --resume, or choose another --run-dir.")
+        stream.write(encode(err) + "\n")
+        return 2
     if is_main:
         args.run_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(args.run_dir, stream, enabled=is_main)
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             log.emit("status", state="starting")
         trainer = Trainer(cfg, args.run_dir, setup, world, log, resume=args.resume)
         if world.is_main:
-            write_run_files(cfg, args.run_dir, setup, world)
+            write_run_files(trainer)
         reason = trainer.run()
         trainer.finish(reason)
         return EXIT_CODES[reason]

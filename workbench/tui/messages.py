@@ -78,9 +78,10 @@ class TrainerLiveness(Message):
 
 
 class SamplerExited(Message):
-    """The checkpoint sampler subprocess exited."""
+    """A checkpoint sampler subprocess exited."""
 
-    def __init__(self, exit_code: int, stderr_tail: list[str]):
+    def __init__(self, sampler: object, exit_code: int, stderr_tail: list[str]):
         super().__init__()
+        self.sampler = sampler
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail

@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# How many recent step events the ETA's steps-per-second rate is taken over.
-ETA_WINDOW = 10
+from ..progress import eta_seconds
+
+# The ETA is taken at the pace of the last few step events (as headless prints it).
+ETA_WINDOW = 5
 
 
 @dataclass
@@ -62,7 +64,7 @@ class RunState:
         self.config: dict = {}
         self.status = "starting"
         self.last_step: dict | None = None
-        self.recent_steps: list[dict] = []  # the last ETA_WINDOW step events
+        self.recent_steps: list[dict] = []  # the last ETA_WINDOW + 1 step events
         self.best_val_loss: float | None = None
         self.metrics: dict = {}
         self.last_checkpoint: dict | None = None
@@ -90,7 +92,7 @@ class RunState:
 
     def _on_step(self, e: dict) -> None:
         self.last_step = e
-        self.recent_steps = [*self.recent_steps[-(ETA_WINDOW - 1):], e]
+        self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], e]
         step, elapsed = e["step"], e.get("elapsed_s") or 0.0
         for name in ("loss", "lr", "grad_norm", "tokens_per_sec"):
             self.series[name].add(step, elapsed, e.get(name))
@@ -157,14 +159,9 @@ class RunState:
     @property
     def eta_s(self) -> float | None:
         """Seconds to max_steps at the pace of the last few logged steps."""
-        if self.finished or len(self.recent_steps) < 2 or self.status in ("paused", "crashed"):
+        if self.finished or self.status in ("paused", "crashed"):
             return None
-        first, last = self.recent_steps[0], self.recent_steps[-1]
-        steps = last["step"] - first["step"]
-        seconds = (last.get("elapsed_s") or 0.0) - (first.get("elapsed_s") or 0.0)
-        if steps <= 0 or seconds <= 0:
-            return None
-        return max(0.0, (self.max_steps - last["step"]) * seconds / steps)
+        return eta_seconds(self.recent_steps, self.max_steps, window=ETA_WINDOW)
 
     @property
     def tokens_seen(self) -> int | None:

@@ -1,0 +1,45 @@
+"""RunStats: the numbers beside the plots, rendered from a RunState."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.widgets import Static
+
+from ...progress import format_count, format_duration
+from .. import units
+from ..run_state import RunState
+
+
+class RunStats(Static):
+    def show(self, state: RunState) -> None:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(no_wrap=True)
+        for label, value in self.rows(state):
+            table.add_row(label, value)
+        self.update(table)
+
+    @staticmethod
+    def rows(state: RunState) -> list[tuple[str, str]]:
+        step = state.last_step or {}
+        started = state.started or {}
+        rows = [
+            ("step", f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
+            ("elapsed", format_duration(state.elapsed_s)),
+            ("ETA", format_duration(state.eta_s)),
+            ("tokens", format_count(state.tokens_seen)),
+            ("tok/s", format_count(step.get("tokens_per_sec"))),
+            ("MFU", units.percent(step.get("mfu"))),
+            ("loss", units.number(step.get("loss"))),
+            ("best val", units.number(state.best_val_loss)),
+        ]
+        rows += [(name.replace("_", " "), units.number(value)) for name, value in state.metrics.items()]
+        device = started.get("device_name") or started.get("device")
+        rows += [
+            ("device", device or units.DASH),
+            ("dtype", started.get("dtype") or units.DASH),
+            ("compile", {True: "on", False: "off"}.get(started.get("compile"), units.DASH)),
+        ]
+        if step.get("gpu_mem_gb") is not None:
+            rows.append(("GPU mem", f"{step['gpu_mem_gb']:.1f} GB"))
+        return rows

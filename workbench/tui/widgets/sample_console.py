@@ -1,0 +1,160 @@
+"""SampleConsole: the Talk tab. Type a prompt, watch the continuation stream in.
+
+The console only collects prompts and shows answers: it posts `Submitted`
+with the prompt and the sampling settings, and the run screen decides where
+the prompt goes (the live trainer, or a sampler serving a checkpoint) and feeds
+the streamed `sample` events back through `add_piece` / `fail`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Group
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static
+
+from ...config import ConfigError
+
+
+@dataclass
+class SampleSettings:
+    temperature: float = 0.8
+    top_k: int = 200  # 0: no top-k cut
+    top_p: float = 1.0
+    max_new_tokens: int = 200
+
+
+class SampleExchange(Static):
+    """One prompt and its answer, growing as pieces arrive."""
+
+    def __init__(self, prompt: str, source: str):
+        super().__init__(classes="exchange")
+        self.prompt, self.source = prompt, source
+        self.text = ""
+        self.final: dict | None = None  # the done=True event (answer/expected/correct for addition)
+        self.error: tuple[str, str] | None = None
+        self.redraw()
+
+    def redraw(self) -> None:
+        parts = [Text.assemble(("› ", "bold"), (self.prompt, "bold"), (f"   {self.source}", "dim"))]
+        if self.final and "correct" in self.final:  # addition: the answer and its verdict say it all
+            verdict = ("✓ right", "bold green") if self.final["correct"] else (f"✗ wrong, expected {self.final.get('expected')}", "bold red")
+            parts.append(Text.assemble("= ", (str(self.final.get("answer")), "bold"), "   ", verdict))
+        elif self.text:
+            parts.append(Text(self.text))
+        if self.error:
+            message, hint = self.error
+            parts.append(Text(f"{message}{f' Hint: {hint}' if hint else ''}", style="bold red"))
+        elif self.final is None:
+            parts.append(Text("…", style="dim"))
+        self.update(Group(*parts))
+
+
+def parse_settings(temperature: str, top_k: str, top_p: str, max_new_tokens: str) -> SampleSettings:
+    """The settings row as typed; ConfigError names the bad field, like the CLI."""
+    try:
+        settings = SampleSettings(float(temperature), int(top_k), float(top_p), int(max_new_tokens))
+    except ValueError:
+        raise ConfigError("The sampling settings must be numbers.", "e.g. temperature 0.8, top-k 200, top-p 1.0, max 200.") from None
+    if settings.temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}.", "0 is greedy; try 0.8.")
+    if settings.top_k < 0:
+        raise ConfigError(f"top-k must be >= 0, got {top_k}.", "0 turns the top-k cut off; try 200.")
+    if not 0 < settings.top_p <= 1:
+        raise ConfigError(f"top-p must be in (0, 1], got {top_p}.", "1.0 turns nucleus sampling off.")
+    if settings.max_new_tokens < 1:
+        raise ConfigError(f"max tokens must be at least 1, got {max_new_tokens}.", "try 200.")
+    return settings
+
+
+class SampleConsole(Vertical):
+    class Submitted(Message):
+        def __init__(self, prompt: str, settings: SampleSettings):
+            super().__init__()
+            self.prompt, self.settings = prompt, settings
+
+    class CheckpointChosen(Message):
+        def __init__(self, checkpoint: str):
+            super().__init__()
+            self.checkpoint = checkpoint
+
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id)
+        self._exchanges: dict[str, SampleExchange] = {}
+
+    def compose(self) -> ComposeResult:
+        defaults = SampleSettings()
+        yield VerticalScroll(id="history")
+        with Horizontal(id="sample-settings"):
+            for field, label, value, kind in (
+                ("temperature", "temp", defaults.temperature, "number"),
+                ("top_k", "top-k", defaults.top_k, "integer"),
+                ("top_p", "top-p", defaults.top_p, "number"),
+                ("max_new_tokens", "max", defaults.max_new_tokens, "integer"),
+            ):
+                yield Label(label)
+                yield Input(str(value), type=kind, id=field, compact=True, classes="setting")
+            yield Select([("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True)
+        yield Input(placeholder="prompt, Enter to sample (addition: 23+58)", id="prompt")
+
+    def show_checkpoint_choice(self, visible: bool) -> None:
+        """Only a finished run samples from a checkpoint; a live one uses the training model."""
+        self.query_one("#checkpoint", Select).display = visible
+
+    @property
+    def checkpoint(self) -> str:
+        return str(self.query_one("#checkpoint", Select).value)
+
+    @on(Input.Submitted, "#prompt")
+    def _submit(self, event: Input.Submitted) -> None:
+        prompt = event.value
+        if not prompt.strip():
+            return
+        values = {i.id: i.value for i in self.query(".setting").results(Input)}
+        try:
+            settings = parse_settings(**values)
+        except ConfigError as exc:
+            self.notify(f"{exc.message} {exc.hint}", severity="error", title="sampling settings")
+            return
+        event.input.clear()
+        self.post_message(self.Submitted(prompt, settings))
+
+    @on(Select.Changed, "#checkpoint")
+    def _checkpoint_changed(self, event: Select.Changed) -> None:
+        self.post_message(self.CheckpointChosen(str(event.value)))
+
+    # -- answers, fed by the run screen -----------------------------------
+
+    def begin(self, sample_id: str, prompt: str, source: str) -> None:
+        exchange = SampleExchange(prompt, source)
+        self._exchanges[sample_id] = exchange
+        history = self.query_one("#history", VerticalScroll)
+        history.mount(exchange)
+        history.scroll_end(animate=False)
+
+    def add_piece(self, event: dict) -> None:
+        exchange = self._exchanges.get(event["id"])
+        if exchange is None:
+            return  # someone else's prompt (another app attached to the same run)
+        exchange.text += event.get("text", "")
+        if event.get("done"):
+            exchange.final = event
+        exchange.redraw()
+        self.query_one("#history", VerticalScroll).scroll_end(animate=False)
+
+    def fail(self, sample_id: str, message: str, hint: str = "") -> None:
+        exchange = self._exchanges.get(sample_id)
+        if exchange is not None:
+            exchange.error = (message, hint)
+            exchange.redraw()
+
+    def fail_pending(self, message: str, hint: str = "") -> None:
+        """The sampler died: every unanswered prompt gets the reason."""
+        for sample_id, exchange in self._exchanges.items():
+            if exchange.final is None and exchange.error is None:
+                self.fail(sample_id, message, hint)

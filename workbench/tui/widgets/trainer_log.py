@@ -1,0 +1,50 @@
+"""TrainerLog: the trainer's log, its notable events and its stderr, as they come."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from ...progress import format_count
+from .. import units
+
+
+def describe(event: dict) -> Text | None:
+    """One log line for the events worth a line; None for the rest (steps are plotted)."""
+    kind = event["event"]
+    if kind == "log":
+        return Text(event["message"])
+    if kind == "run_started":
+        return Text(
+            f"run started: {format_count(event['params'])} params on {event.get('device_name') or event['device']}"
+            f" ({event['dtype']}, compile {'on' if event['compile'] else 'off'}), {event['tokens_per_step']:,} tokens/step"
+        )
+    if kind == "status":
+        return Text(f"status: {event['state']}", style="dim")
+    if kind == "eval":
+        metrics = "".join(f", {k} {units.number(v)}" for k, v in (event.get("metrics") or {}).items())
+        return Text(f"eval at step {event['step']}: val loss {units.number(event['val_loss'])}{metrics}")
+    if kind == "checkpoint":
+        return Text(f"checkpoint at step {event['step']}: {event['path']}", style="green")
+    if kind == "error" and event.get("kind") != "prompt":
+        hint = f" Hint: {event['hint']}" if event.get("hint") else ""
+        return Text(f"error ({event['kind']}): {event['message']}{hint}", style="bold red")
+    if kind == "run_finished":
+        return Text(f"run finished ({event['reason']}) at step {event['step']}", style="bold")
+    return None
+
+
+class TrainerLog(RichLog):
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id, max_lines=2000, wrap=True, markup=False)
+        self.border_title = "log"
+
+    def add_events(self, events: list[dict]) -> None:
+        for event in events:
+            line = describe(event)
+            if line is not None:
+                self.write(line)
+
+    def add_stderr(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(Text(line, style="dim"))
