@@ -64,8 +64,11 @@ class CommandInbox:
         return commands
 
     def close(self) -> None:
+        """Stop listening; senders now get RunNotLive. Safe to call twice."""
         for fd in (self._read_fd, self._keepalive_fd):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+        self._read_fd = self._keepalive_fd = -1
         self.path.unlink(missing_ok=True)
 
 

@@ -125,7 +125,10 @@ class RunSummary:
 
     @property
     def metric_text(self) -> str:
-        return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.metrics.items()) or "-"
+        # the task's headline number (addition: held-out accuracy)
+        for key, value in self.metrics.items():
+            return f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
+        return "-"
 
 
 def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSummary:

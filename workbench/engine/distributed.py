@@ -39,8 +39,12 @@ def init_world(device_kind: str) -> World:
     return world
 
 
-def shutdown(world: World) -> None:
+def shutdown(world: World, clean: bool) -> None:
     if world.distributed and dist.is_initialized():
+        if clean:
+            # Leave together: a rank that tears down while another still talks makes gloo abort.
+            # (Not after a failure: the other ranks may never arrive.)
+            dist.barrier()
         dist.destroy_process_group()
 
 

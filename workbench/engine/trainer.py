@@ -103,7 +103,7 @@ class Trainer:
 
     def _loop(self) -> str:
         t = self.cfg.train
-        self.log.emit("status", state="compiling" if self.setup.compile else "training")
+        self.log.emit("status", state="compiling" if self.setup.compile else "training", step=self.step)
         norms = []  # device tensors, one per step since the last log (losses: self.pending_losses)
         interval_start, interval_steps = time.time(), 0
         run_start = interval_start
@@ -131,7 +131,7 @@ class Trainer:
                 if self.setup.kind == "cuda":
                     extra["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
                 if first_log:
-                    self.log.emit("status", state="training")
+                    self.log.emit("status", state="training", step=self.step)
                     first_log = False
                 self.log.emit(
                     "step", step=self.step, loss=sum(loss_values) / len(loss_values), lr=lr_at(self.step - 1, t),
@@ -158,7 +158,7 @@ class Trainer:
             if self.pause_now and not self.stop_now:
                 self._pause()
             if self.stop_now:
-                self.log.emit("status", state="stopping")
+                self.log.emit("status", state="stopping", step=self.step)
                 self._save_last()
                 return "stopped"
             if log_now:
@@ -206,7 +206,7 @@ class Trainer:
     def _evaluate(self) -> bool:
         """Val loss and task metrics; saves best.pt. True when a target is reached."""
         t = self.cfg.train
-        self.log.emit("status", state="evaluating")
+        self.log.emit("status", state="evaluating", step=self.step)
         self.compiled.eval()
         total = torch.zeros((), device=self.setup.device)
         for x, y in self.dataset.val_batches(t.batch_size, t.eval_steps):
@@ -221,7 +221,7 @@ class Trainer:
         if self.world.is_main and (self.best_val_loss is None or val_loss < self.best_val_loss):
             self.best_val_loss = val_loss
             self._save(BEST_CKPT, with_optimizer=False)
-        self.log.emit("status", state="training")
+        self.log.emit("status", state="training", step=self.step)
         hit_loss = t.target_val_loss > 0 and val_loss <= t.target_val_loss
         hit_acc = t.target_accuracy > 0 and metrics.get("accuracy", 0.0) >= t.target_accuracy
         if hit_loss or hit_acc:
@@ -294,7 +294,7 @@ class Trainer:
 
     def _pause(self) -> None:
         """Sit between steps, still answering commands, until resumed or stopped."""
-        self.log.emit("status", state="paused")
+        self.log.emit("status", state="paused", step=self.step)
         while self.pause_now and not self.stop_now:
             time.sleep(0.05)
             self._decide()
@@ -302,7 +302,7 @@ class Trainer:
                 self._save_last()
                 self.checkpoint_now = False
         if not self.stop_now:
-            self.log.emit("status", state="training")
+            self.log.emit("status", state="training", step=self.step)
 
     def _sample(self, cmd: dict) -> None:
         """Answer a prompt from the live model without touching training state.
@@ -329,7 +329,7 @@ class Trainer:
             "run_finished", reason=reason, step=self.step, best_val_loss=self.best_val_loss,
             metrics=self.last_metrics, **fields,
         )
-        self.log.emit("status", state="finished")
+        self.log.emit("status", state="finished", step=self.step)
 
 
 class NonFiniteLoss(RuntimeError):

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     log = EventLog(args.run_dir, stream, enabled=is_main)
     trainer = None
     world = None
+    finished = False
     try:
         cfg = resolve_config(args, detect_kind())
         setup = setup_device(cfg.train, int(os.environ.get("LOCAL_RANK", 0)))
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             write_run_files(trainer)
         reason = trainer.run()
         trainer.finish(reason)
+        finished = True
         return EXIT_CODES[reason]
     except (ConfigError, CheckpointError) as exc:
         return _fail(log, trainer, "config", exc.message, exc.hint, 2)
@@ -107,13 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(log, trainer, "internal", f"{type(exc).__name__}: {exc}", "this is a gptbench bug; the traceback is on stderr.", 1)
     finally:
         if world is not None:
-            shutdown(world)
+            shutdown(world, clean=finished)
         log.close()
 
 
 def _fail(log, trainer, kind: str, message: str, hint: str, code: int) -> int:
-    if trainer is not None and trainer.inbox:
-        trainer.inbox.close()
     log.emit("error", kind=kind, message=message, hint=hint)
     step = trainer.step if trainer else 0
     best = trainer.best_val_loss if trainer else None

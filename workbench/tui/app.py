@@ -21,8 +21,10 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from .. import presets
 from ..launcher import trainer_command
 from ..runs import new_run_dir, require_run_dir
+from .estimate import guess_device_kind
 from .palette import ScreenActions
 from .screens.compare import CompareScreen
 from .screens.picker import PickerScreen
@@ -40,9 +42,11 @@ class GPTBenchApp(App):
     COMMANDS = App.COMMANDS | {ScreenActions}
     BINDINGS = [Binding("q", "quit", "Quit", tooltip="Quit (asks first if a run launched here still trains)", id="app.quit")]
 
-    def __init__(self, attach: Path | None = None):
+    def __init__(self, attach: Path | None = None, preset: str | None = None, overrides: list[str] = ()):
+        """`attach`: open that run. `preset`: launch it (with `overrides`) at once."""
         super().__init__()
         self.attach = attach
+        self.preset, self.overrides = preset, list(overrides)
         self.run_screens: dict[Path, RunScreen] = {}  # the installed ones, by run dir
         self.quitting = False
 
@@ -50,6 +54,8 @@ class GPTBenchApp(App):
         self.push_screen(PickerScreen())
         if self.attach:
             self.open_run(self.attach)
+        elif self.preset:
+            self.launch_run(self.preset, self.overrides)
 
     # -- navigation, called by the screens -----------------------------------
 
@@ -110,8 +116,12 @@ class GPTBenchApp(App):
             self.exit()
 
 
-def run_app(attach: Path | None = None) -> None:
-    """`gptbench` opens the picker; `gptbench attach RUN_DIR` opens that run."""
+def run_app(attach: Path | None = None, preset: str | None = None, overrides: list[str] = ()) -> None:
+    """`gptbench` opens the picker; `gptbench attach RUN_DIR` opens that run;
+    `gptbench run PRESET` launches it. Mistakes raise ConfigError before the
+    app takes the screen over."""
     if attach is not None:
-        attach = require_run_dir(attach)  # ConfigError before the screen is taken over
-    GPTBenchApp(attach=attach).run()
+        require_run_dir(attach)
+    if preset is not None:
+        presets.resolve(presets.load(preset), list(overrides), guess_device_kind())
+    GPTBenchApp(attach=attach, preset=preset, overrides=overrides).run()

@@ -77,8 +77,7 @@ class CompareScreen(Screen):
             legend.add_column(no_wrap=True)
         legend.add_row(*(Text(h, style="dim") for h in ("run", "status", "step", "best val", "metric")))
         for s, color in zip(states, colors):
-            metric = ", ".join(f"{k} {units.number(v)}" for k, v in s.metrics.items()) or units.DASH
-            legend.add_row(Text(f"■ {s.name}", style=color), s.status, f"{s.step:,}", units.number(s.best_val_loss), metric)
+            legend.add_row(Text(f"■ {s.name}", style=color), s.status, f"{s.step:,}", units.number(s.best_val_loss), units.headline_metric(s.metrics))
         self.query_one("#compare-legend", Static).update(legend)
 
     def _apply(self) -> None:

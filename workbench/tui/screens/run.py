@@ -68,6 +68,7 @@ class RunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(SampleConsole).show_checkpoint_choice(not self.link.owns_process)
         self.link.start()
         self.set_interval(REDRAW_S, self.redraw)
         self.redraw()
@@ -210,8 +211,8 @@ class RunScreen(Screen):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        if tab == "talk":
-            self.query_one("#prompt").focus()
+        # Focus follows the tab: left inside the hidden tab, it would switch right back.
+        self.query_one("#prompt" if tab == "talk" else "#log").focus()
 
     def action_toggle_smoothing(self) -> None:
         self.smoothing = not self.smoothing
@@ -241,7 +242,7 @@ class RunScreen(Screen):
     def _sample(self, message: SampleConsole.Submitted) -> None:
         console = self.query_one(SampleConsole)
         sample_id = uuid.uuid4().hex[:8]
-        fields = dict(id=sample_id, prompt=message.prompt, **vars(message.settings))
+        fields = dict(id=sample_id, prompt=message.prompt, **message.settings.command_fields())
         if self.trainer_running:
             console.begin(sample_id, message.prompt, f"live model, step {self.state.step}")
             if not self._send("sample", **fields):

@@ -33,7 +33,7 @@ class RunsScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Static(f"runs in {runs_root().resolve()} · enter opens · space marks · c compares", id="runs-title")
+        yield Static(f"runs in {runs_root()} · enter opens · space marks · c compares", id="runs-title")
         yield RunsTable(id="runs-table")
         yield Footer()
 

@@ -26,5 +26,5 @@ class CrashPanel(Static):
         if resumable:
             parts.append(Text("Press R to resume from the last checkpoint.", style="bold"))
         else:
-            parts.append(Text("No checkpoint was saved, so there is nothing to resume from."))
+            parts.append(Text("The run directory has no last.pt, so there is nothing to resume from."))
         self.update(Group(*parts))

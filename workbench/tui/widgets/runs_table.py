@@ -13,13 +13,6 @@ from ...runs import RunSummary
 STATUS_STYLE = {"running": "bold green", "completed": "green", "stopped": "yellow", "error": "red", "crashed": "bold red", "empty": "dim"}
 
 
-def first_metric(metrics: dict) -> str:
-    """The task's headline metric (addition: accuracy); the rest is in the run."""
-    for name, value in metrics.items():
-        return f"{name} {units.number(value)}"
-    return units.DASH
-
-
 class RunsTable(DataTable):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
@@ -43,7 +36,7 @@ class RunsTable(DataTable):
                 Text(s.status, style=STATUS_STYLE.get(s.status, "")),
                 f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                 units.number(s.best_val_loss),
-                first_metric(s.metrics),
+                units.headline_metric(s.metrics),
                 s.preset,
                 s.started_text,
                 key=str(s.path),

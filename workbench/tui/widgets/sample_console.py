@@ -21,12 +21,21 @@ from textual.widgets import Input, Label, Select, Static
 from ...config import ConfigError
 
 
+# The sampler reads a missing top_k as its default (200); a k larger than any
+# vocabulary is how "no top-k cut" travels in a sample command.
+NO_TOP_K = 2**31 - 1
+
+
 @dataclass
 class SampleSettings:
     temperature: float = 0.8
     top_k: int = 200  # 0: no top-k cut
     top_p: float = 1.0
     max_new_tokens: int = 200
+
+    def command_fields(self) -> dict:
+        """The fields of a `sample` command (see events.py)."""
+        return dict(temperature=self.temperature, top_k=self.top_k or NO_TOP_K, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
 
 
 class SampleExchange(Static):

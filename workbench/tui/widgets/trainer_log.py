@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual.widgets import RichLog
 
@@ -25,7 +27,7 @@ def describe(event: dict) -> Text | None:
         metrics = "".join(f", {k} {units.number(v)}" for k, v in (event.get("metrics") or {}).items())
         return Text(f"eval at step {event['step']}: val loss {units.number(event['val_loss'])}{metrics}")
     if kind == "checkpoint":
-        return Text(f"checkpoint at step {event['step']}: {event['path']}", style="green")
+        return Text(f"checkpoint at step {event['step']}: {Path(event['path']).name}", style="green")
     if kind == "error" and event.get("kind") != "prompt":
         hint = f" Hint: {event['hint']}" if event.get("hint") else ""
         return Text(f"error ({event['kind']}): {event['message']}{hint}", style="bold red")
@@ -38,9 +40,15 @@ class TrainerLog(RichLog):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id, max_lines=2000, wrap=True, markup=False)
         self.border_title = "log"
+        self._status = ""
 
     def add_events(self, events: list[dict]) -> None:
         for event in events:
+            if event["event"] == "status":
+                # The trainer re-announces its state at phase boundaries; log changes only.
+                if event["state"] == self._status:
+                    continue
+                self._status = event["state"]
             line = describe(event)
             if line is not None:
                 self.write(line)

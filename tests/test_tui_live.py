@@ -1,0 +1,227 @@
+"""The app driven by Pilot against the real trainer: tiny addition runs on CPU.
+
+Each test trains for a few seconds at most: the runs are long on paper
+(max_steps 5000) and the tests stop them as soon as they have seen what they
+came for, through the app's own controls.
+"""
+
+import html
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.control import is_live, send_command
+from workbench.runs import LAST_CKPT, read_events
+from workbench.tui.app import GPTBenchApp
+from workbench.tui.screens.quit import QuitScreen
+from workbench.tui.screens.run import RunScreen
+from workbench.tui.widgets.sample_console import SampleConsole
+
+TINY = ["train.eval_every=100", "train.log_every=10"]
+LONG = [*TINY, "train.max_steps=5000"]  # stopped by each test long before the end
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("GPTBENCH_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def stray_trainers():
+    """Trainers a failing test leaves behind get killed, not leaked."""
+    processes: list = []  # anything with kill(): TrainerProcess, Popen
+    yield processes
+    for process in processes:
+        process.kill()
+
+
+async def until(pilot, condition, what: str, timeout: float = 30.0) -> None:
+    t0 = time.monotonic()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.1)
+    print(f"DEBUG {what}: {time.monotonic() - t0:.2f}s", file=sys.stderr)
+
+
+def visible_text(app) -> str:
+    """What a person would read on the terminal right now."""
+    svg = app.export_screenshot()
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for x, y, text in re.findall(r'<text[^>]* x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        rows.setdefault(float(y), []).append((float(x), html.unescape(text)))
+    lines = ("".join(t for _, t in sorted(row)) for _, row in sorted(rows.items()))
+    return "\n".join(lines).replace("\xa0", " ")
+
+
+def answers(screen: RunScreen) -> list[dict]:
+    """The final `sample` event of every exchange in the console, in order."""
+    return [e.final for e in screen.query_one(SampleConsole)._exchanges.values() if e.final]
+
+
+async def ask(pilot, screen: RunScreen, prompt: str) -> dict:
+    before = len(answers(screen))
+    await pilot.press("t", *prompt, "enter")
+    await until(pilot, lambda: len(answers(screen)) > before, f"an answer to {prompt}")
+    return answers(screen)[-1]
+
+
+async def training(pilot, screen: RunScreen, steps: int = 5) -> None:
+    await until(pilot, lambda: len(screen.state.series["loss"]) >= steps, "steps on the dashboard")
+
+
+async def test_launch_watch_talk_control_and_stop(runs, stray_trainers):
+    app = GPTBenchApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        picker = app.screen
+        await until(pilot, lambda: picker.current == "addition", "the presets")
+        table = picker.query_one("#config-table")
+
+        async def edit(key: str, value: str) -> None:
+            table.focus()
+            table.move_cursor(row=table.get_row_index(key))
+            await pilot.press("enter", "ctrl+u", *value, "enter")
+
+        await edit("train.lr", "fast")
+        assert "train.lr must be a number, got 'fast'." in visible_text(app)
+        await pilot.press("escape")
+        for override in LONG:
+            await edit(*override.split("="))
+        assert picker.overrides == dict(o.split("=") for o in LONG)
+
+        await pilot.press("l")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        stray_trainers.append(screen.link.process)
+        await training(pilot, screen, steps=8)
+        losses = screen.state.series["loss"].values
+        assert losses[-1] < losses[0]
+        await pilot.pause(0.5)  # one redraw
+        text = visible_text(app)
+        assert "TRAINING" in text and "loss" in text and f"{screen.state.step} / 5,000" in text
+
+        answer = await ask(pilot, screen, "23+58")
+        assert answer["expected"] == 81 and "correct" in answer
+        assert "live model" in visible_text(app)
+
+        await pilot.press("escape", "p")
+        await until(pilot, lambda: screen.state.status == "paused", "paused")
+        paused_at = screen.state.step
+        await pilot.pause(0.5)
+        assert screen.state.step == paused_at and "p Resume" in visible_text(app)
+        await pilot.press("p")
+        await until(pilot, lambda: screen.state.step > paused_at, "training again")
+        await pilot.press("c")
+        await until(pilot, lambda: screen.state.last_checkpoint and screen.state.last_checkpoint["step"] > paused_at, "a checkpoint")
+
+        await pilot.press("s")
+        await until(pilot, lambda: not screen.trainer_running, "the trainer to exit")
+        assert screen.state.finished["reason"] == "stopped" and screen.state.crash is None
+        assert screen.link.process.poll() == 130
+        assert (screen.run_dir / LAST_CKPT).exists()
+
+        # The run is over: the console now asks a sampler serving best.pt.
+        answer = await ask(pilot, screen, "12+34")
+        assert answer["expected"] == 46
+        assert "best.pt" in visible_text(app)
+
+
+async def test_attach_to_a_headless_run_and_control_it(runs, stray_trainers):
+    run_dir = runs / "headless"
+    argv = [sys.executable, "-m", "workbench.engine.worker", "--run-dir", str(run_dir), "--preset", "addition"]
+    for o in LONG:
+        argv += ["--set", o]
+    trainer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stray_trainers.append(trainer)
+    deadline = time.monotonic() + 30
+    while not is_live(run_dir):
+        assert time.monotonic() < deadline and trainer.poll() is None, "the headless trainer did not start"
+        time.sleep(0.1)
+
+    app = GPTBenchApp(attach=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await training(pilot, screen)
+        await pilot.pause(0.5)
+        assert "attached, live" in visible_text(app)
+        answer = await ask(pilot, screen, "40+2")
+        assert answer["expected"] == 42
+        await pilot.press("escape", "p")
+        await until(pilot, lambda: screen.state.status == "paused", "paused")
+        await pilot.press("p")
+        await until(pilot, lambda: screen.state.status == "training", "training again")
+        await pilot.press("s")
+        await until(pilot, lambda: screen.state.finished is not None, "the run to finish")
+        assert screen.state.finished["reason"] == "stopped"
+        assert trainer.wait(timeout=30) == 130
+        await until(pilot, lambda: not screen.trainer_running, "the control channel to close")
+        assert screen.state.crash is None
+
+
+async def test_a_killed_trainer_shows_the_crash_and_resumes(runs, stray_trainers):
+    app = GPTBenchApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.launch_run("addition", LONG)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+        screen = app.screen
+        stray_trainers.append(screen.link.process)
+        await until(pilot, lambda: screen.state.last_checkpoint and screen.state.step >= 110, "a checkpoint and more steps")
+        screen.link.process.process.kill()
+        await until(pilot, lambda: screen.state.crash is not None, "the crash")
+        await pilot.pause(0.5)
+        text = visible_text(app)
+        assert "CRASHED" in text and "Exit code: -9" in text and "Press R to resume" in text
+
+        await pilot.press("R")
+        await until(pilot, lambda: screen.state.status == "training" and screen.state.step > 100, "the resumed run")
+        stray_trainers.append(screen.link.process)
+        assert screen.state.started["resumed_from"] == 100
+        assert screen.state.series["loss"].steps[-1] == screen.state.step  # curves pick up at the checkpoint
+        await pilot.press("s")
+        await until(pilot, lambda: not screen.trainer_running, "the stop")
+        assert screen.state.finished["reason"] == "stopped"
+
+
+async def test_quit_can_leave_the_run_training_headless(runs, stray_trainers):
+    app = GPTBenchApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.launch_run("addition", LONG)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+        screen = app.screen
+        trainer = screen.link.process
+        stray_trainers.append(trainer)
+        await training(pilot, screen)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit question")
+        await pilot.press("l")
+    # The app is gone; the trainer is not, and it can still be controlled.
+    run_dir = screen.run_dir
+    steps_then = len([e for e in read_events(run_dir) if e["event"] == "step"])
+    time.sleep(1.0)
+    assert trainer.poll() is None
+    assert len([e for e in read_events(run_dir) if e["event"] == "step"]) > steps_then
+    send_command(run_dir, "stop")
+    assert trainer.wait(timeout=30) == 130
+
+
+async def test_quit_can_stop_the_run_first(runs, stray_trainers):
+    app = GPTBenchApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.launch_run("addition", LONG)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+        screen = app.screen
+        stray_trainers.append(screen.link.process)
+        await training(pilot, screen)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit question")
+        await pilot.press("s")
+        await until(pilot, lambda: not app.is_running, "the app to quit after the stop")
+    assert screen.link.process.poll() == 130
+    assert read_events(screen.run_dir)[-2]["reason"] == "stopped"

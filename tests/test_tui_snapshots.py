@@ -1,0 +1,118 @@
+"""Snapshots of every screen, fed from recorded run directories (tests/fixtures/runs).
+
+Everything on screen is derived from event fields and timestamps, so a
+recorded events.jsonl always renders the same frame. Update after an intended
+change with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at
+the SVGs.
+"""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.tui.app import GPTBenchApp
+from workbench.tui.screens.compare import CompareScreen
+from workbench.tui.screens.quit import QuitScreen
+from workbench.tui.screens.run import RunScreen
+from workbench.tui.screens.runs import RunsScreen
+from workbench.tui.widgets.metric_plot import MetricPlot
+from workbench.tui.widgets.runs_table import RunsTable
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """The recorded runs as ./runs, so the paths on screen are the same everywhere."""
+    shutil.copytree(FIXTURES, tmp_path / "runs")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GPTBENCH_RUNS", "runs")
+    monkeypatch.setenv("TZ", "UTC")  # the runs table shows local start times
+    time.tzset()
+    yield Path("runs")
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def until(pilot, condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the app did not get there in time"
+        await pilot.pause(0.05)
+
+
+async def run_loaded(pilot):
+    """Wait until the run screen has read its whole history, then draw it."""
+    screen = pilot.app.screen
+    assert isinstance(screen, RunScreen)
+    await until(pilot, lambda: screen.state.finished or screen.state.crash)
+    screen.redraw()
+    await pilot.pause(0.1)
+
+
+def test_picker(runs, snap_compare):
+    async def presets_listed(pilot):
+        await until(pilot, lambda: pilot.app.screen.current == "addition")
+
+    assert snap_compare(GPTBenchApp(), run_before=presets_listed)
+
+
+def test_picker_rejects_a_bad_value_with_the_cli_message(runs, snap_compare):
+    async def bad_edit(pilot):
+        await until(pilot, lambda: pilot.app.screen.current == "addition")
+        table = pilot.app.screen.query_one("#config-table")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("train.lr"))
+        await pilot.press("enter", "ctrl+u", *"fast", "enter")
+
+    assert snap_compare(GPTBenchApp(), run_before=bad_edit)
+
+
+def test_dashboard_of_a_finished_run(runs, snap_compare):
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=run_loaded)
+
+
+def test_dashboard_of_a_finished_run_large(runs, snap_compare):
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=run_loaded, terminal_size=(200, 50))
+
+
+def test_dashboard_of_a_crashed_run(runs, snap_compare):
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-crashed"), run_before=run_loaded)
+
+
+def test_sampling_console(runs, snap_compare):
+    async def ask(pilot):
+        await run_loaded(pilot)
+        await pilot.press("t", *"23+58", "enter")  # the recorded run kept no checkpoint: a clear refusal
+        await pilot.pause(0.1)
+
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=ask)
+
+
+def test_runs_table(runs, snap_compare):
+    async def listed(pilot):
+        await until(pilot, lambda: pilot.app.screen.current == "addition")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and any(t.row_count == 3 for t in pilot.app.screen.query(RunsTable)))
+
+    assert snap_compare(GPTBenchApp(), run_before=listed)
+
+
+def test_compare_runs(runs, snap_compare):
+    async def compare(pilot):
+        app = pilot.app
+        app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot)))
+        await pilot.pause(0.1)
+
+    assert snap_compare(GPTBenchApp(), run_before=compare)
+
+
+def test_quit_dialog(runs, snap_compare):
+    async def ask(pilot):
+        pilot.app.push_screen(QuitScreen(["addition-20250101-120000"]))
+        await pilot.pause(0.1)
+
+    assert snap_compare(GPTBenchApp(), run_before=ask)
