@@ -131,6 +131,23 @@ def attach_cmd(run_dir: Path = typer.Argument(..., help="a run directory (runnin
     run_app(attach=run_dir)
 
 
+@app.command("bench")
+def bench_cmd(
+    names: List[str] = typer.Argument(None, help="presets to benchmark (default: all)"),
+    overrides: List[str] = typer.Option([], "--set", help="override a config key for every job"),
+    tiny: bool = typer.Option(False, "--tiny", help="CPU-sized models and budgets: checks the harness in seconds"),
+    out: Path = typer.Option(Path("bench/results"), "--out", help="where the results JSON and raw log go"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="where the benchmark runs live (default OUT/runs)"),
+) -> None:
+    """Measure tokens/sec, MFU, step time, time to target and decode speed."""
+    from .commands.bench import bench
+
+    try:
+        bench(names or [], overrides, tiny, out, work_dir)
+    except ConfigError as exc:
+        fail(exc)
+
+
 def main() -> None:
     try:
         app()

@@ -48,6 +48,7 @@ class RunDashboard(Vertical):
         self._shown_version = self.state.version
         self.query_one(RunStats).show(self.state)
         crash = self.query_one(CrashPanel)
-        crash.display = self.state.crash is not None
+        if crash.display != (self.state.crash is not None):
+            crash.display = self.state.crash is not None
         if self.state.crash:
             crash.show(self.state.crash, resumable)

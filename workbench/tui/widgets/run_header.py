@@ -11,14 +11,21 @@ from ..run_state import RunState
 
 
 class RunHeader(Horizontal):
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id)
+        self._shown: tuple = ()
+
     def compose(self) -> ComposeResult:
         yield Static(id="status-badge")
         yield Static(id="run-title")
 
     def show(self, state: RunState, source: str) -> None:
         """`source` says where the events come from: launched here, attached, replay."""
+        if (state.status, state.preset, source) == self._shown:
+            return  # called on every redraw tick; the header rarely changes
+        self._shown = (state.status, state.preset, source)
         badge = self.query_one("#status-badge", Static)
         badge.update(f" {state.status.upper()} ")
         badge.set_classes(f"status-{state.status}")
         title = Text.assemble((state.name, "bold"), (f"  {state.preset}" if state.preset else ""), (f"  · {source}", "dim"))
-        self.query_one("#run-title", Static).update(title)
+        self.query_one("#run-title", Static).update(title, layout=False)

@@ -17,7 +17,7 @@ class RunStats(Static):
         table.add_column(no_wrap=True)
         for label, value in self.rows(state):
             table.add_row(label, value)
-        self.update(table)
+        self.update(table, layout=False)  # a fixed-size panel: no need to lay the screen out again
 
     @staticmethod
     def rows(state: RunState) -> list[tuple[str, str]]:

@@ -1,0 +1,118 @@
+"""Does watching a run slow it down? Trainer tokens/sec under the app vs headless.
+
+    python bench/ui_overhead.py [--steps 400] [--repeats 3] [--out bench/results/ui_overhead.json]
+
+Method (written up with the figures in bench/ui_overhead.md):
+- the same job both ways: the shakespeare-char preset's CPU profile on this
+  machine, `--set train.max_steps=STEPS train.eval_every=STEPS train.log_every=10
+  train.device=cpu data.path=<tiny Shakespeare from ../shared>` (one eval, at
+  the very end, after the measured steps);
+- headless: `gptbench run shakespeare-char --headless` in a subprocess, its
+  output read and printed line by line, as a person over SSH would see it;
+- app: `GPTBenchApp(preset=..., overrides=...)` driven by Textual's
+  `run_test()` (a headless terminal of 120x40, so the app composes and renders
+  every frame as it would on a real one), left on the dashboard until the
+  run finishes;
+- throughput: each run's step events from its events.jsonl, the first
+  WARMUP of them dropped (allocator, caches), the median tokens_per_sec of the
+  rest; runs alternate headless/app REPEATS times and each side's figure is
+  the median of its runs, so drift of the machine hits both sides alike;
+- ratio = app / headless; the bar is >= 0.97.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PRESET = "shakespeare-char"
+WARMUP = 3  # step events dropped at the start of each run
+# The project's copy of tiny Shakespeare (see DESIGN.md); the machine may be offline.
+SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+
+def overrides(steps: int) -> list[str]:
+    data = [f"data.path={SHARED_TEXT}"] if SHARED_TEXT.exists() else []
+    return [f"train.max_steps={steps}", f"train.eval_every={steps}", "train.log_every=10", "train.device=cpu", *data]
+
+
+def tokens_per_sec(run_dir: Path) -> float:
+    with open(run_dir / "events.jsonl", encoding="utf-8") as f:
+        events = [json.loads(line) for line in f]
+    rates = [e["tokens_per_sec"] for e in events if e["event"] == "step"][WARMUP:]
+    return statistics.median(rates)
+
+
+def run_headless(run_dir: Path, steps: int) -> float:
+    argv = ["gptbench", "run", PRESET, "--headless", "--run-dir", str(run_dir)]
+    for o in overrides(steps):
+        argv += ["--set", o]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            sys.stderr.write(f"  headless | {line}")
+    assert proc.returncode == 0, f"headless run failed ({proc.returncode})"
+    return tokens_per_sec(run_dir)
+
+
+def run_in_app(runs_root: Path, steps: int) -> float:
+    os.environ["GPTBENCH_RUNS"] = str(runs_root)
+    from workbench.tui.app import GPTBenchApp
+    from workbench.tui.screens.run import RunScreen
+
+    async def drive() -> Path:
+        app = GPTBenchApp(preset=PRESET, overrides=overrides(steps))
+        async with app.run_test(size=(120, 40)) as pilot:
+            while not isinstance(app.screen, RunScreen):
+                await pilot.pause(0.1)
+            screen = app.screen
+            while screen.trainer_running or screen.state.finished is None:
+                await pilot.pause(0.5)
+            assert screen.state.finished["reason"] == "completed"
+            return screen.run_dir
+
+    run_dir = asyncio.run(drive())
+    sys.stderr.write(f"  app      | finished {run_dir.name}\n")
+    return tokens_per_sec(run_dir)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("bench/results/ui_overhead.json"))
+    args = p.parse_args()
+
+    headless, app = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            headless.append(run_headless(Path(tmp) / f"headless-{i}", args.steps))
+            app.append(run_in_app(Path(tmp) / f"app-{i}", args.steps))
+            print(f"round {i + 1}: headless {headless[-1]:,.0f} tok/s, app {app[-1]:,.0f} tok/s", flush=True)
+    result = {
+        "preset": PRESET,
+        "overrides": overrides(args.steps),
+        "warmup_step_events": WARMUP,
+        "headless_tok_s": headless,
+        "app_tok_s": app,
+        "headless_median": statistics.median(headless),
+        "app_median": statistics.median(app),
+        "ratio": statistics.median(app) / statistics.median(headless),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"headless {result['headless_median']:,.0f} tok/s, app {result['app_median']:,.0f} tok/s, ratio {result['ratio']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
