@@ -15,9 +15,13 @@ Method (written up with the figures in bench/ui_overhead.md):
   run finishes;
 - throughput: each run's step events from its events.jsonl, the first
   WARMUP of them dropped (allocator, caches), the median tokens_per_sec of the
-  rest; runs alternate headless/app REPEATS times and each side's figure is
-  the median of its runs, so drift of the machine hits both sides alike;
-- ratio = app / headless; the bar is >= 0.97.
+  rest;
+- pairs: REPEATS pairs of one headless and one app run, back to back, in
+  alternating order (H A, A H, H A, ...) so that drift of the machine hits
+  both sides alike; each pair gives a ratio app / headless, and the result is
+  the median of the pair ratios (the bar is >= 0.97);
+- the app's own CPU time over its run is recorded too (share of one core),
+  and the load average before each run, to tell a noisy neighbour from a slow UI.
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ def run_headless(run_dir: Path, steps: int) -> float:
     return tokens_per_sec(run_dir)
 
 
-def run_in_app(runs_root: Path, steps: int) -> float:
+def run_in_app(runs_root: Path, steps: int) -> tuple[float, float]:
+    """(trainer tok/s, the app's CPU share of one core while it watched)."""
     os.environ["GPTBENCH_RUNS"] = str(runs_root)
     from workbench.tui.app import GPTBenchApp
     from workbench.tui.screens.run import RunScreen
@@ -71,47 +76,62 @@ def run_in_app(runs_root: Path, steps: int) -> float:
     async def drive() -> Path:
         app = GPTBenchApp(preset=PRESET, overrides=overrides(steps))
         async with app.run_test(size=(120, 40)) as pilot:
+            wall, cpu = time.monotonic(), time.process_time()
             while not isinstance(app.screen, RunScreen):
                 await pilot.pause(0.1)
             screen = app.screen
             while screen.trainer_running or screen.state.finished is None:
                 await pilot.pause(0.5)
             assert screen.state.finished["reason"] == "completed"
-            return screen.run_dir
+            return screen.run_dir, (time.process_time() - cpu) / (time.monotonic() - wall)
 
-    run_dir = asyncio.run(drive())
-    sys.stderr.write(f"  app      | finished {run_dir.name}\n")
-    return tokens_per_sec(run_dir)
+    run_dir, cpu_share = asyncio.run(drive())
+    sys.stderr.write(f"  app      | finished {run_dir.name}, app CPU {100 * cpu_share:.1f}% of one core\n")
+    return tokens_per_sec(run_dir), cpu_share
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=6, help="pairs of runs")
     p.add_argument("--out", type=Path, default=Path("bench/results/ui_overhead.json"))
     args = p.parse_args()
 
-    headless, app = [], []
+    pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            headless.append(run_headless(Path(tmp) / f"headless-{i}", args.steps))
-            app.append(run_in_app(Path(tmp) / f"app-{i}", args.steps))
-            print(f"round {i + 1}: headless {headless[-1]:,.0f} tok/s, app {app[-1]:,.0f} tok/s", flush=True)
+            pair = {"order": "headless, app" if i % 2 == 0 else "app, headless"}
+            for side in pair["order"].split(", "):
+                pair[f"{side}_loadavg"] = os.getloadavg()[0]
+                if side == "headless":
+                    pair["headless_tok_s"] = run_headless(Path(tmp) / f"headless-{i}", args.steps)
+                else:
+                    pair["app_tok_s"], pair["app_cpu_share"] = run_in_app(Path(tmp) / f"app-{i}", args.steps)
+            pair["ratio"] = pair["app_tok_s"] / pair["headless_tok_s"]
+            pairs.append(pair)
+            print(
+                f"pair {i + 1} ({pair['order']}): headless {pair['headless_tok_s']:,.0f} tok/s, "
+                f"app {pair['app_tok_s']:,.0f} tok/s, ratio {pair['ratio']:.3f}, app CPU {100 * pair['app_cpu_share']:.1f}%",
+                flush=True,
+            )
     result = {
         "preset": PRESET,
         "overrides": overrides(args.steps),
         "warmup_step_events": WARMUP,
-        "headless_tok_s": headless,
-        "app_tok_s": app,
-        "headless_median": statistics.median(headless),
-        "app_median": statistics.median(app),
-        "ratio": statistics.median(app) / statistics.median(headless),
+        "pairs": pairs,
+        "headless_median": statistics.median(p["headless_tok_s"] for p in pairs),
+        "app_median": statistics.median(p["app_tok_s"] for p in pairs),
+        "app_cpu_share_median": statistics.median(p["app_cpu_share"] for p in pairs),
+        "ratio": statistics.median(p["ratio"] for p in pairs),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"headless {result['headless_median']:,.0f} tok/s, app {result['app_median']:,.0f} tok/s, ratio {result['ratio']:.3f}")
+    print(
+        f"median: headless {result['headless_median']:,.0f} tok/s, app {result['app_median']:,.0f} tok/s, "
+        f"median pair ratio {result['ratio']:.3f}, app CPU {100 * result['app_cpu_share_median']:.1f}% of one core"
+    )
 
 
 if __name__ == "__main__":

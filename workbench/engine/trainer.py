@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from .. import __version__
 from ..config import Config, ConfigError, flops_per_token
 from ..control import CommandInbox
+from ..events import PROTOCOL_VERSION
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE
 from . import checkpoint
 from .data import build_dataset
@@ -84,9 +85,9 @@ class Trainer:
 
     def run(self) -> str:
         """Train until max_steps, a target, or a stop. Returns the finish reason."""
-        cfg, t = self.cfg, self.cfg.train
+        cfg = self.cfg
         self.log.emit(
-            "run_started", v=1, config=cfg.to_dict(), params=self.model.num_params(),
+            "run_started", v=PROTOCOL_VERSION, config=cfg.to_dict(), params=self.model.num_params(),
             device=str(self.setup.device), device_name=self.setup.name, dtype=self.setup.dtype,
             compile=self.setup.compile, world_size=self.world.size, tokens_per_step=self.tokens_per_step,
             grad_accum=self.grad_accum, preset=cfg.preset, profile=cfg.profile, run_dir=str(self.run_dir),
@@ -145,7 +146,7 @@ class Trainer:
                 self._decide()
 
             if self.step % t.eval_every == 0 or last:
-                if self._evaluate():
+                if self._evaluate(final=last):
                     self._save_last()
                     return "completed"
                 if not t.ckpt_every:
@@ -203,7 +204,7 @@ class Trainer:
     # -------------------------------------------------------------- evaluation
 
     @torch.no_grad()
-    def _evaluate(self) -> bool:
+    def _evaluate(self, final: bool) -> bool:
         """Val loss and task metrics; saves best.pt. True when a target is reached."""
         t = self.cfg.train
         self.log.emit("status", state="evaluating", step=self.step)
@@ -214,7 +215,7 @@ class Trainer:
                 _, loss = self.compiled(x, y)
             total += loss.float()
         val_loss = (total / t.eval_steps).item()
-        metrics = self.dataset.metrics(self.model)
+        metrics = self.dataset.metrics(self.model, final=final)
         self.compiled.train()
         self.last_metrics = metrics
         self.log.emit("eval", step=self.step, val_loss=val_loss, metrics=metrics)

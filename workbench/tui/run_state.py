@@ -133,6 +133,12 @@ class RunState:
         self.crash = Crash(exit_code=exit_code, stderr_tail=list(stderr_tail), error=self.last_error)
         self.version += 1
 
+    def mark_resuming(self) -> None:
+        """A new trainer is starting from last.pt; its run_started will follow."""
+        self.status = "starting"
+        self.crash = None
+        self.version += 1
+
     # -- derived numbers -----------------------------------------------------
 
     @property

@@ -80,7 +80,7 @@ class FollowedRun:
         self.owner = owner
         self.run_dir = Path(run_dir)
         self.batch = EventBatch(owner, "trainer")
-        self.live = False
+        self.live: bool | None = None  # None until the first look at the control FIFO
 
     def start(self) -> None:
         self.owner.run_worker(self._follow, thread=True, group="trainer", name="follow events.jsonl")
@@ -93,20 +93,19 @@ class FollowedRun:
 
     def _watch_liveness(self) -> None:
         worker = get_current_worker()
-        reported: bool | None = None
         next_check = 0.0
         while not worker.is_cancelled:
             if time.monotonic() >= next_check:
                 live = is_live(self.run_dir)
-                if live != reported:
-                    reported = self.live = live
+                if live != self.live:
+                    self.live = live
                     self.owner.post_message(TrainerLiveness(live))
                 next_check = time.monotonic() + LIVENESS_POLL_S
             time.sleep(POLL_S)
 
     @property
     def running(self) -> bool:
-        return self.live
+        return bool(self.live)
 
     def send(self, cmd: str, **fields) -> None:
         send_command(self.run_dir, cmd, **fields)

@@ -23,6 +23,7 @@ from ...control import RunNotLive
 from ...launcher import trainer_command
 from ...runs import BEST_CKPT, LAST_CKPT
 from ..checkpoint_sampler import CheckpointSampler
+from ..frame_pacer import FramePacer
 from ..messages import OutputArrived, SamplerExited, TrainerExited, TrainerLiveness
 from ..run_state import RunState
 from ..trainer_link import FollowedRun, LaunchedTrainer
@@ -31,7 +32,8 @@ from ..widgets.run_header import RunHeader
 from ..widgets.sample_console import SampleConsole
 from ..widgets.trainer_log import TrainerLog
 
-REDRAW_S = 0.4  # plots and stats redraw at most this often
+# Frames are paced by a CPU budget (see FramePacer); this is how often we ask.
+PACE_CHECK_S = 0.25
 
 
 class RunScreen(Screen):
@@ -57,6 +59,7 @@ class RunScreen(Screen):
         self.link: LaunchedTrainer | FollowedRun = LaunchedTrainer(self, argv, self.run_dir) if argv else FollowedRun(self, self.run_dir)
         self.sampler: CheckpointSampler | None = None
         self.smoothing, self.log_scale, self.x_axis = True, False, "step"
+        self.pacer = FramePacer()
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
@@ -70,7 +73,7 @@ class RunScreen(Screen):
     def on_mount(self) -> None:
         self.query_one(SampleConsole).show_checkpoint_choice(not self.link.owns_process)
         self.link.start()
-        self.set_interval(REDRAW_S, self.redraw)
+        self.set_interval(PACE_CHECK_S, self._next_frame)
         self.redraw()
 
     def on_unmount(self) -> None:
@@ -89,6 +92,10 @@ class RunScreen(Screen):
         if self.link.owns_process:
             return "launched here"
         return "attached, live" if self.link.running else "replay from run dir"
+
+    def _next_frame(self) -> None:
+        if self.pacer.frame_due():
+            self.redraw()
 
     def redraw(self) -> None:
         self.query_one(RunHeader).show(self.state, self.source)
@@ -148,8 +155,9 @@ class RunScreen(Screen):
 
     def _detect_attached_crash(self) -> None:
         """A run we only follow has died if nobody listens and it never said it finished."""
-        if isinstance(self.link, FollowedRun) and not self.link.live and self.state.started and not self.state.finished and not self.state.crash:
-            self.state.mark_crashed(None, [])
+        link, state = self.link, self.state
+        if isinstance(link, FollowedRun) and link.live is False and state.started and not state.finished and not state.crash:
+            state.mark_crashed(None, [])
 
     def _run_changed(self) -> None:
         self.query_one(SampleConsole).show_checkpoint_choice(not self.trainer_running)
@@ -203,8 +211,7 @@ class RunScreen(Screen):
         """Start a new trainer that picks the crashed run up from last.pt."""
         self.link.close()
         self.link = LaunchedTrainer(self, trainer_command(None, self.run_dir, resume=True), self.run_dir)
-        self.state.crash = None
-        self.state.status = "starting"
+        self.state.mark_resuming()
         self.link.start()
         self.app.keep_run_screen(self)
         self._run_changed()
