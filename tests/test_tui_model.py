@@ -8,6 +8,7 @@ import pytest
 
 from workbench.config import ConfigError
 from workbench.runs import read_events
+from workbench.tui.frame_pacer import FramePacer
 from workbench.tui.messages import EventBatch, OutputArrived
 from workbench.tui.run_state import RunState, Series
 from workbench.tui.widgets.metric_plot import downsample, ema, nice_ticks
@@ -106,3 +107,20 @@ def test_event_batch_posts_once_per_burst():
     assert len(events) == 2000 and stderr == ["warning"]
     batch.add_event({"event": "log", "message": "next burst"})
     assert len(target.posted) == 2
+
+
+def test_frame_pacer_keeps_the_app_within_its_cpu_budget():
+    wall, cpu = [0.0], [0.0]
+    pacer = FramePacer(budget=0.02, min_interval_s=0.5, max_interval_s=5.0, clock=lambda: wall[0], cpu_clock=lambda: cpu[0])
+    wall[0] = 0.4
+    assert not pacer.frame_due()  # too soon
+    wall[0] = 1.0
+    assert pacer.frame_due()  # idle app: a frame every min interval
+    cpu[0] += 0.03  # that frame cost 30 ms of CPU
+    wall[0] = 1.5
+    assert not pacer.frame_due()  # 30 ms in 0.5 s is 6%: wait
+    wall[0] = 2.5
+    assert pacer.frame_due()  # 30 ms in 1.5 s is 2%: draw
+    cpu[0] += 1.0  # something else is busy
+    wall[0] = 7.5
+    assert pacer.frame_due()  # but the screen never goes stale for more than max interval

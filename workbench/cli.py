@@ -74,14 +74,17 @@ def run_cmd(
     """Train a preset. Ctrl-C stops gracefully (checkpoint first, exit code 130)."""
     if device:
         overrides = [*overrides, f"train.device={device}"]
-    if not headless:
-        from .tui.app import run_app
-
-        run_app(preset=preset, overrides=overrides)
-        return
     from .commands.run import run_headless
 
     try:
+        if not headless:
+            if resume or run_dir or nproc_per_node != 1 or as_json:
+                raise ConfigError("--resume, --run-dir, --nproc-per-node and --json need --headless.",
+                                  "add --headless, or open the app with `gptbench` and pick the run there.")
+            from .tui.app import run_app
+
+            run_app(preset=preset, overrides=overrides)
+            return
         code = run_headless(preset, overrides, run_dir, resume, nproc_per_node, as_json)
     except ConfigError as exc:
         fail(exc)

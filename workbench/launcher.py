@@ -70,6 +70,7 @@ class TrainerProcess:
         detach: bool = False,
         env: dict | None = None,
         interactive: bool = False,
+        on_exit: Callable[[int], None] | None = None,
     ):
         self.argv = argv
         self.run_dir = Path(run_dir)
@@ -78,6 +79,7 @@ class TrainerProcess:
         self.detach = detach  # own session: Ctrl-C in our terminal does not reach it
         self.env = env
         self.interactive = interactive  # stdin is a pipe we write to (the sampler's --serve mode)
+        self.on_exit = on_exit  # called on the reader thread with the exit code, after the last event
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
         self.process: subprocess.Popen | None = None
         self._threads: list[threading.Thread] = []
@@ -115,6 +117,8 @@ class TrainerProcess:
             except ProtocolError:
                 event = make("log", message=line, stream="stdout")
             self.on_event(event)
+        if self.on_exit:
+            self.on_exit(self.process.wait())
 
     def _read_stderr(self) -> None:
         assert self.process and self.process.stderr

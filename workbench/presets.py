@@ -113,11 +113,16 @@ def resolve(preset: Preset, overrides: list[str], device_kind: str = "cpu") -> C
     return cfg
 
 
-def summary(preset: Preset, device_kind: str = "cpu") -> dict:
+# The vocabulary a tokenizer usually has, for counting parameters before any
+# data is read (a char vocabulary is only known from its text; tiny Shakespeare has 65).
+TYPICAL_VOCAB = {"digits": 10, "char": 65, "gpt2": 50257}
+
+
+def summary(preset: Preset, device_kind: str = "cpu", overrides: list[str] = ()) -> dict:
     """What `gptbench presets` and the picker show for one preset."""
-    cfg = resolve(preset, [], device_kind)
-    if not cfg.model.vocab_size:  # char vocab is only known from the data; tiny Shakespeare has 65
-        cfg.model.vocab_size = {"digits": 10, "char": 65, "gpt2": 50257}[cfg.data.tokenizer]
+    cfg = resolve(preset, list(overrides), device_kind)
+    if not cfg.model.vocab_size:
+        cfg.model.vocab_size = TYPICAL_VOCAB[cfg.data.tokenizer]
     return {
         "name": preset.name,
         "description": preset.description,

@@ -51,6 +51,8 @@ class SampleRequest:
         known = {f.name for f in fields(cls)}
         req = cls(**{k: v for k, v in cmd.items() if k in known and v is not None})
         req.id = str(req.id)
+        if "top_k" in cmd and (cmd["top_k"] is None or cmd["top_k"] <= 0):
+            req.top_k = None  # 0 or null: no top-k cut
         return req
 
 
@@ -62,10 +64,11 @@ def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: Device
             ids = task.format_prompt(req.prompt)
         else:
             ids = tokenizer.encode(req.prompt) if req.prompt else [tokenizer.start_id]
-        if req.max_new_tokens < 1 or req.temperature < 0 or (req.top_p is not None and not 0 < req.top_p <= 1):
+        if (req.max_new_tokens < 1 or req.temperature < 0 or req.num_samples < 1
+                or (req.top_p is not None and not 0 < req.top_p <= 1)):
             raise ConfigError(
-                "max_new_tokens must be >= 1, temperature >= 0 and top_p in (0, 1].",
-                "e.g. max_new_tokens=200 temperature=0.8 top_p=0.95",
+                "max_new_tokens and num_samples must be >= 1, temperature >= 0 and top_p in (0, 1].",
+                "e.g. max_new_tokens=200 temperature=0.8 top_k=200 (0 = off) top_p=0.95",
             )
     except ConfigError as exc:
         emit("error", kind="prompt", id=req.id, message=exc.message, hint=exc.hint)
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.serve:
         req = SampleRequest(
             prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-            top_k=args.top_k if args.top_k and args.top_k > 0 else None, top_p=args.top_p,
+            top_k=args.top_k if args.top_k > 0 else None, top_p=args.top_p,
             num_samples=args.num_samples, seed=args.seed,
         )
         stream_sample(model, tokenizer, task, req, setup, emit)

@@ -65,6 +65,7 @@ class Trainer:
         self.flops_per_token = flops_per_token(cfg.model, self.model.num_params())
 
         self.step = 0
+        self.last_saved_step = -1
         self.best_val_loss: float | None = None
         self.last_metrics: dict = {}
         if resume:
@@ -164,7 +165,8 @@ class Trainer:
                 return "stopped"
             if log_now:
                 interval_start, interval_steps = time.time(), 0  # evals and saves don't count against tok/s
-        self._save_last()
+        if self.last_saved_step != self.step:
+            self._save_last()
         return "completed"
 
     def _verified_losses(self) -> list[float]:
@@ -250,6 +252,8 @@ class Trainer:
             ckpt["data"] = self.stream.state_dict()
         path = self.run_dir / name
         checkpoint.save_atomic(ckpt, path)
+        if with_optimizer:
+            self.last_saved_step = self.step
         self.log.emit("checkpoint", step=self.step, path=str(path), kind=name.removesuffix(".pt"))
 
     def _save_last(self) -> None:
@@ -318,6 +322,9 @@ class Trainer:
         self.model.eval()
         try:
             stream_sample(self.model, self.dataset.tokenizer, self.dataset, SampleRequest.from_command(cmd), self.setup, self.log.emit)
+        except Exception as exc:  # a request we did not foresee must never end the training run
+            self.log.emit("error", kind="prompt", id=str(cmd.get("id")), message=f"Sampling failed: {type(exc).__name__}: {exc}",
+                          hint="check the sampling settings (max_new_tokens, temperature, top_k, top_p).")
         finally:
             self.model.train(was_training)
 

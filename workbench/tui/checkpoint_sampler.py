@@ -9,22 +9,13 @@ UI never blocks on it.
 
 from __future__ import annotations
 
-import collections
-import json
-import os
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 from textual.message_pump import MessagePump
 
-from ..events import ProtocolError, command, decode, make
+from ..events import command
+from ..launcher import TrainerProcess, sampler_command
 from .messages import EventBatch, SamplerExited
-
-
-def sampler_command(run_dir: Path, checkpoint: str) -> list[str]:
-    return [sys.executable, "-m", "workbench.engine.sampler", "--run-dir", str(run_dir), "--checkpoint", checkpoint, "--serve"]
 
 
 class CheckpointSampler:
@@ -33,53 +24,29 @@ class CheckpointSampler:
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint  # "best" or "last"
         self.batch = EventBatch(target, "sampler")
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=50)
-        self.process: subprocess.Popen | None = None
+        self.process = TrainerProcess(
+            sampler_command(self.run_dir, ["--checkpoint", checkpoint, "--serve"]),
+            self.run_dir,
+            on_event=self.batch.add_event,
+            on_exit=lambda code: target.post_message(SamplerExited(self, code, list(self.process.stderr_tail))),
+            interactive=True,
+        )
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return list(self.process.stderr_tail)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            sampler_command(self.run_dir, self.checkpoint),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        for target in (self._read_stdout, self._read_stderr):
-            threading.Thread(target=target, name=f"sampler-{target.__name__}", daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        assert self.process and self.process.stdout
-        for line in self.process.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                self.batch.add_event(decode(line))
-            except ProtocolError:
-                self.batch.add_event(make("log", message=line))
-        code = self.process.wait()
-        self.target.post_message(SamplerExited(self, code, list(self.stderr_tail)))
-
-    def _read_stderr(self) -> None:
-        assert self.process and self.process.stderr
-        for line in self.process.stderr:
-            self.stderr_tail.append(line.rstrip("\n"))
+        self.process.start()
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process.poll() is None and self.process.process is not None
 
     def ask(self, **fields) -> None:
         """Send one sample request; BrokenPipeError if the sampler has died."""
-        assert self.process and self.process.stdin
-        self.process.stdin.write(json.dumps(command("sample", **fields)) + "\n")
-        self.process.stdin.flush()
+        self.process.write_line(command("sample", **fields))
 
     def close(self) -> None:
         """A sampler holds no state worth saving: end it without waiting."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        self.process.kill()

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from ..config import Config, flops_per_token
 
-# Sustained training FLOP/s for a small GPT, measured on this project's reference
-# machines: 2 CPU cores with fp32 (the CI box) and an H100 at ~40% MFU in bf16.
-TYPICAL_FLOPS = {"cpu": 2.0e10, "mps": 2.0e12, "cuda": 4.0e14}
+# Sustained training FLOP/s of a small GPT. CPU: measured on the project's
+# 2-core machines in fp32 (addition ~3e10, shakespeare-char's CPU profile ~1e11).
+# MPS and CUDA: about 40% of a typical peak (an M-series GPU; an H100 in bf16).
+TYPICAL_FLOPS = {"cpu": 5.0e10, "mps": 2.0e12, "cuda": 4.0e14}
 
 
 def guess_device_kind() -> str:
@@ -27,6 +28,14 @@ def guess_device_kind() -> str:
     if sys.platform == "darwin" and platform.machine() == "arm64":
         return "mps"
     return "cpu"
+
+
+def rough_duration(seconds: float) -> str:
+    """An estimate reads better coarse: ~40 s, ~12 min, ~3 h, ~520 days."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 1.5 * size:
+            return f"~{seconds / size:.0f} {unit}"
+    return f"~{seconds:.0f} s"
 
 
 def train_seconds(cfg: Config, params: int, device_kind: str) -> float:

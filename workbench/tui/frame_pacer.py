@@ -18,9 +18,9 @@ from typing import Callable
 class FramePacer:
     def __init__(
         self,
-        budget: float = 0.02,
-        min_interval_s: float = 0.5,
-        max_interval_s: float = 5.0,
+        budget: float = 0.01,
+        min_interval_s: float = 1.0,
+        max_interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         cpu_clock: Callable[[], float] = time.process_time,
     ):

@@ -1,7 +1,7 @@
 """The two ways a run screen is connected to a trainer.
 
 - `LaunchedTrainer`: the app started the trainer itself. Its stdout pipe is
-  read on the launcher's reader threads; a thread worker waits for it to exit.
+  read on the launcher's reader threads; a daemon thread waits for it to exit.
   It is always started detached (its own session) so that it can keep training
   after the app quits.
 - `FollowedRun`: someone else started it (`gptbench run --headless` in another
@@ -15,7 +15,7 @@ the same for a run we launched, one we attached to, and one we replay.
 
 from __future__ import annotations
 
-import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from ..launcher import TrainerProcess
 from ..runs import follow_events
 from .messages import EventBatch, TrainerExited, TrainerLiveness
 
-# Thread workers poll their cancellation this often: Textual waits for them on exit.
+# The follower's thread workers check for cancellation this often: Textual waits for them on exit.
 POLL_S = 0.2
 LIVENESS_POLL_S = 1.0
 
@@ -41,23 +41,22 @@ class LaunchedTrainer:
         self.owner = owner
         self.run_dir = Path(run_dir)
         self.batch = EventBatch(owner, "trainer")
+        self.closed = False
         self.process = TrainerProcess(
             argv, self.run_dir, on_event=self.batch.add_event, on_stderr=self.batch.add_stderr, detach=True
         )
 
     def start(self) -> None:
         self.process.start()
-        self.owner.run_worker(self._wait_for_exit, thread=True, group="trainer", name="wait for the trainer")
+        # A daemon thread blocked in wait() costs nothing while the trainer runs
+        # (a polling Textual worker would wake up all the time) and does not
+        # hold the app back when it quits and leaves the trainer running.
+        threading.Thread(target=self._wait_for_exit, name="trainer-exit", daemon=True).start()
 
     def _wait_for_exit(self) -> None:
-        worker = get_current_worker()
-        while not worker.is_cancelled:
-            try:
-                code = self.process.wait(timeout=POLL_S)
-            except subprocess.TimeoutExpired:
-                continue
+        code = self.process.wait()  # also waits until its output is fully read
+        if not self.closed:
             self.owner.post_message(TrainerExited(code, list(self.process.stderr_tail)))
-            return
 
     @property
     def running(self) -> bool:
@@ -68,7 +67,7 @@ class LaunchedTrainer:
 
     def close(self) -> None:
         """Stop watching; the process itself is left alone (it may outlive us)."""
-        self.owner.workers.cancel_group(self.owner, "trainer")
+        self.closed = True
 
 
 class FollowedRun:

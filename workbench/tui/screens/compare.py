@@ -32,7 +32,7 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("e", "toggle_smoothing", "EMA", tooltip="Toggle EMA smoothing of the curves", id="compare.smoothing"),
         Binding("g", "toggle_log_scale", "Log y", tooltip="Toggle a log-scale y axis", id="compare.log_scale"),
-        Binding("x", "toggle_x_axis", "Step/time", tooltip="Toggle the x axis between step and elapsed time", id="compare.x_axis"),
+        Binding("x", "toggle_x_axis", "X axis", tooltip="Toggle the x axis between step and elapsed time", id="compare.x_axis"),
         Binding("r", "reload", "Reload", tooltip="Read the runs' events again", id="compare.reload"),
         Binding("escape", "back", "Back", id="compare.back"),
     ]
@@ -77,7 +77,8 @@ class CompareScreen(Screen):
             legend.add_column(no_wrap=True)
         legend.add_row(*(Text(h, style="dim") for h in ("run", "status", "step", "best val", "metric")))
         for s, color in zip(states, colors):
-            legend.add_row(Text(f"■ {s.name}", style=color), s.status, f"{s.step:,}", units.number(s.best_val_loss), units.headline_metric(s.metrics))
+            outcome = s.finished["reason"] if s.finished else s.status  # completed / stopped, not just "finished"
+            legend.add_row(Text(f"■ {s.name}", style=color), outcome, f"{s.step:,}", units.number(s.best_val_loss), units.headline_metric(s.metrics))
         self.query_one("#compare-legend", Static).update(legend)
 
     def _apply(self) -> None:

@@ -18,15 +18,11 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ... import presets
+from ...presets import TYPICAL_VOCAB
 from ...config import Config, ConfigError, all_keys, estimate_params
 from ..estimate import guess_device_kind, train_seconds
 from ..widgets.config_editor import ConfigEditor
 from ..widgets.preset_details import PresetDetails
-
-# A char vocab is only known once the data is read; the picker shows the
-# tokenizer's usual size (tiny Shakespeare has 65 characters).
-TYPICAL_VOCAB = {"digits": 10, "char": 65, "gpt2": 50257}
-
 
 def flat_values(cfg: Config) -> dict[str, str]:
     """{"train.lr": "0.003", ...} in the order `gptbench` documents the keys."""

@@ -4,8 +4,8 @@ The screen owns the orchestration: it connects to the trainer (a
 `LaunchedTrainer` it started, or a `FollowedRun` read from the run directory),
 feeds every event into the `RunState`, routes sample answers to the console,
 and turns key presses into commands on the run's control channel. Widgets only
-render: the dashboard redraws from the state on a timer, a few times a second,
-however fast events arrive.
+render: the numbers redraw from the state once a second and the plots as
+often as a CPU budget allows (see FramePacer), however fast events arrive.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from ..widgets.run_header import RunHeader
 from ..widgets.sample_console import SampleConsole
 from ..widgets.trainer_log import TrainerLog
 
-# Frames are paced by a CPU budget (see FramePacer); this is how often we ask.
-PACE_CHECK_S = 0.25
+NUMBERS_S = 1.0  # stats and header: cheap text, redrawn once a second
+PLOTS_CHECK_S = 0.5  # plots: redrawn when the CPU budget allows; this is how often we ask
 
 
 class RunScreen(Screen):
@@ -47,8 +47,8 @@ class RunScreen(Screen):
         Binding("w", "show_tab('watch')", "Watch", tooltip="Dashboard: plots, stats, log", id="run.watch"),
         Binding("e", "toggle_smoothing", "EMA", tooltip="Toggle EMA smoothing of the curves", id="run.smoothing"),
         Binding("g", "toggle_log_scale", "Log y", tooltip="Toggle a log-scale y axis for loss and grad norm", id="run.log_scale"),
-        Binding("x", "toggle_x_axis", "Step/time", tooltip="Toggle the x axis between step and elapsed time", id="run.x_axis"),
-        Binding("escape", "back", "Back", tooltip="Back to the previous screen (the run keeps going)", id="run.back"),
+        Binding("x", "toggle_x_axis", "X axis", tooltip="Toggle the x axis between step and elapsed time", id="run.x_axis"),
+        Binding("escape", "back", "Back", tooltip="Back to the previous screen (the run keeps going)", show=False, id="run.back"),
     ]
 
     def __init__(self, run_dir: Path, argv: list[str] | None = None):
@@ -59,7 +59,7 @@ class RunScreen(Screen):
         self.link: LaunchedTrainer | FollowedRun = LaunchedTrainer(self, argv, self.run_dir) if argv else FollowedRun(self, self.run_dir)
         self.sampler: CheckpointSampler | None = None
         self.smoothing, self.log_scale, self.x_axis = True, False, "step"
-        self.pacer = FramePacer()
+        self.plot_pacer = FramePacer()
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
@@ -68,12 +68,13 @@ class RunScreen(Screen):
                 yield RunDashboard(self.state, id="dashboard")
             with TabPane("Talk", id="talk"):
                 yield SampleConsole(id="console")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(SampleConsole).show_checkpoint_choice(not self.link.owns_process)
         self.link.start()
-        self.set_interval(PACE_CHECK_S, self._next_frame)
+        self.set_interval(NUMBERS_S, self._refresh_numbers)
+        self.set_interval(PLOTS_CHECK_S, self._maybe_refresh_plots)
         self.redraw()
 
     def on_unmount(self) -> None:
@@ -93,13 +94,18 @@ class RunScreen(Screen):
             return "launched here"
         return "attached, live" if self.link.running else "replay from run dir"
 
-    def _next_frame(self) -> None:
-        if self.pacer.frame_due():
-            self.redraw()
+    def _refresh_numbers(self) -> None:
+        self.query_one(RunHeader).show(self.state, self.source)
+        self.query_one(RunDashboard).refresh_numbers(resumable=self.resumable)
+
+    def _maybe_refresh_plots(self) -> None:
+        if self.plot_pacer.frame_due():
+            self.query_one(RunDashboard).refresh_plots()
 
     def redraw(self) -> None:
-        self.query_one(RunHeader).show(self.state, self.source)
-        self.query_one(RunDashboard).refresh_view(resumable=self.resumable)
+        """Everything, now: for state changes a person is waiting to see."""
+        self._refresh_numbers()
+        self.query_one(RunDashboard).refresh_plots()
 
     @property
     def resumable(self) -> bool:
@@ -121,9 +127,9 @@ class RunScreen(Screen):
         log.add_events(events)
         log.add_stderr(stderr)
         self._detect_attached_crash()
-        if self.state.status != status:
+        if self.state.status != status:  # the badge and the footer's controls follow at once
             self.refresh_bindings()
-            self.redraw()
+            self._refresh_numbers()
 
     def _route_sample(self, console: SampleConsole, event: dict, from_sampler: bool) -> bool:
         """Hand sampling answers to the console; True if the event was one."""
@@ -179,6 +185,8 @@ class RunScreen(Screen):
             return self.state.status != "stopping" or None  # greyed out while it winds down
         if action == "resume_run":
             return self.resumable
+        if action == "show_tab":  # offer the other tab only
+            return parameters[0] != self.query_one(TabbedContent).active
         return True
 
     def _send(self, cmd: str, **fields) -> bool:
@@ -215,6 +223,10 @@ class RunScreen(Screen):
         self.link.start()
         self.app.keep_run_screen(self)
         self._run_changed()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

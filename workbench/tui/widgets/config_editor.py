@@ -56,7 +56,8 @@ class ConfigEditor(Vertical):
             style = "bold yellow" if key in edited else ""
             table.add_row(Text(key, style=style), Text(value, style=style), key=key)
         table.move_cursor(row=min(row, table.row_count - 1))
-        self._end_edit()
+        if self.editing:
+            self._end_edit()
 
     def show_error(self, message: str, hint: str) -> None:
         self.query_one("#config-error", Static).update(Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else ""))

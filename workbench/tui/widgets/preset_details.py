@@ -6,7 +6,8 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
-from ...progress import format_count, format_duration
+from ...progress import format_count
+from ..estimate import rough_duration
 
 
 class PresetDetails(Static):
@@ -24,7 +25,7 @@ class PresetDetails(Static):
                 Text.assemble(
                     ("device ", "dim"), facts["device"],
                     ("  profile ", "dim"), facts["profile"],
-                    ("  time ", "dim"), f"~{format_duration(facts['seconds'])} (rough)",
+                    ("  time ", "dim"), f"{rough_duration(facts['seconds'])} (rough)",
                 ),
             )
         )

@@ -39,10 +39,13 @@ class RunDashboard(Vertical):
             # Log scale is for loss-like curves; lr and tok/s read better linear.
             plot.set_options(smoothing=smoothing, log_scale=log_scale and plot.id in ("plot-loss", "plot-grad-norm"), x_axis=x_axis)
 
-    def refresh_view(self, resumable: bool) -> None:
-        """Called from the screen's redraw timer: cheap when nothing changed."""
+    def refresh_plots(self) -> None:
+        """Redraw the plots whose data or options changed (the costly part of a frame)."""
         for plot in self.query(MetricPlot):
             plot.refresh_if_stale()
+
+    def refresh_numbers(self, resumable: bool) -> None:
+        """Stats and crash report: cheap, and a no-op when no event came in."""
         if self.state.version == self._shown_version:
             return
         self._shown_version = self.state.version

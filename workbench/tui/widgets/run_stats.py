@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.text import Text
 from textual.widgets import Static
 
 from ...progress import format_count, format_duration
@@ -10,14 +10,19 @@ from .. import units
 from ..run_state import RunState
 
 
+LABEL_WIDTH = 13
+
+
 class RunStats(Static):
     def show(self, state: RunState) -> None:
-        table = Table.grid(padding=(0, 1))
-        table.add_column(style="dim", no_wrap=True)
-        table.add_column(no_wrap=True)
+        # Plain padded lines, not a rich Table: this redraws every second while
+        # training, and a Table's layout pass costs more than the rest together.
+        text = Text(no_wrap=True, overflow="ellipsis")
         for label, value in self.rows(state):
-            table.add_row(label, value)
-        self.update(table, layout=False)  # a fixed-size panel: no need to lay the screen out again
+            text.append(f"{label:<{LABEL_WIDTH}}", style="dim")
+            text.append(f"{value}\n")
+        text.rstrip()
+        self.update(text, layout=False)  # a fixed-size panel: no need to lay the screen out again
 
     @staticmethod
     def rows(state: RunState) -> list[tuple[str, str]]:

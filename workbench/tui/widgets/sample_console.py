@@ -109,7 +109,7 @@ class SampleConsole(Vertical):
                 yield Label(label)
                 yield Input(str(value), type=kind, id=field, compact=True, classes="setting")
             yield Select([("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True)
-        yield Input(placeholder="prompt, Enter to sample (addition: 23+58)", id="prompt")
+        yield Input(placeholder="prompt, enter samples (addition: 23+58); esc back to the dashboard", id="prompt")
 
     def show_checkpoint_choice(self, visible: bool) -> None:
         """Only a finished run samples from a checkpoint; a live one uses the training model."""
