@@ -76,6 +76,13 @@ async def ask(pilot, screen: RunScreen, prompt: str) -> dict:
     return answers(screen)[-1]
 
 
+async def launched_addition(app: GPTBenchApp, pilot) -> RunScreen:
+    """Launch a long addition run from the app and wait for its run screen."""
+    app.launch_run("addition", LONG)
+    await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+    return app.screen
+
+
 async def training(pilot, screen: RunScreen, steps: int = 5) -> None:
     await until(pilot, lambda: len(screen.state.series["loss"]) >= steps, "steps on the dashboard")
 
@@ -169,9 +176,7 @@ async def test_attach_to_a_headless_run_and_control_it(runs, stray_trainers):
 async def test_a_killed_trainer_shows_the_crash_and_resumes(runs, stray_trainers):
     app = GPTBenchApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        app.launch_run("addition", LONG)
-        await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
-        screen = app.screen
+        screen = await launched_addition(app, pilot)
         stray_trainers.append(screen.link.process)
         await until(pilot, lambda: screen.state.last_checkpoint and screen.state.step >= 110, "a checkpoint and more steps")
         screen.link.process.process.kill()
@@ -192,9 +197,7 @@ async def test_a_killed_trainer_shows_the_crash_and_resumes(runs, stray_trainers
 async def test_quit_can_leave_the_run_training_headless(runs, stray_trainers):
     app = GPTBenchApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        app.launch_run("addition", LONG)
-        await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
-        screen = app.screen
+        screen = await launched_addition(app, pilot)
         trainer = screen.link.process
         stray_trainers.append(trainer)
         await training(pilot, screen)
@@ -214,9 +217,7 @@ async def test_quit_can_leave_the_run_training_headless(runs, stray_trainers):
 async def test_quit_can_stop_the_run_first(runs, stray_trainers):
     app = GPTBenchApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        app.launch_run("addition", LONG)
-        await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
-        screen = app.screen
+        screen = await launched_addition(app, pilot)
         stray_trainers.append(screen.link.process)
         await training(pilot, screen)
         await pilot.press("q")

@@ -224,7 +224,8 @@ class Trainer:
         if self.world.is_main and (self.best_val_loss is None or val_loss < self.best_val_loss):
             self.best_val_loss = val_loss
             self._save(BEST_CKPT, with_optimizer=False)
-        self.log.emit("status", state="training", step=self.step)
+        if not final:
+            self.log.emit("status", state="training", step=self.step)
         hit_loss = t.target_val_loss > 0 and val_loss <= t.target_val_loss
         # every accuracy the task reports must be there (addition: held-out and all problems)
         accuracies = [v for k, v in metrics.items() if k.startswith("accuracy")]
