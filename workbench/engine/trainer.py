@@ -95,13 +95,7 @@ class Trainer:
             resumed_from=self.step if self.step else None, pid=os.getpid(),
         )
         self._install_signal_handlers()
-        reason = "completed"
-        try:
-            reason = self._loop()
-        finally:
-            if self.inbox:
-                self.inbox.close()
-        return reason
+        return self._loop()
 
     def _loop(self) -> str:
         t = self.cfg.train
@@ -341,6 +335,12 @@ class Trainer:
             metrics=self.last_metrics, **fields,
         )
         self.log.emit("status", state="finished", step=self.step)
+
+    def close(self) -> None:
+        """Stop listening for commands. Last of all: an attached app takes a
+        vanished control FIFO without a `run_finished` before it for a crash."""
+        if self.inbox:
+            self.inbox.close()
 
 
 class NonFiniteLoss(RuntimeError):

@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         return _fail(log, trainer, "internal", f"{type(exc).__name__}: {exc}", "this is a gptbench bug; the traceback is on stderr.", 1)
     finally:
+        if trainer is not None:
+            trainer.close()
         if world is not None:
             shutdown(world, clean=finished)
         log.close()
