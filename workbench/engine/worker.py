@@ -125,4 +125,13 @@ def _fail(log, trainer, kind: str, message: str, hint: str, code: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        # After a distributed run, gloo's worker threads can abort the
+        # interpreter's finalization ("terminate called without an active
+        # exception", SIGABRT) although everything finished. Every event and
+        # checkpoint is written and flushed by now: leave without finalizing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
