@@ -49,6 +49,7 @@ def test_addition_preset_reaches_100_percent(tmp_path):
     # what a person sees: header, step lines, eval lines, the summary
     assert "gptbench addition" in out.stdout and "accuracy_all 1.0000" in out.stdout
     assert out.stdout.count("step ") >= 10 and "completed at step 1000" in out.stdout
+    assert "\x1b[" not in out.stdout  # piped: plain lines, no terminal styling
     print(f"addition preset: {wall:.1f}s wall")
 
 
