@@ -30,6 +30,7 @@ from .messages import EventBatch, TrainerExited, TrainerLiveness
 # The follower's thread workers check for cancellation this often: Textual waits for them on exit.
 POLL_S = 0.2
 LIVENESS_POLL_S = 1.0
+FINISH_GRACE_S = 3.0  # how long a vanished FIFO waits for the run_finished before it means a crash
 
 
 class LaunchedTrainer:
@@ -80,6 +81,7 @@ class FollowedRun:
         self.run_dir = Path(run_dir)
         self.batch = EventBatch(owner, "trainer")
         self.live: bool | None = None  # None until the first look at the control FIFO
+        self.finished_read = False  # the follower has passed a run_finished (of the latest run_started)
 
     def start(self) -> None:
         self.owner.run_worker(self._follow, thread=True, group="trainer", name="follow events.jsonl")
@@ -89,6 +91,8 @@ class FollowedRun:
         worker = get_current_worker()
         for event in follow_events(self.run_dir, lambda: worker.is_cancelled, poll_s=POLL_S):
             self.batch.add_event(event)
+            if event["event"] in ("run_started", "run_finished"):
+                self.finished_read = event["event"] == "run_finished"
 
     def _watch_liveness(self) -> None:
         worker = get_current_worker()
@@ -97,9 +101,18 @@ class FollowedRun:
             if time.monotonic() >= next_check:
                 live = is_live(self.run_dir)
                 if live != self.live:
+                    if self.live and not live:
+                        self._let_the_follower_catch_up()
                     self.live = live
                     self.owner.post_message(TrainerLiveness(live))
                 next_check = time.monotonic() + LIVENESS_POLL_S
+            time.sleep(POLL_S)
+
+    def _let_the_follower_catch_up(self) -> None:
+        """The trainer closes its FIFO right after writing run_finished; give the
+        follower a moment to read and post it, so a clean finish never looks like a crash."""
+        deadline = time.monotonic() + FINISH_GRACE_S
+        while not self.finished_read and time.monotonic() < deadline:
             time.sleep(POLL_S)
 
     @property
