@@ -5,7 +5,6 @@ Tests never touch the network: the tiny Shakespeare cache is seeded from
 and config dirs so runs never leak into the user's home.
 """
 
-import os
 import shutil
 from pathlib import Path
 

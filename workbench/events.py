@@ -39,8 +39,6 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "run_finished": ("reason", "step", "best_val_loss", "metrics"),
 }
 
-STATES = ("starting", "compiling", "training", "evaluating", "paused", "stopping", "finished", "crashed")
-
 COMMANDS = ("stop", "pause", "resume", "checkpoint", "sample")
 
 

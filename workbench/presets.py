@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -121,13 +121,12 @@ TYPICAL_VOCAB = {"digits": 10, "char": 65, "gpt2": 50257}
 def summary(preset: Preset, device_kind: str = "cpu", overrides: list[str] = ()) -> dict:
     """What `gptbench presets` and the picker show for one preset."""
     cfg = resolve(preset, list(overrides), device_kind)
-    if not cfg.model.vocab_size:
-        cfg.model.vocab_size = TYPICAL_VOCAB[cfg.data.tokenizer]
+    model = replace(cfg.model, vocab_size=cfg.model.vocab_size or TYPICAL_VOCAB[cfg.data.tokenizer])
     return {
         "name": preset.name,
         "description": preset.description,
         "profile": cfg.profile,
-        "params": estimate_params(cfg.model),
+        "params": estimate_params(model),
         "tokens_per_step": cfg.tokens_per_step(1),
         "max_steps": cfg.train.max_steps,
         "config": cfg,

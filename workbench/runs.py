@@ -125,10 +125,14 @@ class RunSummary:
 
     @property
     def metric_text(self) -> str:
-        # the task's headline number (addition: held-out accuracy)
-        for key, value in self.metrics.items():
-            return f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
-        return "-"
+        return headline_metric(self.metrics)
+
+
+def headline_metric(metrics: dict) -> str:
+    """The task's headline number (addition: held-out accuracy), e.g. "accuracy 0.9875"."""
+    for key, value in metrics.items():
+        return f"{key} {value:.4g}" if isinstance(value, (int, float)) else f"{key} {value}"
+    return "-"
 
 
 def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSummary:

@@ -70,8 +70,8 @@ PLANS = {
 TINY_LOG = ["train.log_every=2"]
 
 
-def run_job(argv: list[str], run_dir: Path, log: list[str]) -> tuple[list[dict], int, float]:
-    """Run one subprocess to the end; returns its events, exit code and start time."""
+def run_job(argv: list[str], run_dir: Path, log: list[str]) -> tuple[list[dict], float]:
+    """Run one subprocess to the end; returns its events and its start time (unix)."""
     events: list[dict] = []
 
     def on_event(e: dict) -> None:
@@ -84,8 +84,8 @@ def run_job(argv: list[str], run_dir: Path, log: list[str]) -> tuple[list[dict],
     if code != 0:
         errors = [e for e in events if e["event"] == "error"]
         reason = errors[-1]["message"] if errors else "\n".join(list(proc.stderr_tail)[-10:])
-        raise ConfigError(f"A benchmark job failed (exit {code}): {reason}", f"the raw log has the details; try `gptbench run` with the same --set.")
-    return events, code, start
+        raise ConfigError(f"A benchmark job failed (exit {code}): {reason}", "the raw log has the details; try `gptbench run` with the same --set.")
+    return events, start
 
 
 def measure_throughput(name: str, plan: BenchPlan, extra: list[str], tiny: bool, work: Path, log: list[str]) -> dict:
@@ -93,7 +93,7 @@ def measure_throughput(name: str, plan: BenchPlan, extra: list[str], tiny: bool,
     log_every = 2 if tiny else 10
     overrides = [*(plan.tiny if tiny else []), *extra, f"train.max_steps={4 * log_every if tiny else steps}",
                  f"train.log_every={log_every}", "train.eval_every=1000000", "train.eval_steps=1", "train.ckpt_every=0"]
-    events, _, _ = run_job(trainer_command(name, work / f"{name}-throughput", overrides), work / f"{name}-throughput", log)
+    events, _ = run_job(trainer_command(name, work / f"{name}-throughput", overrides), work / f"{name}-throughput", log)
     started = next(e for e in events if e["event"] == "run_started")
     step_events = [e for e in events if e["event"] == "step"]
     warm = plan.warmup_steps if not tiny else log_every
@@ -124,7 +124,7 @@ def measure_time_to_target(name: str, plan: BenchPlan, extra: list[str], tiny: b
         profile = [f"profile={plan.target_profile}"]
     overrides = [*profile, *plan.target, *(plan.tiny + TINY_LOG if tiny else []), *extra]
     run_dir = work / f"{name}-target"
-    events, _, start = run_job(trainer_command(name, run_dir, overrides), run_dir, log)
+    events, start = run_job(trainer_command(name, run_dir, overrides), run_dir, log)
     finished = next(e for e in events if e["event"] == "run_finished")
     hit = next((e for e in events if e["event"] == "log" and e["message"].startswith("target reached")), None)
     evals = [e for e in events if e["event"] == "eval"]
@@ -143,7 +143,7 @@ def measure_time_to_target(name: str, plan: BenchPlan, extra: list[str], tiny: b
 def measure_decode(run_dir: Path, prompt: str, new_tokens: int, log: list[str]) -> dict:
     argv = sampler_command(run_dir, ["--checkpoint", "last", "--prompt", prompt, "--max-new-tokens", str(new_tokens),
                                      "--temperature", "1.0", "--top-k", "0", "--seed", "0"])
-    events, _, _ = run_job(argv, run_dir, log)
+    events, _ = run_job(argv, run_dir, log)
     done = next(e for e in events if e["event"] == "sample" and e["done"])
     return {"new_tokens": done["tokens"], "decode_tokens_per_sec": done["tokens_per_sec"]}
 

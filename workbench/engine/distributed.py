@@ -78,15 +78,6 @@ def any_across(world: World, flags: list[bool]) -> list[bool]:
     return [bool(v) for v in t.tolist()]
 
 
-def broadcast_object(world: World, obj):
-    """Rank 0's Python object, on every rank."""
-    if not world.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def weights_fingerprint(world: World, model: torch.nn.Module) -> list[list[float]]:
     """Each rank's (sum, sum of squares) of all weights, in float64.
 

@@ -10,12 +10,5 @@ def number(x: float | None, digits: int = 4) -> str:
     return DASH if x is None else f"{x:.{digits}g}"
 
 
-def headline_metric(metrics: dict) -> str:
-    """The task's first metric (addition: accuracy); the full set is on the run's screen."""
-    for name, value in metrics.items():
-        return f"{name} {number(value)}"
-    return DASH
-
-
 def percent(x: float | None) -> str:
     return DASH if x is None else f"{100 * x:.1f}%"

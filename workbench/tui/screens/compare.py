@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ...runs import read_events
+from ...runs import headline_metric, read_events
 from .. import units
 from ..run_state import RunState
 from ..widgets.metric_plot import Curve, MetricPlot
@@ -78,7 +78,7 @@ class CompareScreen(Screen):
         legend.add_row(*(Text(h, style="dim") for h in ("run", "status", "step", "best val", "metric")))
         for s, color in zip(states, colors):
             outcome = s.finished["reason"] if s.finished else s.status  # completed / stopped, not just "finished"
-            legend.add_row(Text(f"■ {s.name}", style=color), outcome, f"{s.step:,}", units.number(s.best_val_loss), units.headline_metric(s.metrics))
+            legend.add_row(Text(f"■ {s.name}", style=color), outcome, f"{s.step:,}", units.number(s.best_val_loss), headline_metric(s.metrics))
         self.query_one("#compare-legend", Static).update(legend)
 
     def _apply(self) -> None:

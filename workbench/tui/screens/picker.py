@@ -6,7 +6,6 @@ Every edit is validated on the spot by resolving the whole config exactly as
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,8 +17,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ... import presets
-from ...presets import TYPICAL_VOCAB
-from ...config import Config, ConfigError, all_keys, estimate_params
+from ...config import Config, ConfigError, all_keys
 from ..estimate import guess_device_kind, train_seconds
 from ..widgets.config_editor import ConfigEditor
 from ..widgets.preset_details import PresetDetails
@@ -97,31 +95,33 @@ class PickerScreen(Screen):
     def _preset_selected(self, event: OptionList.OptionSelected) -> None:
         self.action_launch()
 
+    @staticmethod
+    def _override_list(overrides: dict[str, str]) -> list[str]:
+        return [f"{k}={v}" for k, v in overrides.items()]
+
     def _resolve(self, overrides: dict[str, str]) -> Config:
-        preset = self.presets[self.current]
-        return presets.resolve(preset, [f"{k}={v}" for k, v in overrides.items()], self.device_kind)
+        return presets.resolve(self.presets[self.current], self._override_list(overrides), self.device_kind)
 
     def _show(self) -> None:
         """Resolve the current preset with the accepted edits and show it all."""
         preset = self.presets[self.current]
         details = self.query_one(PresetDetails)
         try:
-            cfg = self._resolve(self.overrides)
+            summary = presets.summary(preset, self.device_kind, self._override_list(self.overrides))
         except ConfigError as exc:  # the preset file itself is invalid
             details.show_error(preset.name, exc.message, exc.hint)
             return
-        model = replace(cfg.model, vocab_size=cfg.model.vocab_size or TYPICAL_VOCAB[cfg.data.tokenizer])
-        params = estimate_params(model)
+        cfg = summary["config"]
         details.show(
             preset.name,
             preset.description,
             dict(
-                params=params,
-                tokens_per_step=cfg.tokens_per_step(),
-                max_steps=cfg.train.max_steps,
+                params=summary["params"],
+                tokens_per_step=summary["tokens_per_step"],
+                max_steps=summary["max_steps"],
                 device=self.device_kind if cfg.train.device == "auto" else cfg.train.device,
-                profile=cfg.profile,
-                seconds=train_seconds(cfg, params, self.device_kind),
+                profile=summary["profile"],
+                seconds=train_seconds(cfg, summary["params"], self.device_kind),
             ),
         )
         self.query_one(ConfigEditor).show_config(flat_values(cfg), set(self.overrides))

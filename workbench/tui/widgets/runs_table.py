@@ -36,7 +36,7 @@ class RunsTable(DataTable):
                 Text(s.status, style=STATUS_STYLE.get(s.status, "")),
                 f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                 units.number(s.best_val_loss),
-                units.headline_metric(s.metrics),
+                s.metric_text,
                 s.preset,
                 s.started_text,
                 key=str(s.path),
