@@ -69,6 +69,8 @@ def decode(line: str) -> dict:
         raise ProtocolError(f"not JSON: {line[:80]!r}") from exc
     if not isinstance(obj, dict) or obj.get("event") not in EVENT_FIELDS:
         raise ProtocolError(f"not an event: {line[:80]!r}")
+    if any(f not in obj for f in EVENT_FIELDS[obj["event"]]):  # readers may index every required field
+        raise ProtocolError(f"{obj['event']} event without its fields: {line[:80]!r}")
     return obj
 
 

@@ -3,6 +3,8 @@
 Presets ship inside the package (`presets/*.toml` at the top of the repository,
 installed as `workbench.bundled_presets`); users add their own TOML files to
 `$GPTBENCH_PRESETS` or `~/.config/gptbench/presets`, which win on name clashes.
+A user file that cannot be read is left out of listings (`scan` says why) and
+refused, with the reason, when asked for by name.
 
 Resolving a preset for a run: preset tables -> the profile's tables -> `--set`
 overrides, then `config.validate`. The profile is chosen by device unless the
@@ -61,14 +63,30 @@ def _preset_files() -> dict[str, Path]:
 def _read(name: str, path: Path) -> Preset:
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"Preset file {path} could not be read: {exc}.", "fix the TOML syntax or remove the file.") from None
+    profiles = table.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+        raise ConfigError(f"Preset file {path}: [profiles] must hold tables, like [profiles.cpu.model].", "fix the file or remove it.")
     description = str(table.pop("description", ""))
     return Preset(name=name, description=description, path=str(path), table=table)
 
 
+def scan() -> tuple[dict[str, Preset], list[ConfigError]]:
+    """Read every preset file: the presets that could be read, and why each other one could not."""
+    found: dict[str, Preset] = {}
+    broken: list[ConfigError] = []
+    for name, path in _preset_files().items():
+        try:
+            found[name] = _read(name, path)
+        except ConfigError as exc:
+            broken.append(exc)
+    return found, broken
+
+
 def available() -> dict[str, Preset]:
-    return {name: _read(name, path) for name, path in _preset_files().items()}
+    """The presets that can be read."""
+    return scan()[0]
 
 
 def load(name: str) -> Preset:

@@ -8,8 +8,12 @@
       last.pt         the latest checkpoint (every train.ckpt_every steps and at the end)
       best.pt         the checkpoint with the best val loss so far
       control.fifo    present while a trainer listens for commands (see control.py)
+      stderr.log      the trainer's stderr, once nobody reads its pipe (--detach, or its terminal closed)
 
-Plain Python: the UI lists, replays and follows runs with it.
+Plain Python: the UI lists, replays and follows runs with it. Every reader here
+takes whatever it finds: a run directory is written by a process that can be
+killed mid-line, on a disk that can fill up, and edited by hand. A line that is
+not an event is skipped (and counted), never raised.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ META_FILE = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 LAST_CKPT = "last.pt"
 BEST_CKPT = "best.pt"
+STDERR_FILE = "stderr.log"
 
 
 def runs_root() -> Path:
@@ -50,7 +55,10 @@ def new_run_dir(preset: str, root: Path | None = None) -> Path:
 
 def is_run_dir(path: str | Path) -> bool:
     p = Path(path)
-    return (p / EVENTS_FILE).is_file() or (p / CONFIG_FILE).is_file()
+    try:
+        return (p / EVENTS_FILE).is_file() or (p / CONFIG_FILE).is_file()
+    except OSError:  # e.g. a directory we may not enter
+        return False
 
 
 def require_run_dir(path: str | Path) -> Path:
@@ -62,49 +70,108 @@ def require_run_dir(path: str | Path) -> Path:
 
 
 def read_json(path: Path) -> dict:
+    """The JSON object in `path`, or {} when there is none (missing, unreadable, not an object)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return obj if isinstance(obj, dict) else {}
 
 
 def read_events(run_dir: str | Path) -> list[dict]:
     """All complete events so far (a torn last line from a live writer is skipped)."""
-    events = []
+    return scan_events(run_dir)[0]
+
+
+def scan_events(run_dir: str | Path) -> tuple[list[dict], int]:
+    """All complete events so far, and how many lines were not events (garbage,
+    a line cut short by a crash). A torn last line from a live writer is neither."""
+    events: list[dict] = []
+    damaged = 0
     try:
-        with open(Path(run_dir) / EVENTS_FILE, encoding="utf-8") as f:
+        # errors="replace": bytes that are not UTF-8 spoil their line, not the file
+        with open(Path(run_dir) / EVENTS_FILE, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     events.append(decode(line))
                 except ProtocolError:
-                    continue
-    except FileNotFoundError:
+                    damaged += line.endswith("\n")
+    except OSError:  # no events yet, or none we may read
         pass
-    return events
+    return events, damaged
+
+
+def damage_note(run_dir: Path, lines: int) -> str:
+    """The one line a reader prints about a damaged events file."""
+    return f"{Path(run_dir) / EVENTS_FILE}: skipped {lines} damaged line{'s' if lines != 1 else ''} (cut short, or not an event)."
+
+
+def follow_lines(
+    path: Path,
+    should_stop: Callable[[], bool],
+    writer_gone: Callable[[], bool] = lambda: False,
+    poll_s: float = 0.2,
+) -> Iterator[str]:
+    """Yield every complete line of `path`, old ones first, then new ones as they
+    land. Once `writer_gone()` says nobody will write any more, the rest of the
+    file is read and the iteration ends (a torn last line comes out as it is)."""
+    while not path.exists():
+        if should_stop() or writer_gone():
+            return
+        time.sleep(poll_s)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        partial = ""
+        draining = False
+        while not should_stop():
+            line = f.readline()
+            if not line:
+                if draining:
+                    break
+                # Check, then read once more: the writer's last lines may land between the two.
+                draining = writer_gone()
+                if not draining:
+                    time.sleep(poll_s)
+                continue
+            partial += line
+            if partial.endswith("\n"):
+                yield partial
+                partial = ""
+            # else: the writer is mid-line; wait for the rest
+        if partial and draining:
+            yield partial
 
 
 def follow_events(run_dir: str | Path, should_stop: Callable[[], bool], poll_s: float = 0.2) -> Iterator[dict]:
     """Yield every event of the run, old ones first, then new ones as they land."""
-    path = Path(run_dir) / EVENTS_FILE
-    while not path.exists():
-        if should_stop():
-            return
-        time.sleep(poll_s)
-    with open(path, encoding="utf-8") as f:
-        partial = ""
-        while not should_stop():
-            line = f.readline()
-            if not line:
-                time.sleep(poll_s)
-                continue
-            partial += line
-            if not partial.endswith("\n"):
-                continue  # the writer is mid-line; wait for the rest
-            try:
-                yield decode(partial)
-            except ProtocolError:
-                pass
-            partial = ""
+    for line in follow_lines(Path(run_dir) / EVENTS_FILE, should_stop, poll_s=poll_s):
+        try:
+            yield decode(line)
+        except ProtocolError:
+            pass
+
+
+def trainer_running(run_dir: str | Path, events: list[dict]) -> bool:
+    """Whether a trainer works on this run now: it listens on the control FIFO,
+    or it is still starting up (the FIFO opens just before `run_started`) and
+    the pid its `starting` status named is alive."""
+    if is_live(run_dir):
+        return True
+    lifecycle = [e for e in events if e["event"] in ("run_started", "run_finished") or e.get("state") == "starting"]
+    if not lifecycle or lifecycle[-1].get("state") != "starting":
+        return False
+    return pid_alive(lifecycle[-1].get("pid"))
+
+
+def pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
 
 
 @dataclass
@@ -118,6 +185,7 @@ class RunSummary:
     best_val_loss: float | None = None
     metrics: dict = field(default_factory=dict)
     started: float | None = None  # unix time
+    damaged_lines: int = 0  # lines of events.jsonl that were not events, skipped
 
     @property
     def started_text(self) -> str:
@@ -137,32 +205,52 @@ def headline_metric(metrics: dict) -> str:
 
 def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSummary:
     run_dir = Path(run_dir)
-    events = read_events(run_dir) if events is None else events
+    damaged = 0
+    if events is None:
+        events, damaged = scan_events(run_dir)
     config = read_json(run_dir / CONFIG_FILE)
-    s = RunSummary(path=run_dir, preset=config.get("preset", "?"), profile=config.get("profile", ""))
-    s.max_steps = config.get("train", {}).get("max_steps", 0)
+    s = RunSummary(path=run_dir, preset=str(config.get("preset", "?")), profile=str(config.get("profile", "")))
+    train = config.get("train")
+    s.max_steps = train.get("max_steps", 0) if isinstance(train, dict) else 0
     s.status = "empty" if not events else "crashed"
     for e in events:
-        kind = e["event"]
-        if kind == "run_started":
-            s.started = s.started or e.get("t")
-            s.max_steps = e["config"]["train"]["max_steps"]
-            s.status = "crashed"  # until a run_finished says otherwise (a resume re-opens it)
-        elif kind in ("step", "eval"):
-            s.step = max(s.step, e["step"])
-            if kind == "eval":
-                if e["val_loss"] is not None and (s.best_val_loss is None or e["val_loss"] < s.best_val_loss):
-                    s.best_val_loss = e["val_loss"]
-                s.metrics = e.get("metrics") or s.metrics
-        elif kind == "run_finished":
-            s.status = {"completed": "completed", "stopped": "stopped"}.get(e["reason"], "error")
-            s.step = max(s.step, e["step"])
-            s.metrics = e.get("metrics") or s.metrics
-            if e.get("best_val_loss") is not None:
-                s.best_val_loss = e["best_val_loss"]
-    if s.status == "crashed" and is_live(run_dir):
+        try:
+            _apply(s, e)
+        except (KeyError, TypeError, ValueError, AttributeError):  # an event with fields of the wrong shape
+            damaged += 1
+    s.damaged_lines = damaged
+    if s.status == "crashed" and trainer_running(run_dir, events):
         s.status = "running"
     return s
+
+
+def _apply(s: RunSummary, e: dict) -> None:
+    """Fold one event into the summary; TypeError/ValueError/KeyError for a malformed one."""
+    kind = e["event"]
+    if kind == "run_started":
+        if s.started is None and isinstance(e.get("t"), (int, float)):
+            s.started = e["t"]
+        s.max_steps = int(e["config"]["train"]["max_steps"])
+        s.status = "crashed"  # until a run_finished says otherwise (a resume re-opens it)
+    elif kind in ("step", "eval"):
+        s.step = max(s.step, int(e["step"]))
+        if kind == "eval":
+            if e["val_loss"] is not None and (s.best_val_loss is None or e["val_loss"] < s.best_val_loss):
+                s.best_val_loss = float(e["val_loss"])
+            s.metrics = _metrics(e) or s.metrics
+    elif kind == "run_finished":
+        s.status = {"completed": "completed", "stopped": "stopped"}.get(e["reason"], "error")
+        s.step = max(s.step, int(e["step"]))
+        s.metrics = _metrics(e) or s.metrics
+        if e.get("best_val_loss") is not None:
+            s.best_val_loss = float(e["best_val_loss"])
+
+
+def _metrics(e: dict) -> dict:
+    metrics = e.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise TypeError(f"metrics is a {type(metrics).__name__}")
+    return metrics
 
 
 def list_runs(root: str | Path | None = None) -> list[RunSummary]:

@@ -1,11 +1,17 @@
-"""`gptbench presets`: what each preset trains, how big, how many tokens a step."""
+"""`gptbench presets`: what each preset trains, how big, how many tokens a step.
+
+A user preset that cannot be read or does not resolve to a valid config is
+left out of the table, with one note each under it.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import presets
+from ..config import ConfigError
 from ..progress import format_count
 
 
@@ -16,10 +22,19 @@ def list_presets() -> None:
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("profiles", no_wrap=True)
     table.add_column("what it trains", ratio=1)
-    for preset in presets.available().values():
-        s = presets.summary(preset, "cpu")
+    found, unreadable = presets.scan()
+    skipped = [exc.message for exc in unreadable]  # these name their file
+    for preset in found.values():
+        try:
+            s = presets.summary(preset, "cpu")
+        except ConfigError as exc:
+            skipped.append(f"{preset.path}: {exc.message}")
+            continue
         table.add_row(
-            s["name"], format_count(s["params"]), format_count(s["tokens_per_step"]), str(s["max_steps"]),
-            ", ".join(preset.profiles) or "-", s["description"],
+            escape(s["name"]), format_count(s["params"]), format_count(s["tokens_per_step"]), str(s["max_steps"]),
+            escape(", ".join(preset.profiles) or "-"), escape(s["description"]),
         )
     Console().print(table)
+    notes = Console(stderr=True, highlight=False)
+    for message in skipped:
+        notes.print(f"[yellow]skipped:[/] {escape(message)}")
