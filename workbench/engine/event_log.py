@@ -22,6 +22,10 @@ class EventLog:
         self.enabled = enabled
         self.stream = stream
         self.file = open(Path(run_dir) / EVENTS_FILE, "a", encoding="utf-8") if enabled else None
+        if self.file and not _ends_a_line(self.file.name):
+            # A trainer killed mid-write (or a full disk) left half a line: end it,
+            # so that readers skip that one line rather than our first event too.
+            self.file.write("\n")
 
     def emit(self, event: str, **fields: Any) -> dict:
         evt = make(event, **fields)
@@ -44,3 +48,12 @@ class EventLog:
     def close(self) -> None:
         if self.file:
             self.file.close()
+
+
+def _ends_a_line(path: str) -> bool:
+    """True for an empty file or one whose last byte is a newline."""
+    with open(path, "rb") as f:
+        if f.seek(0, 2) == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"

@@ -4,6 +4,11 @@ Started by `launcher.TrainerProcess` (directly, or under torchrun for several
 processes). Its stdout carries events and nothing else: anything a library
 prints is moved to stderr, so the stream the UI parses stays clean.
 
+Whoever reads those pipes may go away while we train (a dropped SSH session,
+`| head`, an app that quit and left the run going). The run goes on: events
+still reach events.jsonl (EventLog drops the dead pipe) and stderr moves to
+RUN_DIR/stderr.log (`StderrOutlivingItsReader`).
+
 Exit codes: 0 completed, 130 stopped (Ctrl-C, SIGTERM or the stop command),
 2 bad input (config, data, checkpoint), 1 anything else.
 """
@@ -19,7 +24,8 @@ from pathlib import Path
 from .. import presets
 from ..config import Config, ConfigError, parse_override, set_value, validate
 from ..events import encode, make
-from ..runs import CONFIG_FILE, EVENTS_FILE, read_json
+from ..runs import CONFIG_FILE, EVENTS_FILE, STDERR_FILE, read_json
+from .event_log import EventLog
 
 EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
 
@@ -33,11 +39,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+class StderrOutlivingItsReader:
+    """sys.stderr (and sys.stdout) of the trainer: the launcher's pipe while
+    somebody reads it, RUN_DIR/stderr.log once nobody does.
+
+    Python ignores SIGPIPE, so a write to a pipe nobody reads raises
+    BrokenPipeError: from a print, a traceback, a logging record, anywhere in
+    the run. The first write that fails moves fds 1 and 2 onto the log file
+    (torch's C++ messages, written to the fds directly, follow) and is written
+    again there.
+    """
+
+    def __init__(self, stream, log_path: Path):
+        self._stream = stream
+        self._log_path = log_path
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._move_to_log()
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._move_to_log()
+
+    def _move_to_log(self) -> None:
+        try:
+            fd = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:  # the run directory is not there (yet): nowhere better to write
+            fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)  # fileno, isatty, encoding, ... of the stream underneath
+
+
 def event_stream():
     """Keep the real stdout for events; point fd 1 (and sys.stdout) at stderr."""
     events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
-    sys.stdout = sys.stderr
     return events
 
 
@@ -60,15 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rank = int(os.environ.get("RANK", 0))
     stream = event_stream() if rank == 0 else None
-
-    # Imported here so that `--help` and bad arguments answer instantly.
-    import torch  # noqa: F401  (fail early and clearly if torch is missing)
-
-    from .checkpoint import CheckpointError
-    from .device import detect_kind, setup_device
-    from .distributed import init_world, shutdown
-    from .event_log import EventLog
-    from .trainer import NonFiniteLoss, Trainer, write_run_files
+    sys.stdout = sys.stderr = StderrOutlivingItsReader(sys.stderr, args.run_dir / STDERR_FILE)
 
     is_main = rank == 0
     if is_main and not args.resume and (args.run_dir / EVENTS_FILE).exists():
@@ -80,6 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     if is_main:
         args.run_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(args.run_dir, stream, enabled=is_main)
+    # The first event goes out before torch loads (seconds): `run --detach`
+    # waits for it, and its pid tells `runs` and `logs -f` that a trainer is
+    # starting up (the control FIFO only opens once the model is built).
+    log.emit("status", state="starting", pid=os.getpid())
+
+    # Imported here so that `--help` and bad arguments answer instantly.
+    import torch  # noqa: F401  (fail early and clearly if torch is missing)
+
+    from .checkpoint import CheckpointError
+    from .device import detect_kind, setup_device
+    from .distributed import init_world, shutdown
+    from .trainer import NonFiniteLoss, Trainer, write_run_files
+
     trainer = None
     world = None
     finished = False
@@ -87,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve_config(args, detect_kind())
         setup = setup_device(cfg.train, int(os.environ.get("LOCAL_RANK", 0)))
         world = init_world(setup.kind)
-        if world.is_main:
-            log.emit("status", state="starting")
         trainer = Trainer(cfg, args.run_dir, setup, world, log, resume=args.resume)
         if world.is_main:
             write_run_files(trainer)
