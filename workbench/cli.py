@@ -2,9 +2,10 @@
 
     gptbench                      the app
     gptbench presets              what can be trained
-    gptbench run PRESET --headless
+    gptbench run PRESET --headless [--detach]
     gptbench sample RUN_DIR --prompt TEXT
     gptbench runs [DIR]
+    gptbench logs RUN_DIR [-f]    a run's log lines, following it live
     gptbench attach RUN_DIR       the app, on one run
     gptbench bench [PRESET ...]   speed benchmarks
 
@@ -70,22 +71,23 @@ def run_cmd(
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory from its last.pt"),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="processes (GPUs) for data-parallel training via torchrun"),
     as_json: bool = typer.Option(False, "--json", help="print the raw events (JSON lines)"),
+    detach: bool = typer.Option(False, "--detach", help="train in the background: print the run dir and return"),
 ) -> None:
-    """Train a preset. Ctrl-C stops gracefully (checkpoint first, exit code 130)."""
+    """Train a preset. Ctrl-C stops gracefully (checkpoint first, exit code 130); a closed terminal does not."""
     if device:
         overrides = [*overrides, f"train.device={device}"]
     from .commands.run import run_headless
 
     try:
         if not headless:
-            if resume or run_dir or nproc_per_node != 1 or as_json:
-                raise ConfigError("--resume, --run-dir, --nproc-per-node and --json need --headless.",
+            if resume or run_dir or nproc_per_node != 1 or as_json or detach:
+                raise ConfigError("--resume, --run-dir, --nproc-per-node, --json and --detach need --headless.",
                                   "add --headless, or open the app with `gptbench` and pick the run there.")
             from .tui.app import run_app
 
             run_app(preset=preset, overrides=overrides)
             return
-        code = run_headless(preset, overrides, run_dir, resume, nproc_per_node, as_json)
+        code = run_headless(preset, overrides, run_dir, resume, nproc_per_node, as_json, detach)
     except ConfigError as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -118,19 +120,40 @@ def runs_cmd(root: Optional[Path] = typer.Argument(None, help="directory of runs
     """A table of runs: preset, status, steps, best val loss, task metric, started."""
     from .commands.list_runs import list_runs
 
-    list_runs(root)
+    try:
+        list_runs(root)
+    except ConfigError as exc:
+        fail(exc)
+
+
+@app.command("logs")
+def logs_cmd(
+    run_dir: Path = typer.Argument(..., help="a run directory (running or finished)"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines until the run finishes"),
+) -> None:
+    """Print a run's log lines (as `run --headless` prints them) from its events."""
+    from .commands.logs import logs
+
+    try:
+        code = logs(run_dir, follow)
+    except ConfigError as exc:
+        fail(exc)
+    raise typer.Exit(code)
 
 
 @app.command("attach")
 def attach_cmd(run_dir: Path = typer.Argument(..., help="a run directory (running or finished)")) -> None:
     """Open the app on one run: follow it live, or replay it."""
-    from .runs import require_run_dir
+    from .runs import damage_note, require_run_dir, scan_events
     from .tui.app import run_app
 
     try:
         require_run_dir(run_dir)
     except ConfigError as exc:
         fail(exc)
+    damaged = scan_events(run_dir)[1]
+    if damaged:  # printed before the app takes the screen: it is there again when the app quits
+        Console(stderr=True, highlight=False).print(f"[yellow]note:[/] {damage_note(run_dir, damaged)}")
     run_app(attach=run_dir)
 
 

@@ -6,6 +6,12 @@ prints headless is exactly what the app shows. The trainer runs as
 writes one JSON event per line to its stdout, and its stdout and stderr are read
 on dedicated threads so the trainer never waits on whoever is watching.
 
+The app and the headless command start trainers in a session of their own
+(`detach=True`): a terminal's signals (a hangup when SSH drops, Ctrl-C) never
+reach them by themselves; the starter decides what to pass on (`signal`). The
+trainer outlives its starter either way: its output falls back to the run
+directory when nobody reads its pipes (engine/worker.py).
+
 Plain Python: never imports torch.
 """
 
@@ -22,6 +28,7 @@ from typing import Callable
 
 from .control import send_command
 from .events import ProtocolError, decode, make
+from .runs import STDERR_FILE
 
 EventHandler = Callable[[dict], None]
 
@@ -51,6 +58,17 @@ def trainer_command(
 def sampler_command(run_dir: Path, args: list[str]) -> list[str]:
     """The argv of the checkpoint sampler (`--serve` keeps it answering stdin)."""
     return [sys.executable, "-m", "workbench.engine.sampler", "--run-dir", str(run_dir), *args]
+
+
+def start_in_background(argv: list[str], run_dir: Path) -> subprocess.Popen:
+    """Start a trainer tied to nothing here: its own session, no pipes (events go
+    to events.jsonl anyway, stderr to RUN_DIR/stderr.log). `run --detach`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / STDERR_FILE, "ab") as stderr:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+        )
 
 
 class TrainerProcess:
@@ -156,3 +174,12 @@ class TrainerProcess:
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
+
+    def signal(self, signum: int) -> None:
+        """Signal the trainer's whole process group (torchrun and its workers
+        too), as a terminal would; for one started with detach=True."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:  # it just ended
+                pass

@@ -4,12 +4,22 @@ The job runs in a trainer subprocess through `launcher.TrainerProcess`, exactly
 as under the app; this module only turns its events into lines. Rich styles
 them on a terminal; piped, the same lines come out plain. `--json` prints the
 raw events instead.
+
+This command is a view of the run, the trainer is the run. The trainer lives in
+its own session, so the terminal's hangup (SSH dropped, tmux killed) ends only
+the view; Ctrl-C and SIGTERM are meant for the run and are passed on to it. If
+our output goes away (`| head`, a terminal that is gone) we stop viewing and
+leave; the trainer trains on in its run directory (`gptbench logs -f`, `attach`).
+`--detach` starts it without a view at all.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -17,17 +27,29 @@ from rich.markup import escape
 
 from .. import presets
 from ..config import ConfigError
-from ..launcher import TrainerProcess, trainer_command
+from ..launcher import TrainerProcess, start_in_background, trainer_command
 from ..progress import eta_seconds, format_count, format_duration
-from ..runs import new_run_dir, require_run_dir
+from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir
+
+# How long `--detach` waits for the trainer's first event (it comes before torch loads).
+DETACH_START_TIMEOUT_S = 60.0
+
+
+class ViewConsole(Console):
+    """A Console whose broken pipe is the view's business: Rich's default exits the process."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
 
 
 class HeadlessView:
-    """Prints one line per event worth a line."""
+    """Prints one line per event worth a line, until its output goes away."""
 
-    def __init__(self, console: Console, as_json: bool):
+    def __init__(self, console: Console, as_json: bool, on_output_closed=lambda: None):
         self.console = console
         self.as_json = as_json
+        self.on_output_closed = on_output_closed
+        self.output_closed = False
         self.max_steps = 0
         self.steps: list[dict] = []
         self.started: dict = {}
@@ -35,10 +57,6 @@ class HeadlessView:
         self.error: dict | None = None
 
     def on_event(self, e: dict) -> None:
-        if self.as_json:
-            import json
-
-            print(json.dumps(e), flush=True)
         kind = e["event"]
         if kind == "run_started":
             self.started = e
@@ -49,14 +67,31 @@ class HeadlessView:
             self.finished = e
         elif kind == "error":
             self.error = e
-        if not self.as_json:
+        if self.as_json:
+            import json
+
+            self._write(sys.stdout, lambda: print(json.dumps(e), flush=True))
+        else:
             line = self.format(e)
             if line:
-                self.console.print(line, soft_wrap=True, highlight=False)
+                self._write(sys.stdout, lambda: self.console.print(line, soft_wrap=True, highlight=False))
 
     def on_stderr(self, line: str) -> None:
         # Warnings and tracebacks from the trainer: keep them visible, but apart.
-        print(line, file=sys.stderr, flush=True)
+        self._write(sys.stderr, lambda: print(line, file=sys.stderr, flush=True))
+
+    def _write(self, stream, write) -> None:
+        if self.output_closed:
+            return
+        try:
+            write()
+        except OSError:  # a broken pipe (`| head`), a terminal that is gone (EIO)
+            self.output_closed = True
+            # Python flushes stdout/stderr once more at exit: let that land in /dev/null.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+            self.on_output_closed()
 
     def format(self, e: dict) -> str | None:
         kind = e["event"]
@@ -104,6 +139,7 @@ def run_headless(
     resume: Path | None,
     nproc_per_node: int,
     as_json: bool,
+    detach: bool = False,
 ) -> int:
     """Validate, start the trainer, print its events, return its exit code."""
     if resume is not None:
@@ -119,32 +155,100 @@ def run_headless(
             raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
     if nproc_per_node < 1:
         raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.", "use 1 for one process, N for N GPUs.")
+    if detach and as_json:
+        raise ConfigError("--detach prints no events, so --json has nothing to do.", f"read them later with `gptbench logs`, or from {EVENTS_FILE}.")
 
-    console = Console(highlight=False)
-    view = HeadlessView(console, as_json)
     argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nproc_per_node=nproc_per_node)
-    trainer = TrainerProcess(argv, run_dir, on_event=view.on_event, on_stderr=view.on_stderr).start()
+    console = ViewConsole(highlight=False)
+    if detach:
+        return start_detached(argv, run_dir, console)
 
-    # Ctrl-C reaches the trainer too (same process group): it checkpoints and
-    # stops by itself. We wait for it; a second Ctrl-C kills it.
-    interrupts = 0
-
-    def on_interrupt(signum, frame):
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            print("stopping: saving a checkpoint (Ctrl-C again to kill)", file=sys.stderr, flush=True)
-        else:
-            trainer.kill()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        code = trainer.wait()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    ended = threading.Event()  # the trainer exited, or our output went away
+    view = HeadlessView(console, as_json, on_output_closed=ended.set)
+    trainer = TrainerProcess(argv, run_dir, on_event=view.on_event, on_stderr=view.on_stderr, detach=True,
+                             on_exit=lambda code: ended.set())
+    with StopForwarder(trainer) as stops:
+        trainer.start()
+        stops.started()
+        ended.wait()
+    if view.output_closed:
+        _say(f"gptbench: the output went away; the run goes on in {run_dir} "
+             f"(`gptbench logs -f {run_dir}` follows it, `gptbench attach {run_dir}` takes it over).")
+        return 0
+    code = trainer.wait()
     if view.finished is None and code not in (0, 130):
         tail = "\n".join(list(trainer.stderr_tail)[-15:])
         console.print(f"[red bold]error:[/] the trainer exited with code {code} before finishing.", highlight=False)
         if tail:
             console.print(escape(tail), highlight=False, soft_wrap=True)
     return code
+
+
+class StopForwarder:
+    """Pass Ctrl-C and SIGTERM on to the trainer's process group while we watch.
+
+    The trainer checkpoints and stops by itself on either; we wait for it. A
+    second one kills it. A signal that lands while the trainer is still being
+    started is passed on as soon as it exists.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, trainer: TrainerProcess):
+        self.trainer = trainer
+        self.received: list[int] = []
+
+    def __enter__(self) -> "StopForwarder":
+        self.previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self.received.append(signum)
+        if self.trainer.process is not None:
+            self._pass_on()
+
+    def started(self) -> None:
+        if self.received:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        if len(self.received) == 1:
+            _say("stopping: saving a checkpoint (Ctrl-C again to kill)")
+            self.trainer.signal(self.received[0])
+        else:
+            self.trainer.signal(signal.SIGKILL)
+
+
+def _say(message: str) -> None:
+    """One line to stderr, if stderr is still there."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def start_detached(argv: list[str], run_dir: Path, console: Console) -> int:
+    """`--detach`: start the trainer in the background, wait for its first event, say where it is."""
+    events = run_dir / EVENTS_FILE
+    size_before = events.stat().st_size if events.exists() else 0  # a resume appends to the run's events
+    trainer = start_in_background(argv, run_dir)
+    deadline = time.monotonic() + DETACH_START_TIMEOUT_S
+    while not (events.exists() and events.stat().st_size > size_before):
+        code = trainer.poll()
+        if code is not None:
+            raise ConfigError(f"The trainer exited at once (code {code}).", f"its messages are in {run_dir / STDERR_FILE}.")
+        if time.monotonic() > deadline:
+            break  # slow to start, but started: its first event will come
+        time.sleep(0.05)
+    console.print(
+        f"training in the background (pid {trainer.pid})\n"
+        f"run dir  {escape(str(run_dir))}\n"
+        f"follow   gptbench logs -f {escape(str(run_dir))}\n"
+        f"attach   gptbench attach {escape(str(run_dir))}",
+        highlight=False, soft_wrap=True,
+    )
+    return 0
