@@ -24,6 +24,8 @@ def test_events_missing_fields_and_garbage_are_rejected():
         events.decode("hello")
     with pytest.raises(events.ProtocolError):
         events.decode(json.dumps({"event": "nope"}))
+    with pytest.raises(events.ProtocolError, match="without its fields"):  # readers index them
+        events.decode(json.dumps({"event": "step", "step": 3}))
 
 
 def test_commands_reach_the_inbox_without_blocking(tmp_path):

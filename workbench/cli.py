@@ -153,7 +153,7 @@ def attach_cmd(run_dir: Path = typer.Argument(..., help="a run directory (runnin
         fail(exc)
     damaged = scan_events(run_dir)[1]
     if damaged:  # printed before the app takes the screen: it is there again when the app quits
-        Console(stderr=True, highlight=False).print(f"[yellow]note:[/] {damage_note(run_dir, damaged)}")
+        print(damage_note(run_dir, damaged), file=sys.stderr)
     run_app(attach=run_dir)
 
 

@@ -102,8 +102,8 @@ def scan_events(run_dir: str | Path) -> tuple[list[dict], int]:
 
 
 def damage_note(run_dir: Path, lines: int) -> str:
-    """The one line a reader prints about a damaged events file."""
-    return f"{Path(run_dir) / EVENTS_FILE}: skipped {lines} damaged line{'s' if lines != 1 else ''} (cut short, or not an event)."
+    """The one line a reader prints (to stderr) about a damaged events file."""
+    return f"note: {Path(run_dir) / EVENTS_FILE}: skipped {lines} damaged line{'s' if lines != 1 else ''} (cut short, or not an event)."
 
 
 def follow_lines(
@@ -114,7 +114,8 @@ def follow_lines(
 ) -> Iterator[str]:
     """Yield every complete line of `path`, old ones first, then new ones as they
     land. Once `writer_gone()` says nobody will write any more, the rest of the
-    file is read and the iteration ends (a torn last line comes out as it is)."""
+    file is read and the iteration ends. A last line without its newline is
+    never yielded: it may be a live writer's, half written."""
     while not path.exists():
         if should_stop() or writer_gone():
             return
@@ -137,8 +138,6 @@ def follow_lines(
                 yield partial
                 partial = ""
             # else: the writer is mid-line; wait for the rest
-        if partial and draining:
-            yield partial
 
 
 def follow_events(run_dir: str | Path, should_stop: Callable[[], bool], poll_s: float = 0.2) -> Iterator[dict]:

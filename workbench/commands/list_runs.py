@@ -7,6 +7,7 @@ fine, with one note under the table.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -20,6 +21,25 @@ from ..runs import damage_note, runs_root
 from ..runs import list_runs as find_runs
 
 
+COLUMNS = ("run", "preset", "status", "steps", "best val", "task metric", "started")
+# On a narrow terminal these give way, in this order, each down to its floor;
+# the run's name (what `logs` and `attach` take) folds onto more lines, last.
+GIVE_WAY = {"started": 5, "task metric": 8, "preset": 6, "run": 14}
+TABLE_EDGES = 3  # per column: padding on both sides and the rule between columns
+
+
+def fit_widths(rows: list[tuple[str, ...]], available: int) -> list[int]:
+    """Column widths that fit `available` cells (Rich, left to choose, can squeeze the run's name away)."""
+    widths = [max(cell_len(cell) for cell in [head, *(row[i] for row in rows)]) for i, head in enumerate(COLUMNS)]
+    excess = sum(widths) + TABLE_EDGES * len(COLUMNS) + 1 - available
+    for column, floor in GIVE_WAY.items():
+        i = COLUMNS.index(column)
+        cut = max(0, min(excess, widths[i] - floor))
+        widths[i] -= cut
+        excess -= cut
+    return widths
+
+
 def list_runs(root: Path | None) -> None:
     if root is not None and not (root.is_dir() and os.access(root, os.R_OK | os.X_OK)):
         what = "is not a directory we can read" if root.exists() else "does not exist"
@@ -30,24 +50,19 @@ def list_runs(root: Path | None) -> None:
     if not summaries:
         console.print(f"No runs under {root}. Start one with: gptbench run addition --headless")
         return
-    columns = ("run", "preset", "status", "steps", "best val", "task metric", "started")
     rows = [
         (s.path.name, s.preset, s.status, f"{s.step}/{s.max_steps}",
          f"{s.best_val_loss:.4f}" if s.best_val_loss is not None else "-", s.metric_text, s.started_text)
         for s in summaries
     ]
-    # Every column keeps its width but the run's name, which folds into what is
-    # left (Rich, left to choose, squeezes a folding column away on 80 columns).
-    widths = [max(cell_len(c) for c in [head, *(row[i] for row in rows)]) for i, head in enumerate(columns)]
-    run_width = min(widths[0], max(14, console.width - sum(widths[1:]) - 3 * len(columns) - 1))  # 3: padding, rule
+    widths = fit_widths(rows, console.width)
     table = Table(title=f"runs in {escape(str(root))}", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("run", width=run_width, overflow="fold")
-    for column in columns[1:]:
-        table.add_column(column, justify="right" if column in ("steps", "best val") else "left", no_wrap=True)
+    for column, width in zip(COLUMNS, widths):
+        table.add_column(column, width=width, justify="right" if column in ("steps", "best val") else "left",
+                         no_wrap=column != "run", overflow="fold" if column == "run" else "ellipsis")
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
-    notes = Console(stderr=True, highlight=False)
     for s in summaries:
         if s.damaged_lines:
-            notes.print(f"[yellow]note:[/] {escape(damage_note(s.path, s.damaged_lines))}")
+            print(damage_note(s.path, s.damaged_lines), file=sys.stderr)

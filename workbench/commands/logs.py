@@ -10,6 +10,7 @@ A damaged line (cut short by a crash, garbage) is skipped and counted, never fat
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -42,13 +43,13 @@ def logs(run_dir: Path, follow: bool) -> int:
         try:
             event = decode(line)
             view.on_event(event)
-        except (ProtocolError, KeyError, TypeError, ValueError):  # not an event, or one of the wrong shape
+        except (ProtocolError, KeyError, TypeError, ValueError, AttributeError):  # not an event, or one of the wrong shape
             damaged += 1
             continue
         seen.append(event)
 
     if damaged:
-        Console(stderr=True, highlight=False).print(f"[yellow]note:[/] {escape(damage_note(run_dir, damaged))}")
+        print(damage_note(run_dir, damaged), file=sys.stderr)
     if view.output_closed:
         return 0
     if not finished():
