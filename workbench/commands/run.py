@@ -181,7 +181,7 @@ def run_headless(
         console.print(f"[red bold]error:[/] the trainer exited with code {code} before finishing.", highlight=False)
         if tail:
             console.print(escape(tail), highlight=False, soft_wrap=True)
-    return code
+    return 128 - code if code < 0 else code  # killed by signal N: exit 128+N, as a shell says it
 
 
 class StopForwarder:
