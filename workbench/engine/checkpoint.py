@@ -47,12 +47,21 @@ def save_atomic(obj: dict, path: Path) -> None:
         os.close(dir_fd)
 
 
-def load(path: Path, map_location="cpu") -> dict:
+def load(path: Path) -> dict:
+    """The checkpoint at path, every tensor on the CPU.
+
+    Always the CPU, whatever device trained it: RNG states must be CPU
+    ByteTensors (`torch.set_rng_state`, `torch.cuda.set_rng_state` and
+    `Generator.set_state` refuse anything else), and `load_state_dict` copies
+    weights and optimizer moments to wherever the parameters live, so nothing
+    lands on the GPU that is not needed there (a sampler never needs the
+    optimizer's moments).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {path}.", "train first, or pick another with --checkpoint best|last.")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a checkpoint, or holds pickled code
         raise CheckpointError(
             f"Checkpoint {path} could not be read ({type(exc).__name__}).",
