@@ -347,6 +347,8 @@ class Trainer:
     def _save_last(self, rng: dict | None = None) -> None:
         self._read_back()  # never overwrite a good checkpoint with NaN weights
         self._save(LAST_CKPT, rng=rng)
+        if self.cfg.train.keep_last and self.world.is_main:
+            checkpoint.keep_recent(self.run_dir, self.step, self.cfg.train.keep_last)
 
     def _restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint loaded on the CPU: load_state_dict puts each tensor where it belongs."""

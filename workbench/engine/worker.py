@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that `--help` and bad arguments answer instantly.
     import torch  # noqa: F401  (fail early and clearly if torch is missing)
 
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, CheckpointWriteError
     from .device import detect_kind, setup_device
     from .distributed import init_world, shutdown
     from .event_log import EventLog
@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODES[reason]
     except (ConfigError, CheckpointError) as exc:
         return _fail(log, trainer, "config", exc.message, exc.hint, 2)
+    except CheckpointWriteError as exc:
+        return _fail(log, trainer, "disk", str(exc), "free disk space or fix the run directory's permissions, then "
+                     "--resume: the previous last.pt and best.pt are intact.", 1)
     except NonFiniteLoss as exc:
         return _fail(log, trainer, "nan", str(exc), "lower train.lr or raise train.warmup_steps; last.pt still holds the last good weights.", 1)
     except torch.OutOfMemoryError:
