@@ -20,9 +20,12 @@ from __future__ import annotations
 import collections
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,14 +36,37 @@ from .runs import STDERR_FILE
 EventHandler = Callable[[dict], None]
 
 
+@dataclass(frozen=True)
+class Nodes:
+    """Where the processes of a run live: torchrun's multi-node flags, passed through.
+
+    One machine (nnodes=1) uses torchrun's --standalone rendezvous. For N
+    machines every node runs the same command with its own node_rank, and
+    `rdzv_endpoint` (HOST:PORT of node 0, reachable from all) is where they meet.
+    """
+
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str = ""
+
+    def torchrun_args(self) -> list[str]:
+        args = [f"--nproc-per-node={self.nproc_per_node}"]
+        if self.nnodes == 1:
+            return ["--standalone", *args]
+        return [*args, f"--nnodes={self.nnodes}", f"--node-rank={self.node_rank}", f"--rdzv-endpoint={self.rdzv_endpoint}"]
+
+
 def trainer_command(
     preset: str | None,
     run_dir: Path,
     overrides: list[str] = (),
     resume: bool = False,
     nproc_per_node: int = 1,
+    nodes: Nodes | None = None,
 ) -> list[str]:
-    """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for N > 1."""
+    """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for several processes."""
+    nodes = nodes or Nodes(nproc_per_node=nproc_per_node)
     args = ["--run-dir", str(run_dir)]
     if preset:
         args += ["--preset", preset]
@@ -48,8 +74,8 @@ def trainer_command(
         args.append("--resume")
     for o in overrides:
         args += ["--set", o]
-    if nproc_per_node > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}", "-m"]
+    if nodes.nproc_per_node > 1 or nodes.nnodes > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_args(), "-m"]
     else:
         launcher = [sys.executable, "-m"]
     return [*launcher, "workbench.engine.worker", *args]
@@ -61,14 +87,31 @@ def sampler_command(run_dir: Path, args: list[str]) -> list[str]:
 
 
 def start_in_background(argv: list[str], run_dir: Path) -> subprocess.Popen:
-    """Start a trainer tied to nothing here: its own session, no pipes (events go
-    to events.jsonl anyway, stderr to RUN_DIR/stderr.log). `run --detach`."""
+    """Start a trainer tied to nothing here (`run --detach`): its own session,
+    stderr into RUN_DIR/stderr.log. Its event stream is a pipe the caller reads
+    for the first event and then closes: events.jsonl has them all anyway."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / STDERR_FILE, "ab") as stderr:
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8",
+            errors="replace", env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
         )
+
+
+def first_event(process: subprocess.Popen, timeout: float) -> dict | None:
+    """The first event on a process's stdout; None if it ends, or says nothing within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([process.stdout], [], [], left)[0]:
+            return None
+        line = process.stdout.readline()
+        if not line:
+            return None  # it exited
+        try:
+            return decode(line)
+        except ProtocolError:
+            continue
+    return None
 
 
 class TrainerProcess:

@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -27,12 +26,13 @@ from rich.markup import escape
 
 from .. import presets
 from ..config import ConfigError
-from ..launcher import TrainerProcess, start_in_background, trainer_command
+from ..launcher import Nodes, TrainerProcess, first_event, start_in_background, trainer_command
 from ..progress import eta_seconds, format_count, format_duration
 from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir
 
-# How long `--detach` waits for the trainer's first event (it comes before torch loads).
-DETACH_START_TIMEOUT_S = 60.0
+# How long `--detach` waits for the trainer's first event: after torch loads (and
+# on --resume, once the checkpoint is checked). It stops waiting, not the trainer.
+DETACH_START_TIMEOUT_S = 120.0
 
 
 class ViewConsole(Console):
@@ -132,12 +132,25 @@ class HeadlessView:
         return None
 
 
+def check_nodes(nodes: Nodes) -> None:
+    if nodes.nproc_per_node < 1:
+        raise ConfigError(f"--nproc-per-node must be at least 1, got {nodes.nproc_per_node}.", "use 1 for one process, N for N GPUs.")
+    if nodes.nnodes < 1 or not 0 <= nodes.node_rank < nodes.nnodes:
+        raise ConfigError(f"--node-rank must be in 0..{nodes.nnodes - 1} and --nnodes at least 1, got "
+                          f"--nnodes {nodes.nnodes} --node-rank {nodes.node_rank}.", "number the machines 0, 1, ... N-1.")
+    if nodes.nnodes > 1:
+        host, sep, port = nodes.rdzv_endpoint.rpartition(":")
+        if not (host and sep and port.isdigit()):
+            raise ConfigError(f"--rdzv-endpoint must be HOST:PORT of node 0, got {nodes.rdzv_endpoint!r}.",
+                              "e.g. --rdzv-endpoint 10.0.0.1:29500 (the same on every node)")
+
+
 def run_headless(
     preset_name: str | None,
     overrides: list[str],
     run_dir: Path | None,
     resume: Path | None,
-    nproc_per_node: int,
+    nodes: Nodes,
     as_json: bool,
     detach: bool = False,
 ) -> int:
@@ -153,15 +166,17 @@ def run_headless(
         run_dir = run_dir or new_run_dir(preset_name)
         if (run_dir / "events.jsonl").exists():
             raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
-    if nproc_per_node < 1:
-        raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.", "use 1 for one process, N for N GPUs.")
+    check_nodes(nodes)
     if detach and as_json:
         raise ConfigError("--detach prints no events, so --json has nothing to do.", f"read them later with `gptbench logs`, or from {EVENTS_FILE}.")
 
-    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nproc_per_node=nproc_per_node)
+    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nodes=nodes)
     console = ViewConsole(highlight=False)
+    if nodes.node_rank > 0:
+        console.print(f"[dim]node {nodes.node_rank} of {nodes.nnodes}: its processes train silently; node 0 writes the run "
+                      f"and prints its progress[/]", highlight=False)
     if detach:
-        return start_detached(argv, run_dir, console)
+        return start_detached(argv, run_dir, console, silent_node=nodes.node_rank > 0)
 
     ended = threading.Event()  # the trainer exited, or our output went away
     view = HeadlessView(console, as_json, on_output_closed=ended.set)
@@ -231,19 +246,21 @@ def _say(message: str) -> None:
         pass
 
 
-def start_detached(argv: list[str], run_dir: Path, console: Console) -> int:
-    """`--detach`: start the trainer in the background, wait for its first event, say where it is."""
-    events = run_dir / EVENTS_FILE
-    size_before = events.stat().st_size if events.exists() else 0  # a resume appends to the run's events
+def start_detached(argv: list[str], run_dir: Path, console: Console, silent_node: bool) -> int:
+    """`--detach`: start the trainer in the background, wait for its first event, say where it is.
+
+    The first event says whether it started or refused (an error: e.g. a resume
+    that does not fit the checkpoint, which writes nothing into the run, so
+    here is the only place to say so). A node other than 0 says nothing at all.
+    """
     trainer = start_in_background(argv, run_dir)
-    deadline = time.monotonic() + DETACH_START_TIMEOUT_S
-    while not (events.exists() and events.stat().st_size > size_before):
-        code = trainer.poll()
-        if code is not None:
-            raise ConfigError(f"The trainer exited at once (code {code}).", f"its messages are in {run_dir / STDERR_FILE}.")
-        if time.monotonic() > deadline:
-            break  # slow to start, but started: its first event will come
-        time.sleep(0.05)
+    first = None if silent_node else first_event(trainer, DETACH_START_TIMEOUT_S)
+    trainer.stdout.close()  # from here on the trainer writes its events to events.jsonl only
+    if first is not None and first["event"] == "error":
+        console.print(HeadlessView(console, as_json=False).format(first), highlight=False, soft_wrap=True)
+        return trainer.wait()
+    if first is None and trainer.poll() is not None:
+        raise ConfigError(f"The trainer exited at once (code {trainer.returncode}).", f"its messages are in {run_dir / STDERR_FILE}.")
     console.print(
         f"training in the background (pid {trainer.pid})\n"
         f"run dir  {escape(str(run_dir))}\n"

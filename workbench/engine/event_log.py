@@ -21,26 +21,41 @@ class EventLog:
     def __init__(self, run_dir: Path, stream: IO[str] | None, enabled: bool = True):
         self.enabled = enabled
         self.stream = stream
-        self.file = open(Path(run_dir) / EVENTS_FILE, "a", encoding="utf-8") if enabled else None
-        if self.file and not _ends_a_line(self.file.name):
-            # A trainer killed mid-write (or a full disk) left half a line: end it,
-            # so that readers skip that one line rather than our first event too.
-            self.file.write("\n")
+        self.path = Path(run_dir) / EVENTS_FILE
+        self.file = None  # opened by the first event: a run refused before it writes nothing
+        self.written = 0
 
     def emit(self, event: str, **fields: Any) -> dict:
         evt = make(event, **fields)
         if not self.enabled:
             return evt
         line = encode(evt) + "\n"
+        if self.file is None:
+            self.file = open(self.path, "a", encoding="utf-8")
+            if not _ends_a_line(self.path):
+                # A trainer killed mid-write (or a full disk) left half a line: end it,
+                # so that readers skip that one line rather than our first event too.
+                self.file.write("\n")
         self.file.write(line)
         self.file.flush()
+        self.written += 1
+        self._echo(line)
+        return evt
+
+    def tell(self, event: str, **fields: Any) -> dict:
+        """An event for the live stream only, not the run's record (e.g. why a resume was refused)."""
+        evt = make(event, **fields)
+        if self.enabled:
+            self._echo(encode(evt) + "\n")
+        return evt
+
+    def _echo(self, line: str) -> None:
         if self.stream is not None:
             try:
                 self.stream.write(line)
                 self.stream.flush()
             except (BrokenPipeError, ValueError):
                 self.stream = None  # the watcher went away; the file still has everything
-        return evt
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit("log", message=message, level=level)
@@ -50,7 +65,7 @@ class EventLog:
             self.file.close()
 
 
-def _ends_a_line(path: str) -> bool:
+def _ends_a_line(path: Path) -> bool:
     """True for an empty file or one whose last byte is a newline."""
     with open(path, "rb") as f:
         if f.seek(0, 2) == 0:
