@@ -29,9 +29,10 @@ DAMAGE = [
 ]
 
 
-def unwrapped(text: str) -> str:
-    """Rich wraps error messages to the terminal's width (80 when piped); wrapped lines keep their spaces."""
-    return text.replace("\n", "")
+@pytest.fixture(autouse=True)
+def wide_output(monkeypatch):
+    """Rich wraps messages to the terminal's width (80 when piped): keep each on one line to read it back."""
+    monkeypatch.setenv("COLUMNS", "1000")
 
 
 def damaged_copy(tmp_path: Path, name: str = "addition-completed") -> Path:
@@ -119,7 +120,7 @@ def test_a_checkpoint_cut_in_half(tmp_path):
 
     bad = gptbench("sample", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "5")
     assert bad.returncode == 2
-    assert "best.pt could not be read" in unwrapped(bad.stderr) and "hint:" in bad.stderr and "Traceback" not in bad.stderr
+    assert "best.pt could not be read" in bad.stderr and "hint:" in bad.stderr and "Traceback" not in bad.stderr
     good = gptbench("sample", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "5", "--checkpoint", "last")
     assert good.returncode == 0 and good.stdout.startswith("ROMEO:")
     # the readers of the run directory do not read checkpoints: unaffected
@@ -130,7 +131,7 @@ def test_a_checkpoint_cut_in_half(tmp_path):
     last.write_bytes(last.read_bytes()[:1000])
     resumed = gptbench("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=20"]))
     assert resumed.returncode == 2
-    said = unwrapped(resumed.stdout + resumed.stderr)
+    said = resumed.stdout + resumed.stderr
     assert "last.pt could not be read" in said and "hint:" in said and "Traceback" not in said
 
 
@@ -153,7 +154,7 @@ def test_malformed_user_presets_are_listed_as_skipped(tmp_path, monkeypatch):
         assert name in listed.stderr
 
     refused = gptbench("run", "unclosed", "--headless", "--run-dir", str(tmp_path / "r"))
-    assert refused.returncode == 2 and "unclosed.toml" in unwrapped(refused.stderr) and "hint:" in refused.stderr
+    assert refused.returncode == 2 and "unclosed.toml" in refused.stderr and "hint:" in refused.stderr
 
 
 @pytest.mark.parametrize("what", ["missing", "a file"])
@@ -162,7 +163,7 @@ def test_runs_of_a_directory_that_is_not_one(tmp_path, what):
     if what == "a file":
         root.write_text("")
     out = gptbench("runs", str(root))
-    assert out.returncode == 2 and str(root) in unwrapped(out.stderr) and "hint:" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and str(root) in out.stderr and "hint:" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_attach_to_a_damaged_run_flags_it_and_opens_the_app(tmp_path):
@@ -172,6 +173,7 @@ def test_attach_to_a_damaged_run_flags_it_and_opens_the_app(tmp_path):
     run_dir = damaged_copy(tmp_path)
     session = f"gptbench-attach-{os.getpid()}"
     env = {**os.environ, "TMUX_TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
+    env.pop("COLUMNS")  # the app takes the pane's size
 
     def tmux(*args: str) -> str:
         return subprocess.run(["tmux", *args], env=env, capture_output=True, text=True, check=True).stdout
