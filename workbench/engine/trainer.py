@@ -40,6 +40,7 @@ from .distributed import World, any_across, main_process_first, mean_across, wei
 from .event_log import EventLog
 from .model import GPT
 from .optim import lr_at, make_optimizer
+from .pretrained import init_from
 from .sampler import SampleRequest, stream_sample
 
 
@@ -61,6 +62,9 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(t.seed)
             self.model = GPT(cfg.model).to(setup.device)
+        if cfg.model.init_from != "scratch" and not resume:  # a resume's weights are in last.pt
+            with main_process_first(world):  # one process fills the download cache
+                self.log.log(init_from(self.model, cfg, self.dataset.tokenizer))
         self.optimizer = make_optimizer(self.model, t, setup.kind)
         self.flops_per_token = flops_per_token(cfg.model, self.model.num_params())
 
@@ -367,7 +371,7 @@ def write_run_files(trainer: Trainer) -> None:
         "world_size": world.size,
         "seed": cfg.train.seed,
         "host": platform.node(),
-        "argv": sys.argv,
+        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by launcher.TrainerProcess
         "started": time.time(),
     }
     (run_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
