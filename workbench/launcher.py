@@ -32,13 +32,19 @@ def trainer_command(
     overrides: list[str] = (),
     resume: bool = False,
     nproc_per_node: int = 1,
+    config_file: Path | None = None,
+    dry_run: bool = False,
 ) -> list[str]:
     """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for N > 1."""
     args = ["--run-dir", str(run_dir)]
     if preset:
         args += ["--preset", preset]
+    if config_file:
+        args += ["--config", str(Path(config_file).expanduser().resolve())]
     if resume:
         args.append("--resume")
+    if dry_run:
+        args.append("--dry-run")
     for o in overrides:
         args += ["--set", o]
     if nproc_per_node > 1:
@@ -85,7 +91,9 @@ class TrainerProcess:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> "TrainerProcess":
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        # The run's meta.json records the user's command (`gptbench run ...`), not the worker's.
+        user_command = json.dumps(["gptbench", *sys.argv[1:]])
+        env = {"GPTBENCH_ARGV": user_command, **os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE if self.interactive else subprocess.DEVNULL,
