@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -19,7 +20,7 @@ from .. import presets
 from ..config import ConfigError
 from ..launcher import TrainerProcess, trainer_command
 from ..progress import eta_seconds, format_count, format_duration
-from ..runs import new_run_dir, require_run_dir
+from ..runs import new_run_dir, require_run_dir, write_labels
 
 
 class HeadlessView:
@@ -63,8 +64,10 @@ class HeadlessView:
         if kind == "run_started":
             c = e["config"]
             resumed = f" (resumed at step {e['resumed_from']})" if e.get("resumed_from") else ""
+            init = c["model"].get("init_from", "scratch")
+            weights = f" · weights and architecture from {escape(init)}" if init != "scratch" else ""
             return (
-                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']} · {format_count(e['params'])} params · "
+                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{weights} · {format_count(e['params'])} params · "
                 f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · compile {'on' if e['compile'] else 'off'} · "
                 f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''} · {format_count(e['tokens_per_step'])} tokens/step · "
                 f"{c['train']['max_steps']} steps{resumed}\n[dim]run dir {escape(e.get('run_dir', ''))}[/]"
@@ -97,6 +100,25 @@ class HeadlessView:
         return None
 
 
+@dataclass
+class Labels:
+    """--name, --tag, --notes: what the user calls a run (RUN_DIR/labels.json)."""
+
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None and not self.name.strip():
+            raise ConfigError("--name is empty.", 'give the run a name, e.g. --name "lr sweep 3e-4", or leave --name out.')
+        if any(not tag.strip() for tag in self.tags):
+            raise ConfigError("--tag is empty.", "each --tag needs a word, e.g. --tag baseline --tag cpu")
+
+    @property
+    def given(self) -> bool:
+        return self.name is not None or bool(self.tags) or self.notes is not None
+
+
 def run_headless(
     preset_name: str | None,
     overrides: list[str],
@@ -104,25 +126,28 @@ def run_headless(
     resume: Path | None,
     nproc_per_node: int,
     as_json: bool,
+    config_file: Path | None = None,
+    labels: Labels | None = None,
 ) -> int:
     """Validate, start the trainer, print its events, return its exit code."""
     if resume is not None:
         run_dir = require_run_dir(resume)
-        preset_name = None
+        preset_name = config_file = None
     else:
-        if preset_name is None:
-            raise ConfigError("No preset given.", "e.g. gptbench run addition --headless; `gptbench presets` lists them.")
         # Catch typos before a process starts; the trainer re-resolves for its real device.
-        presets.resolve(presets.load(preset_name), overrides, "cpu")
-        run_dir = run_dir or new_run_dir(preset_name)
+        presets.resolve_run(preset_name, config_file, overrides, "cpu")
+        run_dir = run_dir or new_run_dir(labels.name if labels and labels.name else preset_name or config_file.stem)
         if (run_dir / "events.jsonl").exists():
             raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
     if nproc_per_node < 1:
         raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.", "use 1 for one process, N for N GPUs.")
+    if labels and labels.given:
+        write_labels(run_dir, labels.name, labels.tags, labels.notes)
 
     console = Console(highlight=False)
     view = HeadlessView(console, as_json)
-    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nproc_per_node=nproc_per_node)
+    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nproc_per_node=nproc_per_node,
+                           config_file=config_file)
     trainer = TrainerProcess(argv, run_dir, on_event=view.on_event, on_stderr=view.on_stderr).start()
 
     # Ctrl-C reaches the trainer too (same process group): it checkpoints and
@@ -148,3 +173,4 @@ def run_headless(
         if tail:
             console.print(escape(tail), highlight=False, soft_wrap=True)
     return code
+
