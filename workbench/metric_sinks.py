@@ -34,6 +34,7 @@ from .events import ProtocolError, decode
 from .runs import CONFIG_FILE, EVENTS_FILE, read_json, read_labels
 
 TENSORBOARD_DIR = "tensorboard"
+SINKS_LOG = "metric_sinks.log"  # what the sinks say after the run has ended
 
 
 def scalars(event: dict) -> dict[str, float]:
@@ -181,6 +182,11 @@ def follow(run_dir: Path, offset: int, trainer_pid: int, poll_s: float = 0.5) ->
                 follower.feed(event)
                 if event["event"] == "run_finished":
                     break
+    # Whoever started the trainer reads its stderr, which we share, to the end:
+    # let go of it, so a slow close (a wandb upload) never holds up their exit.
+    log_file = os.open(run_dir / SINKS_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for fd in (1, 2):
+        os.dup2(log_file, fd)
     follower.close()
 
 

@@ -58,7 +58,7 @@ def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[s
         f"# dry run: {cfg.preset} · profile {cfg.profile}" + (f" · weights from {cfg.model.init_from}" if cfg.model.init_from != "scratch" else ""),
         f"# {format_count(params)} parameters ({params:,}{vocab_note})",
         f"# {batch}",
-        f"# {t.max_steps} steps · device {answer['device']} ({answer['device_name']}) · {answer['dtype']} · compile {'on' if answer['compile'] else 'off'}",
+        f"# {t.max_steps} steps · {answer['device_name']} · {answer['dtype']} · compile {'on' if answer['compile'] else 'off'}",
         f"# run dir would be {run_dir}",
     ]
     sys.stdout.write(to_toml(cfg) + "\n".join(lines) + "\n")
