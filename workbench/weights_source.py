@@ -25,8 +25,9 @@ from .runs import BEST_CKPT, LAST_CKPT, TOKENIZER_FILE, read_json
 # the old aliases; a cache filled by transformers' from_pretrained("gpt2") uses them).
 HUB_REPOS = {name: f"openai-community/{name}" for name in ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
 
-# Their architectures (the Hub's config.json files), known without a download
-# so that a config resolves offline; nanoGPT's from_pretrained lists the same.
+# Their architectures (the Hub's config.json files), for a config that resolves
+# before the download; nanoGPT's from_pretrained lists the same. A cached copy's
+# own config.json has the last word.
 _GPT2 = {"block_size": 1024, "vocab_size": 50257, "bias": True, "activation": "gelu_tanh"}
 HUB_ARCHITECTURES = {
     "gpt2": {"n_layer": 12, "n_head": 12, "n_embd": 768, **_GPT2},
@@ -62,7 +63,9 @@ class WeightsSource:
 def resolve(spec: str) -> WeightsSource:
     """What `spec` names, checked: raises ConfigError with a hint for anything unusable."""
     if spec in HUB_ARCHITECTURES:
-        return WeightsSource(spec, "hub", dict(HUB_ARCHITECTURES[spec]), {"kind": "gpt2"})
+        cached = cached_hub_config(spec)
+        architecture = hf_architecture(read_json(cached), cached) if cached else dict(HUB_ARCHITECTURES[spec])
+        return WeightsSource(spec, "hub", architecture, {"kind": "gpt2"})
     path = Path(spec).expanduser()
     if not path.exists():
         names = ", ".join(HUB_ARCHITECTURES)
@@ -79,6 +82,17 @@ def resolve(spec: str) -> WeightsSource:
         f"{path} has no readable config.json: it is neither a Hugging Face model folder nor a gptbench run.",
         "pass the folder that holds config.json and model.safetensors, or a run directory.",
     )
+
+
+def cached_hub_config(name: str) -> Path | None:
+    """The config.json of a GPT-2 name in the local Hugging Face cache, if it is there (never the network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for repo in (HUB_REPOS[name], name):
+        path = try_to_load_from_cache(repo, "config.json")
+        if isinstance(path, str):
+            return Path(path)
+    return None
 
 
 def is_pretrained(spec: str) -> bool:

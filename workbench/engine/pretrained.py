@@ -52,9 +52,8 @@ def hub_folder(name: str) -> Path:
         ) from None
 
 
-def read_hf_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    """A transformers GPT-2 state dict from a folder, keys as GPT2LMHeadModel names them."""
-    path = next(folder / name for name in HF_WEIGHT_FILES if (folder / name).is_file())
+def read_hf_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A transformers GPT-2 state dict (model.safetensors or pytorch_model.bin), keys as GPT2LMHeadModel names them."""
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -72,22 +71,27 @@ def _crop_positions(state: dict[str, torch.Tensor], block_size: int) -> None:
     state["transformer.wpe.weight"] = state["transformer.wpe.weight"][:block_size]
 
 
-def load_weights(model: GPT, source: WeightsSource) -> Path:
-    """Copy the source's weights into model (built with the source's architecture). Returns the file read."""
+def locate(source: WeightsSource) -> Path:
+    """The file that holds the source's weights (a GPT-2 name is fetched here, cache first)."""
     if source.kind == "run":
-        path = source.folder / (BEST_CKPT if (source.folder / BEST_CKPT).is_file() else LAST_CKPT)
+        return source.folder / (BEST_CKPT if (source.folder / BEST_CKPT).is_file() else LAST_CKPT)
+    folder = hub_folder(source.spec) if source.kind == "hub" else source.folder
+    return next(folder / name for name in HF_WEIGHT_FILES if (folder / name).is_file())
+
+
+def load_weights(model: GPT, source: WeightsSource, path: Path) -> None:
+    """Copy the weights in `path` (from `locate`) into model, built with the source's architecture."""
+    if source.kind == "run":
         state = checkpoint.load(path, map_location="cpu")["model"]
         _crop_positions(state, model.config.block_size)
         model.load_state_dict(state)
-        return path
-    folder = hub_folder(source.spec) if source.kind == "hub" else source.folder
-    state = read_hf_state_dict(folder)
+        return
+    state = read_hf_state_dict(path)
     _crop_positions(state, model.config.block_size)
     try:
         model.load_hf_gpt2_state_dict(state)
     except ValueError as exc:
-        raise ConfigError(f"The weights in {folder} do not fit their config.json: {exc}.", "the folder may mix files of two models.") from None
-    return next(folder / name for name in HF_WEIGHT_FILES if (folder / name).is_file())
+        raise ConfigError(f"The weights in {path} do not fit their config.json: {exc}.", "the folder may mix files of two models.") from None
 
 
 def init_from(model: GPT, cfg: Config, tokenizer: Tokenizer) -> str:
@@ -99,7 +103,8 @@ def init_from(model: GPT, cfg: Config, tokenizer: Tokenizer) -> str:
             f"model.init_from={source.spec} was trained with.",
             "a char model continues only on text with exactly its characters; pick such a text or start from scratch.",
         )
-    path = load_weights(model, source)
+    path = locate(source)
+    load_weights(model, source, path)
     cropped = f", cropped to block_size={cfg.model.block_size}" if cfg.model.block_size < source.architecture["block_size"] else ""
     unchecked = "" if source.tokenizer else " (the source names no tokenizer: its token ids are taken to mean the data's)"
     return f"weights from {source.spec} ({path}); architecture from it: {source.describe()}{cropped}{unchecked}"
@@ -113,6 +118,7 @@ def for_sampling(spec: str, device: torch.device) -> tuple[GPT, Tokenizer]:
             f"{spec} has no tokenizer gptbench can read (GPT-2's vocab.json + merges.txt, or a one-token-per-character tokenizer.json).",
             "export it with `gptbench export RUN --format hf`, or sample it with transformers.",
         )
+    path = locate(source)  # before building the model: a missing download fails in a moment
     model = GPT(ModelConfig(**source.architecture))
-    load_weights(model, source)
+    load_weights(model, source, path)
     return model.to(device).eval(), from_dict(source.tokenizer)
