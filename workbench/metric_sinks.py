@@ -180,8 +180,8 @@ def follow(run_dir: Path, offset: int, trainer_pid: int, poll_s: float = 0.5) ->
             partial = ""
             if event:
                 follower.feed(event)
-                if event["event"] == "run_finished":
-                    break
+                if event["event"] == "run_finished" or not follower.sinks:
+                    break  # the run is over, or every sink has failed
     # Whoever started the trainer reads its stderr, which we share, to the end:
     # let go of it, so a slow close (a wandb upload) never holds up their exit.
     log_file = os.open(run_dir / SINKS_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
