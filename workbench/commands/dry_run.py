@@ -46,7 +46,8 @@ def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[s
     cfg = Config.from_dict(answer["config"])
     vocab = cfg.model.vocab_size or presets.TYPICAL_VOCAB[cfg.data.tokenizer]
     params = estimate_params(replace(cfg.model, vocab_size=vocab))
-    vocab_note = "" if cfg.model.vocab_size else f", vocabulary taken as {vocab}: the data decides it"
+    guessed = not cfg.model.vocab_size and cfg.data.tokenizer == "char"  # known once the text is read
+    vocab_note = f", a vocabulary of {vocab} characters assumed: the text decides it" if guessed else ""
     t = cfg.train
     if t.batch_size is None:
         batch = f"batch_size auto (the largest that fits, found at start), {format_count(t.tokens_per_step)} tokens/step"
