@@ -12,9 +12,6 @@ import csv
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
-
 from ..config import ConfigError
 from ..launcher import TrainerProcess
 from ..metric_sinks import TensorBoardSink, scalars
@@ -84,21 +81,20 @@ def write_tensorboard(events: list[dict], out: Path) -> int:
 
 
 def _export_weights(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
-    console = Console(highlight=False, stderr=True)
-    failed = False
+    errors: list[dict] = []
 
     def on_event(e: dict) -> None:
-        nonlocal failed
         if e["event"] == "error":
-            failed = True
-            console.print(f"[red bold]error:[/] {escape(e['message'])}\n  [yellow]hint:[/] {escape(e['hint'])}")
+            errors.append(e)
         elif e["event"] == "log":
             print(e["message"], flush=True)
 
     argv = [sys.executable, "-m", "workbench.engine.export", "--run-dir", str(run_dir), "--format", fmt,
             "--out", str(out), "--checkpoint", checkpoint]
     code = TrainerProcess(argv, run_dir, on_event=on_event, on_stderr=lambda line: print(line, file=sys.stderr)).start().wait()
-    return 2 if failed and code in (0, 2) else code
+    if errors:  # said like any other mistake: one sentence and a hint, exit code 2
+        raise ConfigError(errors[-1]["message"], errors[-1]["hint"])
+    return code
 
 
 def _empty_folder(out: Path) -> Path:
