@@ -57,6 +57,10 @@ def test_presets_name_prints_the_resolved_config_that_runs_back(tmp_path):
     assert f"# preset addition: {user / 'addition.toml'}" in shadowed.stdout
     assert "shadows the bundled one" in shadowed.stdout and tomllib.loads(shadowed.stdout)["model"]["n_layer"] == 1
 
+    for args, words in {("nope",): "Unknown preset 'nope'", ("addition", "--device", "tpu"): "--device must be cpu, cuda or mps"}.items():
+        bad = gptbench("presets", *args)
+        assert bad.returncode == 2 and words in one_line(bad.stderr) and "hint:" in bad.stderr
+
 
 def test_dry_run_prints_config_params_tokens_and_device_and_starts_nothing(tmp_path):
     out = gptbench("run", "addition", "--dry-run", "--set", "train.batch_size=128", cwd=tmp_path)

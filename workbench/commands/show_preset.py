@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 
 from .. import presets
-from ..config import to_toml
+from ..config import ConfigError, to_toml
 
 
 def show_preset(name: str, overrides: list[str], device: str) -> None:
     preset = presets.load(name)
     device_kind = device.split(":")[0]
+    if device_kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device must be cpu, cuda or mps, got {device!r}.", "e.g. --device cuda shows the GPU profile.")
     cfg = presets.resolve(preset, overrides, device_kind)
     lines = [f"# preset {name}: {preset.path}"]
     if preset.shadows:
