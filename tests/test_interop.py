@@ -206,14 +206,14 @@ def test_init_from_and_export_bad_input_get_a_sentence_and_a_hint(char_run, tmp_
     no_config = tmp_path / "no-config"
     no_config.mkdir()
     cases = {
-        ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={tmp_path / 'nope'}"): "neither a GPT-2 name nor an existing path",
-        ("run", "shakespeare-char", "--headless", "--set", "model.init_from=gpt3"): "'gpt3' is neither a GPT-2 name",
+        ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={tmp_path / 'nope'}"): "does not exist, and it is not a GPT-2 name",
+        ("run", "shakespeare-char", "--headless", "--set", "model.init_from=gpt3"): "gpt3 does not exist, and it is not a GPT-2 name",
         ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={llama}"): "holds a llama model; gptbench loads GPT-2 models only",
         ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={weightless}"): "has a config.json but no weights",
         ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={no_config}"): "has no readable config.json",
         ("run", "gpt2-124m", "--headless", "--set", "model.init_from=gpt2", "--set", "model.n_layer=3"): "model.n_layer=3 disagrees with model.init_from=gpt2",
         ("run", "shakespeare-char", "--headless", "--set", "model.init_from=gpt2"): "reads gpt2 tokens, but data.tokenizer=char",
-        ("sample", str(tmp_path / "nope")): "neither a GPT-2 name nor an existing path",
+        ("sample", str(tmp_path / "nope")): "does not exist, and it is not a GPT-2 name",
         ("export", str(tmp_path / "nope"), "--format", "hf", "--out", str(tmp_path / "o")): "does not exist",
         ("export", str(char_run), "--format", "onnx", "--out", str(tmp_path / "o")): "--format must be one of hf, llmc, csv, tensorboard",
         ("export", str(char_run), "--format", "hf", "--out", str(char_run)): "already exists and is not an empty folder",

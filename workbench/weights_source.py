@@ -70,7 +70,7 @@ def resolve(spec: str) -> WeightsSource:
     if not path.exists():
         names = ", ".join(HUB_ARCHITECTURES)
         raise ConfigError(
-            f"{spec!r} is neither a GPT-2 name nor an existing path.",
+            f"{spec} does not exist, and it is not a GPT-2 name.",
             f"use scratch, {names}, a Hugging Face GPT-2 folder or a gptbench run directory.",
         )
     config = read_json(path / "config.json")  # both kinds have one: Hugging Face's names a model_type
