@@ -90,6 +90,9 @@ def run_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory from its last.pt"),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="processes (GPUs) for data-parallel training via torchrun"),
+    nnodes: int = typer.Option(1, "--nnodes", help="machines taking part (torchrun); run the same command on each"),
+    node_rank: int = typer.Option(0, "--node-rank", help="this machine's number, 0..nnodes-1"),
+    rdzv_endpoint: str = typer.Option("", "--rdzv-endpoint", help="HOST:PORT of node 0, where the machines meet (nnodes > 1)"),
     as_json: bool = typer.Option(False, "--json", help="print the raw events (JSON lines)"),
     config_file: Optional[Path] = typer.Option(None, "--config", help="a TOML file with [model]/[data]/[train]/[log] tables, over the preset (or, alone, the preset)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved config, parameters, tokens/step and device, then exit"),
@@ -101,6 +104,7 @@ def run_cmd(
     if device:
         overrides = [*overrides, f"train.device={device}"]
     from .commands.run import Labels, run_headless
+    from .launcher import Nodes
 
     try:
         labels = Labels(name, tags, notes)
@@ -110,14 +114,16 @@ def run_cmd(
             code = print_dry_run(preset, config_file, overrides, nproc_per_node, resume)
             raise typer.Exit(code)
         if not headless:
-            if resume or run_dir or nproc_per_node != 1 or as_json or config_file or labels.given:
-                raise ConfigError("--resume, --run-dir, --nproc-per-node, --json, --config, --name, --tag and --notes need --headless.",
+            if resume or run_dir or nproc_per_node != 1 or nnodes != 1 or as_json or config_file or labels.given:
+                raise ConfigError("--resume, --run-dir, --nproc-per-node, --nnodes, --json, --config, --name, --tag and --notes "
+                                  "need --headless.",
                                   "add --headless, or open the app with `gptbench` and pick the run there.")
             from .tui.app import run_app
 
             run_app(preset=preset, overrides=overrides)
             return
-        code = run_headless(preset, overrides, run_dir, resume, nproc_per_node, as_json, config_file, labels)
+        nodes = Nodes(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+        code = run_headless(preset, overrides, run_dir, resume, nodes, as_json, config_file, labels)
     except ConfigError as exc:
         fail(exc)
     raise typer.Exit(code)
