@@ -136,7 +136,7 @@ def write_llmc_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
 
 def load_run_model(run_dir: Path, which: str) -> tuple[GPT, Tokenizer]:
     run_dir = require_run_dir(run_dir)
-    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT), map_location="cpu")
+    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT))
     model = GPT(Config.from_dict(ckpt["config"]).model)
     model.load_state_dict(ckpt["model"])
     return model.eval(), load_tokenizer(run_dir)

@@ -82,7 +82,7 @@ def locate(source: WeightsSource) -> Path:
 def load_weights(model: GPT, source: WeightsSource, path: Path) -> None:
     """Copy the weights in `path` (from `locate`) into model, built with the source's architecture."""
     if source.kind == "run":
-        state = checkpoint.load(path, map_location="cpu")["model"]
+        state = checkpoint.load(path)["model"]
         _crop_positions(state, model.config.block_size)
         model.load_state_dict(state)
         return
