@@ -9,6 +9,7 @@
       best.pt         the checkpoint with the best val loss so far
       control.fifo    present while a trainer listens for commands (see control.py)
       stderr.log      the trainer's stderr, once nobody reads its pipe (--detach, or its terminal closed)
+      labels.json     the user's name, tags and notes for the run (--name, --tag, --notes)
 
 Plain Python: the UI lists, replays and follows runs with it. Every reader here
 takes whatever it finds: a run directory is written by a process that can be
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,15 +39,22 @@ TOKENIZER_FILE = "tokenizer.json"
 LAST_CKPT = "last.pt"
 BEST_CKPT = "best.pt"
 STDERR_FILE = "stderr.log"
+LABELS_FILE = "labels.json"
 
 
 def runs_root() -> Path:
     return Path(os.environ.get("GPTBENCH_RUNS", "runs"))
 
 
-def new_run_dir(preset: str, root: Path | None = None) -> Path:
+def slug(text: str) -> str:
+    """Text as a file name: "LR sweep / 3e-4" -> "lr-sweep-3e-4"."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def new_run_dir(name: str, root: Path | None = None) -> Path:
+    """runs/NAME-TIMESTAMP (NAME: the preset, or the user's --name)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = (root or runs_root()) / f"{preset}-{stamp}"
+    base = (root or runs_root()) / f"{slug(name) or 'run'}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -76,6 +85,21 @@ def read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return obj if isinstance(obj, dict) else {}
+
+
+def read_labels(run_dir: str | Path) -> dict:
+    """{"name": str, "tags": [str], "notes": str}: what the user called the run ({} if nothing)."""
+    return read_json(Path(run_dir) / LABELS_FILE)
+
+
+def write_labels(run_dir: str | Path, name: str | None, tags: list[str], notes: str | None) -> None:
+    """Store --name/--tag/--notes; on a resume, what is given again replaces the old value."""
+    labels = read_labels(run_dir)
+    given = {"name": name, "tags": tags or None, "notes": notes}
+    labels.update({k: v for k, v in given.items() if v is not None})
+    if labels:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / LABELS_FILE).write_text(json.dumps(labels, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_events(run_dir: str | Path) -> list[dict]:
@@ -185,6 +209,9 @@ class RunSummary:
     metrics: dict = field(default_factory=dict)
     started: float | None = None  # unix time
     damaged_lines: int = 0  # lines of events.jsonl that were not events, skipped
+    name: str = ""  # labels.json: the user's name for the run, tags, notes
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
 
     @property
     def started_text(self) -> str:
@@ -208,7 +235,11 @@ def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSumma
     if events is None:
         events, damaged = scan_events(run_dir)
     config = read_json(run_dir / CONFIG_FILE)
-    s = RunSummary(path=run_dir, preset=str(config.get("preset", "?")), profile=str(config.get("profile", "")))
+    labels = read_labels(run_dir)
+    tags = labels.get("tags")
+    s = RunSummary(path=run_dir, preset=str(config.get("preset", "?")), profile=str(config.get("profile", "")),
+                   name=str(labels.get("name", "")), tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+                   notes=str(labels.get("notes", "")))
     train = config.get("train")
     s.max_steps = train.get("max_steps", 0) if isinstance(train, dict) else 0
     s.status = "empty" if not events else "crashed"
