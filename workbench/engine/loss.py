@@ -30,6 +30,9 @@ from torch import Tensor
 CHUNK_ELEMENTS = 1 << 24
 
 
+FP16_MAX_ROWS = 1024
+
+
 def chunk_rows(padded_vocab: int) -> int:
     return max(256, CHUNK_ELEMENTS // padded_vocab)
 
@@ -53,6 +56,11 @@ class LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int) -> Tensor:
         # x (N, C) hidden states, weight (V_padded, C) the LM head, targets (N,)
         rows = chunk_rows(weight.size(0))
+        device = x.device.type
+        if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16:
+            # grad_w sums a chunk's rows in fp16 before it reaches float32, and is not
+            # loss-scaled: 1024 rows of |grad| <= 1 stay far below fp16's 65,504.
+            rows = min(rows, FP16_MAX_ROWS)
         grad_x = torch.empty_like(x)
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
