@@ -188,7 +188,8 @@ def load_for_sampling(run_dir: Path, which: str, device: str = "auto"):
         return model, tokenizer, None, setup
     run_dir = require_run_dir(run_dir)
     cfg = Config.from_dict(read_json(run_dir / CONFIG_FILE))
-    cfg.train.device, cfg.train.compile = device, False
+    # the sampling device may differ from the training one (bf16 is not everywhere): its own dtype
+    cfg.train.device, cfg.train.compile, cfg.train.dtype = device, False, "auto"
     setup = setup_device(cfg.train)
     ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT))  # on the CPU
     cfg = Config.from_dict(ckpt["config"])
