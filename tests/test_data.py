@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from workbench.config import Config, ConfigError
-from workbench.engine import data
-from workbench.engine.data import AdditionDataset, build_dataset, cache_root, load_corpus, shakespeare_path
+from workbench.engine import corpus
+from workbench.engine.corpus import cache_root, load_corpus, shakespeare_path
+from workbench.engine.data import build_dataset
+from workbench.engine.tasks.addition import AdditionDataset
 from workbench.engine.tokenizers import GPT2Tokenizer, PromptError
 
 CPU = torch.device("cpu")
@@ -60,7 +62,7 @@ def test_token_cache_is_written_once_and_reused(monkeypatch):
     def no_retokenizing(*args, **kwargs):
         raise AssertionError("tokenized again")
 
-    monkeypatch.setattr(data, "_write_split", no_retokenizing)
+    monkeypatch.setattr(corpus, "_write_split", no_retokenizing)
     ds = build_dataset(cfg, CPU)
     assert (entries[0] / "train.bin").stat().st_mtime_ns == mtime
     assert len(ds.val) == 1_115_394 - int(1_115_394 * 0.75)
@@ -190,14 +192,14 @@ def test_shards_need_gpt2_and_a_val_split(tmp_path):
         load_corpus(text_config(tmp_path, tokenizer="gpt2").data)
 
 
-def test_memmapped_and_resident_data_give_the_same_batches(tmp_path, monkeypatch):
+def test_memmapped_and_resident_data_give_the_same_batches(tmp_path):
     # Windows straddle the shard boundary at 500: the memmap reader must join them.
     np.save(tmp_path / "s_train_1.npy", np.arange(0, 500, dtype=np.uint16))
     np.save(tmp_path / "s_train_2.npy", np.arange(500, 530, dtype=np.uint16))
     np.save(tmp_path / "s_val_0.npy", np.arange(40000, 40100, dtype=np.uint16))
     cfg = text_config(tmp_path, tokenizer="gpt2", block_size=64)
     resident = build_dataset(cfg, CPU)
-    monkeypatch.setattr(data, "RESIDENT_MAX_TOKENS", 0)
+    cfg.data.on_device = False
     mapped = build_dataset(cfg, CPU)
     assert resident.info["on_device"] and not mapped.info["on_device"]
     a, b = resident.train_stream(32, 1, 0, 1, seed=3), mapped.train_stream(32, 1, 0, 1, seed=3)
@@ -205,6 +207,7 @@ def test_memmapped_and_resident_data_give_the_same_batches(tmp_path, monkeypatch
         (xa, ya), (xb, yb) = a.next(), b.next()
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert torch.equal(xa + 1, ya)  # consecutive tokens, also across the boundary
+    b.close()
     assert all(torch.equal(p[0], q[0]) for p, q in zip(resident.val_batches(4, 3), mapped.val_batches(4, 3)))
 
 
@@ -351,9 +354,9 @@ def test_prompts_for_the_sampling_console(adder):
         with pytest.raises(PromptError) as err:
             adder.format_prompt(bad)
         assert "at most 2 digits, e.g. 23+58" in err.value.hint
-    assert adder.read_answer("23+58", [1, 8, 0]) == {"answer": 81, "expected": 81, "correct": True}
-    assert adder.read_answer([9, 9, 9, 9], [8, 9, 1]) == {"answer": 198, "expected": 198, "correct": True}
-    assert adder.read_answer("50+50", [0, 0, 0])["correct"] is False
+    assert adder.judge("23+58", [1, 8, 0]) == {"answer": 81, "expected": 81, "correct": True}
+    assert adder.judge([9, 9, 9, 9], [8, 9, 1]) == {"answer": 198, "expected": 198, "correct": True}
+    assert adder.judge("50+50", [0, 0, 0])["correct"] is False
 
 
 def test_addition_block_size_too_small():
@@ -377,7 +380,7 @@ def test_download_failure_says_where_to_put_the_file(empty_cache, monkeypatch):
     def offline(url, timeout):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", offline)
     with pytest.raises(ConfigError) as err:
         shakespeare_path()
     assert str(empty_cache) in err.value.hint and "data.path" in err.value.hint
@@ -386,10 +389,10 @@ def test_download_failure_says_where_to_put_the_file(empty_cache, monkeypatch):
 
 def test_download_is_verified(empty_cache, cache_dir, monkeypatch):
     real = (cache_dir / "gptbench" / "tinyshakespeare" / "input.txt").read_bytes()
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"not shakespeare"))
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"not shakespeare"))
     with pytest.raises(ConfigError, match="sha256"):
         shakespeare_path()
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(real))
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(real))
     assert shakespeare_path().read_bytes() == real
     assert [p.name for p in empty_cache.parent.iterdir()] == ["input.txt"]  # no temp files left
 

@@ -30,6 +30,8 @@ from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
 from . import checkpoint
 from .device import DeviceSetup, setup_device
 from .model import GPT
+from .tasks import Task
+from .tasks.perplexity import Perplexity
 from .tokenizers import load_tokenizer
 
 Emit = Callable[..., dict]
@@ -56,14 +58,16 @@ class SampleRequest:
         return req
 
 
-def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: DeviceSetup, emit: Emit) -> None:
-    """Generate for one request, emitting events as text arrives. Never raises for bad prompts."""
-    addition = hasattr(task, "format_prompt")
+def stream_sample(model: GPT, tokenizer, task: Task, req: SampleRequest, setup: DeviceSetup, emit: Emit) -> None:
+    """Generate for one request, emitting events as text arrives. Never raises for bad prompts.
+
+    The task says how the prompt becomes token ids and how the answer is judged;
+    a task with a fixed answer_length (addition) is decoded greedily to exactly
+    that many tokens and its final event carries the verdict.
+    """
+    judged = task.answer_length is not None
     try:
-        if addition:
-            ids = task.format_prompt(req.prompt)
-        else:
-            ids = tokenizer.encode(req.prompt) if req.prompt else [tokenizer.start_id]
+        ids = task.format_prompt(req.prompt)
         if (req.max_new_tokens < 1 or req.temperature < 0 or req.num_samples < 1
                 or (req.top_p is not None and not 0 < req.top_p <= 1)):
             raise ConfigError(
@@ -76,9 +80,8 @@ def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: Device
 
     generator = torch.Generator(device=setup.device)
     generator.manual_seed(req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little"))
-    # Addition has one right answer: decode greedily, exactly n+1 digits.
-    max_new = task.answer_length if addition else req.max_new_tokens
-    temperature = 0.0 if addition else req.temperature
+    max_new = task.answer_length if judged else req.max_new_tokens
+    temperature = 0.0 if judged else req.temperature  # one right answer: the likeliest
     for index in range(req.num_samples):
         idx = torch.tensor([ids], dtype=torch.long, device=setup.device)
         out: list[int] = []
@@ -87,7 +90,7 @@ def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: Device
         with torch.no_grad(), setup.autocast():
             for token in model.generate(idx, max_new, temperature=temperature, top_k=req.top_k, top_p=req.top_p, generator=generator):
                 out.append(int(token[0]))  # one sync per token: we are streaming to a person
-                if addition:
+                if judged:
                     continue
                 text = tokenizer.decode(out)
                 if text.endswith("\ufffd"):
@@ -97,10 +100,10 @@ def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: Device
                     sent = text
         seconds = time.perf_counter() - start
         final = {"tokens": len(out), "tokens_per_sec": len(out) / max(seconds, 1e-9), "prompt": req.prompt}
-        if addition:
-            result = task.read_answer(req.prompt, out)
-            final.update(result, full_text=str(result["answer"]))
-            emit("sample", id=req.id, index=index, text=str(result["answer"]), done=True, **final)
+        if judged:
+            verdict = task.judge(req.prompt, out)
+            final.update(verdict, full_text=str(verdict["answer"]))
+            emit("sample", id=req.id, index=index, text=str(verdict["answer"]), done=True, **final)
         else:
             text = tokenizer.decode(out)
             emit("sample", id=req.id, index=index, text=text[len(sent):], done=True, full_text=text, **final)
@@ -121,11 +124,12 @@ def load_for_sampling(run_dir: Path, which: str, device: str = "auto"):
     model.load_state_dict(ckpt["model"])
     model.eval()
     tokenizer = load_tokenizer(run_dir)
-    task = None
     if cfg.data.kind == "addition":
         from .data import build_dataset
 
-        task = build_dataset(cfg, setup.device)
+        task = build_dataset(cfg, setup.device).task
+    else:  # a language model: free-text prompts
+        task = Perplexity(tokenizer)
     return model, tokenizer, task, setup
 
 

@@ -41,6 +41,7 @@ from .event_log import EventLog
 from .model import GPT
 from .optim import lr_at, make_optimizer
 from .sampler import SampleRequest, stream_sample
+from .tasks import build_task, evaluate_all
 
 
 class Trainer:
@@ -53,6 +54,7 @@ class Trainer:
         # tokenizes and fills the cache; the others then read it.
         with main_process_first(world):
             self.dataset = build_dataset(cfg, setup.device)
+            self.eval_tasks = [build_task(name, self.dataset.tokenizer) for name in t.eval_tasks]  # e.g. HellaSwag
         self.grad_accum = cfg.grad_accum_steps(world.size)
         self.tokens_per_step = cfg.tokens_per_step(world.size)
         self.stream = self.dataset.train_stream(t.batch_size, self.grad_accum, world.rank, world.size, t.seed)
@@ -212,6 +214,8 @@ class Trainer:
             total += loss.float()
         val_loss = (total / t.eval_steps).item()
         metrics = self.dataset.metrics(self.model, final=final)
+        with self.setup.autocast():
+            metrics.update(evaluate_all(self.eval_tasks, self.model, t.eval_tasks_limit, self.world.rank, self.world.size))
         self.compiled.train()
         self.last_metrics = metrics
         self.log.emit("eval", step=self.step, val_loss=val_loss, metrics=metrics)
@@ -316,7 +320,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            stream_sample(self.model, self.dataset.tokenizer, self.dataset, SampleRequest.from_command(cmd), self.setup, self.log.emit)
+            stream_sample(self.model, self.dataset.tokenizer, self.dataset.task, SampleRequest.from_command(cmd), self.setup, self.log.emit)
         except Exception as exc:  # a request we did not foresee must never end the training run
             self.log.emit("error", kind="prompt", id=str(cmd.get("id")), message=f"Sampling failed: {type(exc).__name__}: {exc}",
                           hint="check the sampling settings (max_new_tokens, temperature, top_k, top_p).")
