@@ -32,7 +32,7 @@ from .device import DeviceSetup, setup_device
 from .model import GPT
 from .tasks import Task
 from .tasks.perplexity import Perplexity
-from .tokenizers import load_tokenizer
+from .tokenizers import Tokenizer, load_tokenizer
 
 Emit = Callable[..., dict]
 
@@ -112,25 +112,39 @@ def stream_sample(model: GPT, tokenizer, task: Task, req: SampleRequest, setup: 
 # ------------------------------------------------------------------ subprocess
 
 
-def load_for_sampling(run_dir: Path, which: str, device: str = "auto"):
-    """(model, tokenizer, task, setup) from a run directory's checkpoint."""
+@dataclass
+class LoadedRun:
+    """A run's trained model, ready to answer: what `gptbench sample` and `gptbench eval` start from."""
+
+    model: GPT
+    cfg: Config
+    tokenizer: Tokenizer
+    setup: DeviceSetup
+    step: int
+    path: Path  # the checkpoint
+
+    def task(self) -> Task:
+        """The run's own task: addition for the adder, free text (perplexity) for a language model."""
+        if self.cfg.data.kind == "addition":
+            from .data import build_dataset
+
+            return build_dataset(self.cfg, self.setup.device).task
+        return Perplexity(self.tokenizer)
+
+
+def load_run(run_dir: Path, which: str, device: str = "auto") -> LoadedRun:
+    """The model in a run directory's best.pt or last.pt, in eval mode, on `device`."""
     run_dir = require_run_dir(run_dir)
     cfg = Config.from_dict(read_json(run_dir / CONFIG_FILE))
     cfg.train.device, cfg.train.compile = device, False
     setup = setup_device(cfg.train)
-    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT), map_location=setup.device)
+    path = run_dir / (BEST_CKPT if which == "best" else LAST_CKPT)
+    ckpt = checkpoint.load(path, map_location=setup.device)
     cfg = Config.from_dict(ckpt["config"])
     model = GPT(cfg.model).to(setup.device)
     model.load_state_dict(ckpt["model"])
     model.eval()
-    tokenizer = load_tokenizer(run_dir)
-    if cfg.data.kind == "addition":
-        from .data import build_dataset
-
-        task = build_dataset(cfg, setup.device).task
-    else:  # a language model: free-text prompts
-        task = Perplexity(tokenizer)
-    return model, tokenizer, task, setup
+    return LoadedRun(model, cfg, load_tokenizer(run_dir), setup, ckpt["step"], path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         return evt
 
     try:
-        model, tokenizer, task, setup = load_for_sampling(Path(args.run_dir), args.checkpoint, args.device)
+        run = load_run(Path(args.run_dir), args.checkpoint, args.device)
+        model, tokenizer, task, setup = run.model, run.tokenizer, run.task(), run.setup
     except ConfigError as exc:
         emit("error", kind="checkpoint", message=exc.message, hint=exc.hint)
         return 2
