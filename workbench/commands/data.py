@@ -82,7 +82,7 @@ def _run(args: list[str], out: Path, train: str) -> int:
             progress.update(bar, completed=e["done"], total=e["total"], docs=format_count(e["done"]),
                             tokens=format_count(e["tokens"]), rate=format_count(e["tokens_per_sec"]))
         elif kind == "log":
-            progress.console.print(escape(e["message"]))
+            progress.console.print(escape(e["message"]), soft_wrap=True)
             if "tokens_per_sec" in e or e.get("already"):
                 outcome["done"] = e
         elif kind == "error":
@@ -102,8 +102,8 @@ def _run(args: list[str], out: Path, train: str) -> int:
         console.print(f"[red bold]error:[/] {escape(e['message'])}\n  [yellow]hint:[/] {escape(e['hint'])}", soft_wrap=True)
         return 2
     if "done" in outcome:
-        console.print(f"shards in {escape(str(out))}; train on them: {escape(train)}")
+        console.print(f"shards in {escape(str(out))}; train on them: {escape(train)}", soft_wrap=True)
     elif code not in (0, 130):
-        console.print(f"[red bold]error:[/] the data prep exited with code {code}.")
+        console.print(f"[red bold]error:[/] the data prep exited with code {code}.", soft_wrap=True)
         console.print(escape("\n".join(list(prep.stderr_tail)[-15:])), soft_wrap=True)
     return code
