@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -184,3 +185,23 @@ def test_hellaswag_download_failure_says_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         HellaSwag(GPT2Tokenizer())
     assert "hellaswag_val.jsonl" in err.value.message and "--data" in err.value.hint
+
+
+def _score_my_share(rank: int, world_size: int, init_file: str, state: dict, path: str, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        model = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=BLOCK, vocab_size=50257, bias=True))
+        model.load_state_dict(state)
+        scored = []
+        metrics = HellaSwag(GPT2Tokenizer(), Path(path)).evaluate(model, limit=23, rank=rank, world_size=world_size,
+                                                                  progress=lambda done, total: scored.append(total))
+        Path(f"{out}.{rank}").write_text(json.dumps([metrics, scored[-1]]))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_under_ddp_each_rank_scores_its_share_and_the_counts_add_up(our_model, hellaswag_file, tmp_path):
+    single = HellaSwag(GPT2Tokenizer(), hellaswag_file).evaluate(our_model, limit=23)
+    out = tmp_path / "metrics"
+    torch.multiprocessing.spawn(_score_my_share, args=(2, str(tmp_path / "init"), our_model.state_dict(), str(hellaswag_file), str(out)), nprocs=2)
+    assert [json.loads(Path(f"{out}.{r}").read_text()) for r in range(2)] == [[single, 12], [single, 11]]  # 23 examples: 12 + 11
