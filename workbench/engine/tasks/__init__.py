@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Protocol
 
 import torch
 
+from ...config import ConfigError
 from ..tokenizers import Tokenizer
 
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
@@ -36,8 +37,9 @@ class Task(Protocol):
 
     def evaluate(self, model: torch.nn.Module, limit: int = 0, rank: int = 0, world_size: int = 1,
                  progress: Progress | None = None) -> dict[str, float]:
-        """Metrics over the first `limit` examples (0: all). Under DDP every rank
-        scores its share (example i goes to rank i % world_size) and the tallies are summed."""
+        """Metrics over the first `limit` examples (0: all). Under DDP every rank calls it:
+        hellaswag and ppl score their share (example i on rank i % world_size) and sum
+        the counts across ranks; addition, cheap, scores everything on every rank."""
 
     def format_prompt(self, text: str) -> list[int]: ...
 
@@ -90,11 +92,13 @@ def build_task(name: str, tokenizer: Tokenizer, data: Path | None = None) -> Tas
         from .hellaswag import HellaSwag
 
         return HellaSwag(tokenizer, data)
-    from .perplexity import Perplexity
+    if name == "ppl":
+        from .perplexity import Perplexity
 
-    task = Perplexity(tokenizer, data)
-    task.tokens()
-    return task
+        task = Perplexity(tokenizer, data)
+        task.tokens()
+        return task
+    raise ConfigError(f"Unknown text task {name!r}.", "the text tasks are hellaswag and ppl.")
 
 
 def evaluate_all(tasks: list[Task], model: torch.nn.Module, limit: int, rank: int, world_size: int) -> dict[str, float]:
