@@ -322,19 +322,22 @@ def test_memmapped_batches_are_read_ahead_and_equal_the_resident_ones(shakespear
 
 @pytest.mark.parametrize("consumed", [0, 2, 3, 4, 7])  # grad_accum=3: boundaries and mid-step
 def test_a_read_ahead_stream_saves_what_the_trainer_consumed(tmp_path, shakespeare, mapped_shakespeare, consumed):
+    """Whatever the thread read ahead, the state is the start of the trainer's current step."""
     plain = shakespeare.train_stream(batch_size=4, grad_accum=3, rank=0, world_size=1, seed=11)
+    expected = [plain.next()[0] for _ in range(15)]
     ahead = mapped_shakespeare.train_stream(batch_size=4, grad_accum=3, rank=0, world_size=1, seed=11)
-    for _ in range(consumed):
-        plain.next(), ahead.next()
+    for i in range(consumed):
+        assert torch.equal(ahead.next()[0], expected[i])
     time.sleep(0.2)  # let the reader get ahead of the trainer
-    state = ahead.state_dict()
-    assert state["micro"] == plain.state_dict()["micro"] and torch.equal(state["rng"], plain.state_dict()["rng"])
-    torch.save(state, tmp_path / "stream.pt")
+    torch.save(ahead.state_dict(), tmp_path / "stream.pt")
     resumed = mapped_shakespeare.train_stream(batch_size=4, grad_accum=3, rank=0, world_size=1, seed=999)
     resumed.load_state_dict(torch.load(tmp_path / "stream.pt", weights_only=True))
-    for _ in range(9):
-        x, _ = plain.next()
-        assert torch.equal(ahead.next()[0], x) and torch.equal(resumed.next()[0], x)
+    step_start = consumed - consumed % 3
+    for i in range(step_start, 12):
+        assert torch.equal(resumed.next()[0], expected[i])
+    ahead.rewind_step()  # a stop mid-step: the step's micro-batches come again
+    for i in range(step_start, 12):
+        assert torch.equal(ahead.next()[0], expected[i])
     ahead.close()
     resumed.close()
 
@@ -346,15 +349,22 @@ def test_seeds_differ(shakespeare):
 
 
 @pytest.mark.parametrize("consumed", [0, 3, 4, 5, 7])  # grad_accum=4: boundaries and mid-step
-def test_stream_state_round_trip(tmp_path, shakespeare, consumed):
-    stream = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
+def test_stream_state_is_the_start_of_the_current_step(tmp_path, shakespeare, consumed):
+    """A checkpoint holds whole steps: mid-step, the state says where the step began."""
+    reference = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
+    expected = [reference.next()[0] for _ in range(16)]
+    original = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
     for _ in range(consumed):
-        stream.next()
-    torch.save(stream.state_dict(), tmp_path / "stream.pt")
+        original.next()
+    torch.save(original.state_dict(), tmp_path / "stream.pt")
     resumed = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=999)
     resumed.load_state_dict(torch.load(tmp_path / "stream.pt", weights_only=True))
-    for _ in range(9):
-        assert torch.equal(stream.next()[0], resumed.next()[0])
+    step_start = consumed - consumed % 4
+    for i in range(step_start, 12):
+        assert torch.equal(resumed.next()[0], expected[i])
+    original.rewind_step()  # a stop mid-step: the step's micro-batches come again
+    for i in range(step_start, 12):
+        assert torch.equal(original.next()[0], expected[i])
 
 
 @pytest.mark.parametrize("name", ["shakespeare", "adder"])

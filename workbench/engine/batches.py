@@ -154,17 +154,19 @@ class BatchStream:
         self.micro = 0
 
     def state_dict(self) -> dict:
+        """The position at the start of the current step: a checkpoint holds whole steps only."""
         if self.micro == self.grad_accum:  # between optimizer steps
             return {"rng": self.generator.get_state(), "micro": 0}
-        # Mid-step: keep the state from before this step's table, to draw it again on load.
-        return {"rng": self.rng_before_table, "micro": self.micro}
+        return {"rng": self.rng_before_table, "micro": 0}
 
     def load_state_dict(self, d: dict) -> None:
         self.generator.set_state(d["rng"])
-        self.micro = self.grad_accum
-        if d["micro"]:
-            self._draw_step()
-            self.micro = int(d["micro"])
+        self.micro = self.grad_accum  # the next micro-batch draws this step's table again
+
+    def rewind_step(self) -> None:
+        """Forget the micro-batches served in this step (a stop mid-step): they come again."""
+        if self.micro != self.grad_accum:
+            self.load_state_dict(self.state_dict())
 
 
 class PrefetchingStream:
@@ -175,13 +177,15 @@ class PrefetchingStream:
     (pinned on a GPU); `next` takes them in order and starts their copy to the
     device without waiting for it. Every queued batch carries the stream's state
     as it is once that batch is taken, so `state_dict` describes what the
-    trainer consumed, never what the thread read ahead: resume stays exact.
+    trainer consumed (the start of its current step), never what the thread
+    read ahead: resume stays exact.
     """
 
     def __init__(self, stream: BatchStream, read: Callable[[Tensor], Tensor],
                  finish: Callable[[Tensor], tuple[Tensor, Tensor]], depth: int):
         self.stream, self.read, self.finish, self.depth = stream, read, finish, depth
         self.consumed = stream.state_dict()
+        self.served = 0  # micro-batches the trainer took in its current step
         self._start()
 
     def next(self) -> tuple[Tensor, Tensor]:
@@ -189,6 +193,7 @@ class PrefetchingStream:
         if isinstance(item, BaseException):  # the reader failed: fail here, in the trainer
             raise item
         rows, self.consumed = item
+        self.served = (self.served + 1) % self.stream.grad_accum
         return self.finish(rows)
 
     def state_dict(self) -> dict:
@@ -197,8 +202,13 @@ class PrefetchingStream:
     def load_state_dict(self, d: dict) -> None:
         self.close()  # the batches read ahead belong to the old position
         self.stream.load_state_dict(d)
-        self.consumed = self.stream.state_dict()
+        self.consumed, self.served = self.stream.state_dict(), 0
         self._start()
+
+    def rewind_step(self) -> None:
+        """Forget the micro-batches taken in this step (a stop mid-step): they come again."""
+        if self.served:
+            self.load_state_dict(self.consumed)
 
     def close(self) -> None:
         self.stopping.set()
