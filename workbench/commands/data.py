@@ -73,13 +73,13 @@ def _run(args: list[str], out: Path, train: str) -> int:
         TextColumn("{task.fields[tokens]} tokens"), TextColumn("{task.fields[rate]} tok/s"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
     )
-    bar = progress.add_task("tokenizing", total=None, docs="0", tokens="0", rate="-")
+    bar = progress.add_task("tokenizing", total=None, docs="0", tokens="0", rate="-", visible=False)  # until work starts
     outcome: dict = {}
 
     def on_event(e: dict) -> None:
         kind = e["event"]
         if kind == "progress":
-            progress.update(bar, completed=e["done"], total=e["total"], docs=format_count(e["done"]),
+            progress.update(bar, visible=True, completed=e["done"], total=e["total"], docs=format_count(e["done"]),
                             tokens=format_count(e["tokens"]), rate=format_count(e["tokens_per_sec"]))
         elif kind == "log":
             progress.console.print(escape(e["message"]), soft_wrap=True)

@@ -50,10 +50,18 @@ def cache_root() -> Path:
 
 def shakespeare_path() -> Path:
     """Tiny Shakespeare (1,115,394 chars), downloaded and verified on first use."""
-    path = cache_root() / "tinyshakespeare" / "input.txt"
+    return cached_file("tinyshakespeare/input.txt", SHAKESPEARE_URL, SHAKESPEARE_SHA256,
+                       "place the file at {path} by hand, or train on your own text with --set data.path=FILE")
+
+
+def cached_file(name: str, url: str, sha256: str, hint: str) -> Path:
+    """`name` in the cache dir, fetched from `url` and sha256-checked the first time it is needed.
+
+    `hint` (with {path} for where the file goes) says what to do when it cannot be fetched.
+    """
+    path = cache_root() / name
     if not path.exists():
-        download_verified(SHAKESPEARE_URL, path, SHAKESPEARE_SHA256,
-                          f"place the file at {path} by hand, or train on your own text with --set data.path=FILE")
+        download_verified(url, path, sha256, hint.format(path=path))
     return path
 
 

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from ...config import ConfigError
-from ..corpus import cache_root, download_verified
+from ..corpus import cached_file
 from ..tokenizers import Tokenizer
 from . import FreeText, Progress, evaluating, sum_across_ranks, tokens_per_forward
 
@@ -30,11 +30,8 @@ HELLASWAG_SHA256 = "0aa3b88843990f3f10a97b9575c94d7b71fb2205240ba04ae4884d9e9c99
 
 def hellaswag_path() -> Path:
     """HellaSwag's validation set, downloaded and verified on first use."""
-    path = cache_root() / "hellaswag" / "hellaswag_val.jsonl"
-    if not path.exists():
-        download_verified(HELLASWAG_URL, path, HELLASWAG_SHA256,
-                          f"place hellaswag_val.jsonl at {path} by hand, or give `gptbench eval` an offline copy: --data PATH")
-    return path
+    return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_URL, HELLASWAG_SHA256,
+                       "place hellaswag_val.jsonl at {path} by hand, or give `gptbench eval` an offline copy: --data PATH")
 
 
 class HellaSwag(FreeText):
