@@ -16,10 +16,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import ConfigError
+from ..engine.evaluate import TASKS  # torch is imported there only when it evaluates
 from ..launcher import TrainerProcess
 from ..runs import require_run_dir
-
-TASKS = ("hellaswag", "ppl", "addition")
 
 
 def evaluate(source: Path, task: str, data: Path | None, limit: int, as_json: bool, checkpoint: str, device: str) -> int:
