@@ -110,6 +110,22 @@ def test_evals_and_checkpoints_off_the_log_steps_keep_ddp_ranks_in_sync(tmp_path
     assert [e["step"] for e in of_kind(events, "step")] == [5, 10, 15, 20, 21]
 
 
+def test_ddp_resume_with_dropout_is_exact(tmp_path):
+    """Each rank's RNG (its own dropout masks) is saved and restored: 10 + 10 steps == 20 steps on 2 processes."""
+    common = TINY_CHAR + ["model.dropout=0.1", "train.min_lr=3e-3", "train.eval_every=1000", "train.log_every=5"]
+    runs = {}
+    for name, steps in (("straight", 20), ("split", 10)):
+        out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(tmp_path / name), "--nproc-per-node", "2",
+                       *sets(common + [f"train.max_steps={steps}"]), timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        runs[name] = tmp_path / name
+    out = gptbench("run", "--headless", "--resume", str(runs["split"]), "--nproc-per-node", "2", *sets(["train.max_steps=20"]), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    losses = {name: {e["step"]: e["loss"] for e in of_kind(read_events(d), "step")} for name, d in runs.items()}
+    assert losses["split"] == losses["straight"]
+    assert of_kind(read_events(runs["split"]), "run_finished")[-1]["ranks_in_sync"] is True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

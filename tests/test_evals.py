@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from workbench.config import Config, ModelConfig
 from workbench.engine import checkpoint
+from workbench.engine.hf_tokenizer import write_hf_tokenizer
 from workbench.engine.model import GPT
 from workbench.engine.tasks.hellaswag import HellaSwag
 from workbench.engine.tasks.perplexity import Perplexity
@@ -148,7 +149,7 @@ def write_run(run_dir, model: GPT) -> None:
                             "step": 7, "best_val_loss": None}, run_dir / "best.pt")
 
 
-def test_gptbench_eval_hellaswag_and_ppl(hf_model, our_model, hellaswag_file, tmp_path):
+def test_gptbench_eval_on_a_run_and_on_a_hugging_face_folder(hf_model, our_model, hellaswag_file, tmp_path):
     run_dir = tmp_path / "run"
     write_run(run_dir, our_model)
     reference = reference_hellaswag(hf_model, hellaswag_file)
@@ -157,6 +158,14 @@ def test_gptbench_eval_hellaswag_and_ppl(hf_model, our_model, hellaswag_file, tm
     result = json.loads(out.stdout)
     assert result["event"] == "eval" and result["task"] == "hellaswag" and result["examples"] == 24 and result["step"] == 7
     assert result["metrics"] == {"hellaswag_acc_norm": sum(r[1] for r in reference) / 24, "hellaswag_acc": sum(r[0] for r in reference) / 24}
+
+    # The same weights as a Hugging Face folder: pretrained sources are scored the same way.
+    hf_folder = tmp_path / "hf"
+    hf_model.save_pretrained(hf_folder)
+    write_hf_tokenizer(GPT2Tokenizer(), hf_folder, max_length=BLOCK)
+    out = gptbench("eval", str(hf_folder), "--task", "hellaswag", "--data", str(hellaswag_file), "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["metrics"] == result["metrics"] and json.loads(out.stdout)["step"] == 0
 
     out = gptbench("eval", str(run_dir), "--task", "ppl", "--limit", "3")  # tiny Shakespeare, 3 windows
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,4 +1,7 @@
-"""`gptbench eval RUN_DIR --task hellaswag|ppl|addition`: score a checkpoint.
+"""`gptbench eval SOURCE --task hellaswag|ppl|addition`: score a model.
+
+SOURCE is a run directory (its best.pt or last.pt) or pretrained weights, as
+`gptbench sample` takes them: gpt2 ... gpt2-xl or a Hugging Face GPT-2 folder.
 
 The model runs in the evaluation subprocess (`python -m workbench.engine.evaluate`);
 this module checks the arguments, shows a progress bar on a terminal and prints
@@ -15,14 +18,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .. import weights_source
 from ..config import ConfigError
 from ..engine.evaluate import TASKS  # torch is imported there only when it evaluates
 from ..launcher import TrainerProcess
-from ..runs import require_run_dir
 
 
-def evaluate(source: Path, task: str, data: Path | None, limit: int, as_json: bool, checkpoint: str, device: str) -> int:
-    run_dir = require_run_dir(source)
+def evaluate(source: str, task: str, data: Path | None, limit: int, as_json: bool, checkpoint: str, device: str) -> int:
+    weights_source.resolve(source)  # a missing folder, an unknown name, a run without checkpoints: answered now, without torch
+    run_dir = Path(source)
     if task not in TASKS:
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}.", "e.g. --task hellaswag")
     if checkpoint not in ("best", "last"):
@@ -64,7 +68,9 @@ def evaluate(source: Path, task: str, data: Path | None, limit: int, as_json: bo
         print(json.dumps(result), flush=True)
     else:
         metrics = " | ".join(f"{k} [bold]{v:.4f}[/]" for k, v in result["metrics"].items())
+        checkpoint_file = Path(result["checkpoint"])
+        model = f"{source} {checkpoint_file.name} (step {result['step']})" if checkpoint_file.suffix == ".pt" else source
         Console(highlight=False).print(
-            f"{task} | {escape(str(run_dir))} {Path(result['checkpoint']).name} (step {result['step']}) | "
+            f"{task} | {escape(model)} | "
             f"{result['examples']:,} examples | {metrics} | {result['seconds']:.1f}s on {escape(result['device'])}", soft_wrap=True)
     return 0

@@ -116,7 +116,9 @@ def setup_device(train: TrainConfig, local_rank: int = 0, n_params: int = 0) -> 
         device, name = torch.device("cpu"), f"cpu ({torch.get_num_threads()} threads)"
 
     dtype, note = autocast_dtype(train.dtype, kind, capability)
-    compile_ = train.compile if train.compile is not None else kind == "cuda" and n_params >= COMPILE_MIN_PARAMS
+    # Triton (torch.compile's GPU backend) needs compute capability 7.0 (Volta) or newer: not a P100.
+    compile_ = train.compile if train.compile is not None else (
+        kind == "cuda" and n_params >= COMPILE_MIN_PARAMS and capability >= (7, 0))
     peak = peak_flops(name) if kind == "cuda" else None
     return DeviceSetup(device=device, name=name, dtype=dtype, compile=compile_, peak_flops=peak,
                        compile_mode=train.compile_mode, note=note)

@@ -67,6 +67,22 @@ def mean_across(world: World, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def any_rank(world: World, flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is true on any (e.g. a target reached): all stop together."""
+    if not world.distributed:
+        return flag
+    t = torch.tensor([int(flag)], dtype=torch.int32, device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def gather_objects(group, obj) -> list:
+    """Every rank's `obj` (picklable, CPU), in rank order, on every rank."""
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj, group=group)
+    return out
+
+
 class FlagVote:
     """Requests (stop, pause, checkpoint) that every rank acts on at the same boundary.
 

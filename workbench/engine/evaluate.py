@@ -1,6 +1,6 @@
-"""`gptbench eval`'s worker: score a run's checkpoint on one task; events on stdout.
+"""`gptbench eval`'s worker: score a run's checkpoint (or pretrained weights) on one task; events on stdout.
 
-    python -m workbench.engine.evaluate --run-dir D --task hellaswag|ppl|addition
+    python -m workbench.engine.evaluate --run-dir D|gpt2|HF_FOLDER --task hellaswag|ppl|addition
         [--data PATH] [--limit N] [--checkpoint best|last] [--device auto]
 
 Emits `progress` events (examples done of all) while it works, then one `eval`
@@ -61,7 +61,7 @@ def evaluate(run_dir: Path, task_name: str, data: Path | None, limit: int, which
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workbench.engine.evaluate", description="Score a checkpoint on a task; events on stdout.")
-    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--run-dir", required=True, type=Path, help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)")
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--data", type=Path, default=None, help="hellaswag: a local hellaswag_val.jsonl; ppl: a text file")
     p.add_argument("--limit", type=int, default=0, help="score the first N examples only (0: all)")

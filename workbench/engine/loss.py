@@ -23,9 +23,14 @@ import torch
 from torch import Tensor
 
 # Rows per chunk are chosen so a chunk's float32 logits take about this many
-# elements (2**26: 256 MiB): big enough for efficient matmuls, small next to a
-# GPU's memory. Small vocabularies (chars, digits) fit the whole batch in one.
-CHUNK_ELEMENTS = 1 << 26
+# elements (2**24: 64 MiB), about the size of the hidden states themselves for
+# GPT-2 (333 rows of 50,304), as Liger Kernel sizes its chunks: big enough for
+# efficient matmuls, small next to everything else in memory. Small
+# vocabularies (chars, digits) fit a whole batch in one chunk.
+CHUNK_ELEMENTS = 1 << 24
+
+
+FP16_MAX_ROWS = 1024
 
 
 def chunk_rows(padded_vocab: int) -> int:
@@ -51,6 +56,11 @@ class LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int) -> Tensor:
         # x (N, C) hidden states, weight (V_padded, C) the LM head, targets (N,)
         rows = chunk_rows(weight.size(0))
+        device = x.device.type
+        if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16:
+            # grad_w sums a chunk's rows in fp16 before it reaches float32, and is not
+            # loss-scaled: 1024 rows of |grad| <= 1 stay far below fp16's 65,504.
+            rows = min(rows, FP16_MAX_ROWS)
         grad_x = torch.empty_like(x)
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
@@ -61,10 +71,11 @@ class LinearCrossEntropy(torch.autograd.Function):
             lse = torch.logsumexp(logits, dim=-1)
             picked = ts.clamp(min=0)[:, None]  # -1 -> 0, masked out below
             loss_sum += ((lse - logits.gather(1, picked).squeeze(1)) * keep).sum()
-            # d(loss)/d(logits) = softmax - one_hot(target), zero for ignored rows
-            grad = torch.exp(logits - lse[:, None])
+            # d(loss)/d(logits) = softmax - one_hot(target), zero for ignored rows;
+            # computed in place: one chunk-sized buffer at a time
+            grad = logits.sub_(lse[:, None]).exp_()
             grad.scatter_add_(1, picked, torch.full_like(lse, -1.0)[:, None])
-            grad = (grad * keep[:, None]).to(xs.dtype)
+            grad = grad.mul_(keep[:, None]).to(xs.dtype)
             grad_x[start : start + rows] = grad @ weight.to(xs.dtype)
             grad_w += (grad.t() @ xs).float()
         count = counted.sum().clamp(min=1)

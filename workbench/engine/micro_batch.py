@@ -7,8 +7,9 @@ takes fewer, larger micro-steps.
 
 On CUDA each candidate (sizes that divide the step, largest first) is
 tried for real: a forward and backward pass of the model at that size, with
-the memory AdamW's two moments will take set aside, and 10% left free for the
-allocator's fragmentation. The first that fits wins. The probe runs the eager
+the memory AdamW's moments and the accumulated gradients will take set aside,
+within the memory free now (other processes may hold some), and 10% left for
+the allocator's fragmentation. The first that fits wins. The probe runs the eager
 model; torch.compile's fused kernels need less memory, never more. Elsewhere
 there is no out-of-memory to probe for (a CPU swaps), so auto means the
 largest power of two up to OTHER_DEVICES_MAX that divides the step.
@@ -69,7 +70,7 @@ def choose_micro_batch(model: torch.nn.Module, cfg: Config, setup: DeviceSetup, 
 
     def fits(size: int) -> bool:
         tried.append(size)
-        return _fits_on_gpu(model, size, cfg, setup)
+        return _fits_on_gpu(model, size, cfg, setup, world.distributed)
 
     size = largest_fitting(candidates(sequences, CUDA_MAX), fits)
     if world.distributed:  # GPUs of one job may differ: all ranks take the smallest choice
@@ -84,15 +85,20 @@ def choose_micro_batch(model: torch.nn.Module, cfg: Config, setup: DeviceSetup, 
     return size, "probed on the GPU: tried " + ", ".join(map(str, tried))
 
 
-def _fits_on_gpu(model: torch.nn.Module, size: int, cfg: Config, setup: DeviceSetup) -> bool:
+def _fits_on_gpu(model: torch.nn.Module, size: int, cfg: Config, setup: DeviceSetup, distributed: bool) -> bool:
     device = setup.device
     params = sum(p.numel() for p in model.parameters())
-    total = torch.cuda.get_device_properties(device).total_memory
     reserve = None
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
+    # What this process may use: free memory now (another process may hold some) plus its own.
+    free, _ = torch.cuda.mem_get_info(device)
+    budget = HEADROOM * (free + torch.cuda.memory_allocated(device))
     try:
-        reserve = torch.empty(2 * params * 4, dtype=torch.uint8, device=device)  # AdamW's exp_avg + exp_avg_sq, fp32
+        # Set aside what the probe's single pass does not allocate by itself: AdamW's two
+        # moments, the gradients that already exist during the forward of every micro-step
+        # after the first, and under DDP its reducer's buckets (another copy of the gradients).
+        reserve = torch.empty((2 + 1 + int(distributed)) * params * 4, dtype=torch.uint8, device=device)
         # The probe must not move the training RNG (dropout draws from it).
         with torch.random.fork_rng(devices=[device]):
             x = torch.randint(cfg.model.vocab_size, (size, cfg.model.block_size), device=device)
@@ -100,7 +106,7 @@ def _fits_on_gpu(model: torch.nn.Module, size: int, cfg: Config, setup: DeviceSe
                 _, loss = model(x, x)
             loss.backward()
         torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) <= HEADROOM * total
+        return torch.cuda.max_memory_allocated(device) <= budget
     except torch.OutOfMemoryError:
         return False
     finally:

@@ -25,9 +25,10 @@ from typing import Callable
 
 import torch
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, DataConfig, TrainConfig
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
-from . import checkpoint
+from ..weights_source import is_pretrained
+from . import checkpoint, pretrained
 from .device import DeviceSetup, setup_device
 from .model import GPT
 from .tasks import Task
@@ -180,17 +181,17 @@ def stream_sample(model: GPT, tokenizer, task: Task, req: SampleRequest, setup: 
 
 @dataclass
 class LoadedRun:
-    """A run's trained model, ready to answer: what `gptbench sample` and `gptbench eval` start from."""
+    """A trained model, ready to answer: what `gptbench sample` and `gptbench eval` start from."""
 
     model: GPT
     cfg: Config
     tokenizer: Tokenizer
     setup: DeviceSetup
-    step: int
-    path: Path  # the checkpoint
+    step: int  # 0 for pretrained weights
+    path: Path  # the checkpoint, or the pretrained source
 
     def task(self) -> Task:
-        """The run's own task: addition for the adder, free text (perplexity) for a language model."""
+        """The model's own task: addition for the adder, free text (perplexity) for a language model."""
         if self.cfg.data.kind == "addition":
             from .data import build_dataset
 
@@ -198,11 +199,18 @@ class LoadedRun:
         return Perplexity(self.tokenizer)
 
 
-def load_run(run_dir: Path, which: str, device: str = "auto") -> LoadedRun:
-    """The model in a run directory's best.pt or last.pt, in eval mode, on `device`."""
-    run_dir = require_run_dir(run_dir)
+def load_run(source: Path, which: str, device: str = "auto") -> LoadedRun:
+    """The model in a run directory's best.pt or last.pt, or from a pretrained source
+    (gpt2, gpt2-medium, ..., a Hugging Face folder), in eval mode on `device`."""
+    if is_pretrained(str(source)):
+        setup = setup_device(TrainConfig(device=device, compile=False))
+        model, tokenizer = pretrained.for_sampling(str(source), setup.device)
+        cfg = Config(model=model.config, data=DataConfig(tokenizer=tokenizer.name))
+        return LoadedRun(model, cfg, tokenizer, setup, 0, source)
+    run_dir = require_run_dir(source)
     cfg = Config.from_dict(read_json(run_dir / CONFIG_FILE))
-    cfg.train.device, cfg.train.compile = device, False
+    # the sampling device may differ from the training one (bf16 is not everywhere): its own dtype
+    cfg.train.device, cfg.train.compile, cfg.train.dtype = device, False, "auto"
     setup = setup_device(cfg.train)
     path = run_dir / (BEST_CKPT if which == "best" else LAST_CKPT)
     ckpt = checkpoint.load(path)  # on the CPU
@@ -217,7 +225,7 @@ def load_run(run_dir: Path, which: str, device: str = "auto") -> LoadedRun:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workbench.engine.sampler", description="Sample from a run's checkpoint; events on stdout.")
-    p.add_argument("--run-dir", required=True)
+    p.add_argument("--run-dir", required=True, help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--device", default="auto")
     p.add_argument("--serve", action="store_true", help="answer JSON sample commands from stdin, one per line")

@@ -46,11 +46,12 @@ from . import checkpoint
 from .cpu_threads import fair_threads
 from .data import build_dataset
 from .device import DeviceSetup
-from .distributed import FlagVote, World, main_process_first, mean_across, weights_fingerprint
+from .distributed import FlagVote, World, any_rank, gather_objects, main_process_first, mean_across, weights_fingerprint
 from .event_log import EventLog
 from .micro_batch import choose_micro_batch
 from .model import GPT
 from .optim import Schedule, make_optimizer
+from .pretrained import init_from
 from .sampler import SampleRequest, SampleSession
 from .tasks import build_task, evaluate_all
 
@@ -63,6 +64,7 @@ class Trainer:
                  resume_from: dict | None = None):
         """resume_from: a checkpoint (already loaded and checked, see resume.py) to continue."""
         self.cfg, self.run_dir, self.setup, self.world, self.log = cfg, run_dir, setup, world, log
+        self.notes = [setup.note] if setup.note else []  # said in log events right after run_started
         t = cfg.train
         torch.manual_seed(t.seed + world.rank)  # dropout differs per rank; weights start equal (see below)
 
@@ -74,18 +76,24 @@ class Trainer:
         if resume_from is not None:
             self._check_tokenizer()
 
-        # Model: same seed on every rank, so all replicas start identical.
-        with torch.random.fork_rng(devices=[]):
+        # Model: same seed on every rank, so all replicas start identical. The
+        # fork covers the device's RNG too (manual_seed reseeds every device),
+        # so each rank keeps its own dropout stream from the seed above.
+        accelerators = [setup.device] if setup.kind in ("cuda", "mps") else []
+        with torch.random.fork_rng(devices=accelerators, device_type=setup.kind if accelerators else "cuda"):
             torch.manual_seed(t.seed)
             self.model = GPT(cfg.model).to(setup.device)
+        if cfg.model.init_from != "scratch" and resume_from is None:  # a resume's weights are in its checkpoint
+            with main_process_first(world):  # one process fills the download cache
+                self.notes.append(init_from(self.model, cfg, self.dataset.tokenizer))
 
         # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation.
-        self.batch_note = ""
         if t.batch_size is None:
             t.batch_size, how = choose_micro_batch(self.model, cfg, setup, world)
-            self.batch_note = f"micro-batch {t.batch_size} (auto: {how})"
+            self.notes.append(f"micro-batch {t.batch_size} (auto: {how})")
         self.grad_accum = cfg.grad_accum_steps(world.size)
         self.tokens_per_step = cfg.tokens_per_step(world.size)
+        self._check_compile_mode()
         self.stream = self.dataset.train_stream(t.batch_size, self.grad_accum, world.rank, world.size, t.seed)
 
         self.optimizer = make_optimizer(self.model, t, setup.kind)
@@ -99,7 +107,6 @@ class Trainer:
         self.last_metrics: dict = {}
         self.elapsed_before = self.active_before = 0.0  # time of earlier sessions of a resumed run
         self.run_start = time.time()
-        self.notes = [note for note in (setup.note, self.batch_note) if note]  # logged after run_started
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -296,7 +303,7 @@ class Trainer:
                 with self.setup.autocast():
                     _, loss = self.compiled(x, y)
                 total += loss.float()
-            val_loss = (total / t.eval_steps).item()
+            val_loss = (mean_across(self.world, total) / t.eval_steps).item()  # the same number on every rank
             metrics = self.dataset.metrics(self.model, final=final)
             with self.setup.autocast():
                 metrics.update(evaluate_all(self.eval_tasks, self.model, t.eval_tasks_limit, self.world.rank, self.world.size))
@@ -313,7 +320,7 @@ class Trainer:
         # every accuracy the task reports must be there (addition: held-out and all problems)
         accuracies = [v for k, v in metrics.items() if k.startswith("accuracy")]
         hit_acc = t.target_accuracy > 0 and bool(accuracies) and min(accuracies) >= t.target_accuracy
-        if hit_loss or hit_acc:
+        if any_rank(self.world, hit_loss or hit_acc, self.setup.device):  # all ranks stop together, or none
             self.log.log(f"target reached at step {self.step}: " + ("val loss" if hit_loss else "accuracy"))
             return "target"
         return None
@@ -322,6 +329,8 @@ class Trainer:
 
     def _save(self, name: str, with_optimizer: bool = True, rng: dict | None = None) -> None:
         """Write a checkpoint (rank 0; no collectives here). rng: the RNG state to record, default now's."""
+        if with_optimizer:
+            self.last_saved_step = self.step  # on every rank: they decide alike whether a save is due
         if not self.world.is_main:
             return
         ckpt = {
@@ -344,12 +353,13 @@ class Trainer:
             )
         path = self.run_dir / name
         checkpoint.save_atomic(ckpt, path)
-        if with_optimizer:
-            self.last_saved_step = self.step
         self.log.emit("checkpoint", step=self.step, path=str(path), kind=name.removesuffix(".pt"))
 
     def _save_last(self, rng: dict | None = None) -> None:
         self._read_back()  # never overwrite a good checkpoint with NaN weights
+        rng = rng or checkpoint.rng_state()
+        if self.world.distributed:  # every rank draws its own dropout masks: keep each rank's RNG
+            rng = {"per_rank": gather_objects(self.vote.group, rng)}
         self._save(LAST_CKPT, rng=rng)
         if self.cfg.train.keep_last and self.world.is_main:
             checkpoint.keep_recent(self.run_dir, self.step, self.cfg.train.keep_last)
@@ -358,10 +368,10 @@ class Trainer:
         """Continue from a checkpoint loaded on the CPU: load_state_dict puts each tensor where it belongs."""
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        if "scaler" in ckpt:
+        if self.scaler.is_enabled() and ckpt.get("scaler"):  # a bf16/fp32 run saved an empty (disabled) scaler
             self.scaler.load_state_dict(ckpt["scaler"])
         self.stream.load_state_dict(ckpt["data"])
-        checkpoint.restore_rng(ckpt["rng"])
+        self._restore_rng(ckpt["rng"], ckpt["step"])
         self.step = ckpt["step"]
         self.best_val_loss = ckpt["best_val_loss"]
         self.elapsed_before = ckpt.get("elapsed_s", 0.0)
@@ -372,6 +382,36 @@ class Trainer:
         if self.schedule.anchor != anchor:
             self.notes.append(f"max_steps {old_max_steps} -> {self.cfg.train.max_steps}: the cosine decay continues from "
                               f"lr {self.schedule.anchor[1]:.3g} at step {self.step} to min_lr at step {self.cfg.train.max_steps}")
+
+    def _restore_rng(self, rng: dict, step: int) -> None:
+        """This rank's RNG as it was; a rank the checkpoint has no state for gets a fresh, distinct one."""
+        states = rng.get("per_rank", [rng])
+        if self.world.rank < len(states) and (len(states) == self.world.size or not self.world.distributed):
+            checkpoint.restore_rng(states[self.world.rank])
+            return
+        checkpoint.restore_rng(states[0])  # then reseed: same data order, this rank's own dropout masks
+        torch.manual_seed(self.cfg.train.seed + 1_000_003 * step + self.world.rank)
+        if self.world.is_main:
+            self.notes.append(f"resumed on {self.world.size} processes from a checkpoint of {len(states)}: dropout masks are "
+                              "drawn afresh, so this continuation is not bit-exact")
+
+    def _check_compile_mode(self) -> None:
+        """CUDA graphs (reduce-overhead, max-autotune) hand a graph-owned buffer to .grad, which the
+        next micro-step's replay overwrites: they cannot accumulate gradients."""
+        mode = self.setup.compile_mode
+        if not (self.setup.compile and self.setup.kind == "cuda" and self.grad_accum > 1):
+            return
+        if mode == "max-autotune":
+            self.setup.compile_mode = "max-autotune-no-cudagraphs"
+            self.notes.append("compile_mode max-autotune without CUDA graphs: they cannot accumulate gradients "
+                                    f"({self.grad_accum} micro-steps per step)")
+        elif mode == "reduce-overhead":
+            raise ConfigError(
+                f"train.compile_mode=reduce-overhead (CUDA graphs) cannot accumulate gradients, and this run takes "
+                f"{self.grad_accum} micro-steps per step.",
+                "use compile_mode=default or max-autotune, or a micro-batch that makes the whole step "
+                "(train.batch_size = tokens_per_step / block_size / processes).",
+            )
 
     def _check_tokenizer(self) -> None:
         saved = read_json(self.run_dir / TOKENIZER_FILE)
@@ -421,7 +461,7 @@ class Trainer:
         always reports the step's start).
         """
         self._read_commands()
-        self._advance_sample(SAMPLE_SHARE * (time.perf_counter() - self.last_boundary))
+        self._advance_sample(since=self.last_boundary)
         stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
         self.checkpoint_requested = False  # one request, one checkpoint
         if save:
@@ -438,7 +478,7 @@ class Trainer:
         start = time.perf_counter()
         while True:
             self._read_commands()
-            if not self._advance_sample(0.05):  # nothing to decode: wait a little
+            if not self._advance_sample(budget_s=0.05):  # nothing to decode: wait a little
                 time.sleep(0.05)
             stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
             self.checkpoint_requested = False
@@ -451,8 +491,12 @@ class Trainer:
             self.log.emit("status", state="training", step=self.step)
         return stop
 
-    def _advance_sample(self, budget_s: float) -> bool:
-        """Decode a slice of the live sample, if any. True when something was decoded."""
+    def _advance_sample(self, since: float | None = None, budget_s: float = 0.0) -> bool:
+        """Decode a slice of the live sample, if any. True when something was decoded.
+
+        The slice takes SAMPLE_SHARE of the time `since` the last boundary (measured
+        after the device caught up: on a GPU, the CPU only queues work), or budget_s.
+        """
         if self.live_sample is None:
             if not self.samples:
                 return False
@@ -461,6 +505,8 @@ class Trainer:
                                              self.setup, self.log.emit)
         self._sync_device()  # queued training work is training time, not sampling time
         start = time.perf_counter()
+        if since is not None:
+            budget_s = SAMPLE_SHARE * (start - since)
         try:
             done = self.live_sample.advance(budget_s)
         except Exception as exc:  # a request we did not foresee must never end the training run
@@ -572,7 +618,7 @@ def write_run_files(trainer: Trainer) -> None:
         "world_size": world.size,
         "seed": cfg.train.seed,
         "host": platform.node(),
-        "argv": sys.argv,
+        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by launcher.TrainerProcess
         "started": time.time(),
     }
     (run_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
