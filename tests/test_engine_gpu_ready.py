@@ -244,6 +244,6 @@ def test_cuda_resume_compile_bf16_and_fused_adamw(tmp_path):
 
 @cuda
 def test_cuda_micro_batch_auto_probes_the_gpu(tmp_path):
-    _, events = train(tmp_path, "probe", ["train.device=cuda", "train.max_steps=2", "train.eval_steps=1", "train.log_every=1",
+    _, events = train(tmp_path, "probe", ["profile=shakespeare", "train.device=cuda", "train.max_steps=2", "train.eval_steps=1", "train.log_every=1",
                                           "train.tokens_per_step=131072"], preset="gpt2-124m", timeout=600)
     assert any("probed on the GPU" in e["message"] for e in of_kind(events, "log"))
