@@ -96,3 +96,39 @@ def test_tokens_per_step_must_split_into_micro_batches():
     with pytest.raises(ConfigError, match="multiple of"):
         resolve("gpt2-124m", "train.tokens_per_step=1000")
     assert parse_override("a.b = c") == ("a.b", "c")
+
+
+def test_gpt2_preset_follows_build_nanogpt_on_fineweb_edu():
+    cfg = resolve("gpt2-124m")
+    assert cfg.data.path == "fineweb-edu" and cfg.train.eval_tasks == ["hellaswag"]
+    assert (cfg.train.max_steps, cfg.train.warmup_steps) == (19_073, 715)
+    assert abs(cfg.train.max_steps * cfg.tokens_per_step(1) - 10e9) < 1e6  # one pass over the 10B tokens
+    small = resolve("gpt2-124m", "profile=shakespeare")
+    assert small.data.path == "" and small.train.eval_tasks == [] and small.model.n_layer == 12
+
+
+def test_list_keys_from_set_and_toml(tmp_path, monkeypatch):
+    assert resolve("gpt2-124m", "train.eval_tasks=hellaswag,ppl").train.eval_tasks == ["hellaswag", "ppl"]
+    assert resolve("gpt2-124m", "train.eval_tasks=[ppl]").train.eval_tasks == ["ppl"]
+    assert resolve("gpt2-124m", "train.eval_tasks=").train.eval_tasks == []
+    monkeypatch.setenv("GPTBENCH_PRESETS", str(tmp_path))
+    (tmp_path / "mine.toml").write_text('[data]\ntokenizer = "gpt2"\n[train]\neval_tasks = ["ppl", "hellaswag"]\neval_tasks_limit = 100\n')
+    cfg = resolve("mine")
+    assert (cfg.train.eval_tasks, cfg.train.eval_tasks_limit) == (["ppl", "hellaswag"], 100)
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "preset, override, words",
+    [
+        ("gpt2-124m", "train.eval_tasks=hellaswag,mmlu", ["train.eval_tasks", "hellaswag, ppl", "'mmlu'"]),
+        ("shakespeare-char", "train.eval_tasks=hellaswag", ["hellaswag", "data.tokenizer=gpt2", "char"]),
+        ("addition", "train.eval_tasks=ppl", ["addition", "train.eval_tasks="]),
+        ("gpt2-124m", "train.eval_tasks_limit=-1", ["eval_tasks_limit", "negative"]),
+        ("gpt2-124m", "data.on_device=sometimes", ["data.on_device", "true or false or auto"]),
+    ],
+)
+def test_bad_task_settings_name_the_key(preset, override, words):
+    with pytest.raises(ConfigError) as info:
+        resolve(preset, override)
+    assert info.value.hint and all(w in str(info.value) for w in words), str(info.value)

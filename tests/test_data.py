@@ -1,5 +1,6 @@
 import io
 import json
+import time
 import urllib.error
 
 import numpy as np
@@ -7,8 +8,11 @@ import pytest
 import torch
 
 from workbench.config import Config, ConfigError
-from workbench.engine import data
-from workbench.engine.data import AdditionDataset, build_dataset, cache_root, load_corpus, shakespeare_path
+from workbench.engine import corpus
+from workbench.engine.corpus import cache_root, load_corpus, shakespeare_path
+from workbench.engine.batches import PrefetchingStream
+from workbench.engine.data import build_dataset
+from workbench.engine.tasks.addition import AdditionDataset
 from workbench.engine.tokenizers import GPT2Tokenizer, PromptError
 
 CPU = torch.device("cpu")
@@ -60,7 +64,7 @@ def test_token_cache_is_written_once_and_reused(monkeypatch):
     def no_retokenizing(*args, **kwargs):
         raise AssertionError("tokenized again")
 
-    monkeypatch.setattr(data, "_write_split", no_retokenizing)
+    monkeypatch.setattr(corpus, "_write_split", no_retokenizing)
     ds = build_dataset(cfg, CPU)
     assert (entries[0] / "train.bin").stat().st_mtime_ns == mtime
     assert len(ds.val) == 1_115_394 - int(1_115_394 * 0.75)
@@ -190,14 +194,14 @@ def test_shards_need_gpt2_and_a_val_split(tmp_path):
         load_corpus(text_config(tmp_path, tokenizer="gpt2").data)
 
 
-def test_memmapped_and_resident_data_give_the_same_batches(tmp_path, monkeypatch):
+def test_memmapped_and_resident_data_give_the_same_batches(tmp_path):
     # Windows straddle the shard boundary at 500: the memmap reader must join them.
     np.save(tmp_path / "s_train_1.npy", np.arange(0, 500, dtype=np.uint16))
     np.save(tmp_path / "s_train_2.npy", np.arange(500, 530, dtype=np.uint16))
     np.save(tmp_path / "s_val_0.npy", np.arange(40000, 40100, dtype=np.uint16))
     cfg = text_config(tmp_path, tokenizer="gpt2", block_size=64)
     resident = build_dataset(cfg, CPU)
-    monkeypatch.setattr(data, "RESIDENT_MAX_TOKENS", 0)
+    cfg.data.on_device = False
     mapped = build_dataset(cfg, CPU)
     assert resident.info["on_device"] and not mapped.info["on_device"]
     a, b = resident.train_stream(32, 1, 0, 1, seed=3), mapped.train_stream(32, 1, 0, 1, seed=3)
@@ -205,16 +209,81 @@ def test_memmapped_and_resident_data_give_the_same_batches(tmp_path, monkeypatch
         (xa, ya), (xb, yb) = a.next(), b.next()
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert torch.equal(xa + 1, ya)  # consecutive tokens, also across the boundary
+    b.close()
     assert all(torch.equal(p[0], q[0]) for p, q in zip(resident.val_batches(4, 3), mapped.val_batches(4, 3)))
+
+
+def write_nanogpt_char_dataset(folder, text: str, meta: dict | None = None) -> str:
+    """What nanoGPT's data/shakespeare_char/prepare.py writes: train.bin, val.bin (uint16) and meta.pkl."""
+    import pickle
+
+    chars = sorted(set(text))
+    stoi, itos = {ch: i for i, ch in enumerate(chars)}, {i: ch for i, ch in enumerate(chars)}
+    ids = np.array([stoi[c] for c in text], dtype=np.uint16)
+    n = int(len(ids) * 0.9)
+    ids[:n].tofile(folder / "train.bin")
+    ids[n:].tofile(folder / "val.bin")
+    with open(folder / "meta.pkl", "wb") as f:
+        pickle.dump(meta if meta is not None else {"vocab_size": len(chars), "itos": itos, "stoi": stoi}, f)
+    return "".join(chars)
+
+
+def test_nanogpt_char_dataset_reads_its_vocabulary_from_meta_pkl(tmp_path):
+    text = shakespeare_path().read_text(encoding="utf-8")[:20_000]
+    chars = write_nanogpt_char_dataset(tmp_path, text)
+    cfg = text_config(tmp_path, block_size=16)
+    ds = build_dataset(cfg, CPU)
+    assert ds.tokenizer.chars == chars and cfg.model.vocab_size == len(chars) == 58
+    x, y = next(ds.val_batches(batch_size=4, steps=1))
+    assert all(ds.tokenizer.decode(row.tolist()) in text for row in x)
+    with pytest.raises(ConfigError) as err:
+        build_dataset(text_config(tmp_path, tokenizer="gpt2"), CPU)
+    assert "meta.pkl" in err.value.message and "data.tokenizer=char" in err.value.hint
+
+
+class RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+@pytest.mark.parametrize("meta, words", [
+    (RunsCode(), "posix.system"),  # a pickle that would run a command when loaded
+    ({"vocab_size": 3, "itos": {0: "a", 1: "b"}, "stoi": {}}, "not a nanoGPT char vocabulary"),
+    ({"vocab_size": 2, "itos": {0: "a", 1: "a"}, "stoi": {}}, "same character"),
+])
+def test_meta_pkl_is_read_as_plain_data_only(tmp_path, monkeypatch, meta, words):
+    monkeypatch.chdir(tmp_path)
+    write_nanogpt_char_dataset(tmp_path, "abcabcabc" * 50, meta)
+    with pytest.raises(ConfigError, match=words):
+        build_dataset(text_config(tmp_path), CPU)
+    assert not (tmp_path / "pwned").exists()
 
 
 # ----------------------------------------------------------------------------
 # the batch stream: global-batch rule, exact resume, fixed val windows
 
 
+def shakespeare_dataset(cache_dir, **data):
+    # Module fixtures are set up before the per-test cache dir is: point at the seeded cache here.
+    cfg = text_config(block_size=16)
+    for key, value in data.items():
+        setattr(cfg.data, key, value)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(cache_dir))
+        return build_dataset(cfg, CPU)
+
+
 @pytest.fixture(scope="module")
-def shakespeare():
-    return build_dataset(text_config(block_size=16), CPU)
+def shakespeare(cache_dir):
+    return shakespeare_dataset(cache_dir)
+
+
+@pytest.fixture(scope="module")
+def mapped_shakespeare(cache_dir):
+    """The same corpus kept memmapped (as a corpus too big for the device would be): batches are read ahead."""
+    return shakespeare_dataset(cache_dir, on_device=False)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +291,7 @@ def adder():
     return build_dataset(addition_config(), CPU)
 
 
-@pytest.mark.parametrize("name", ["shakespeare", "adder"])
+@pytest.mark.parametrize("name", ["shakespeare", "mapped_shakespeare", "adder"])
 def test_two_ranks_see_what_one_rank_with_accumulation_sees(request, name):
     ds = request.getfixturevalue(name)
     single = ds.train_stream(batch_size=4, grad_accum=2, rank=0, world_size=1, seed=7)
@@ -232,6 +301,23 @@ def test_two_ranks_see_what_one_rank_with_accumulation_sees(request, name):
             x1, y1 = single.next()
             x2, y2 = rank.next()
             assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    for stream in (single, *ranks):
+        getattr(stream, "close", lambda: None)()
+
+
+def test_memmapped_batches_are_read_ahead_and_equal_the_resident_ones(shakespeare, mapped_shakespeare):
+    resident = shakespeare.train_stream(batch_size=4, grad_accum=3, rank=1, world_size=2, seed=5)
+    ahead = mapped_shakespeare.train_stream(batch_size=4, grad_accum=3, rank=1, world_size=2, seed=5)
+    assert isinstance(ahead, PrefetchingStream) and not isinstance(resident, PrefetchingStream)
+    for _ in range(10):
+        (xa, ya), (xb, yb) = resident.next(), ahead.next()
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    deadline = time.time() + 10
+    while not ahead.queue.full():  # the reader thread runs ahead on its own, up to 2 steps
+        assert time.time() < deadline
+        time.sleep(0.01)
+    assert ahead.queue.qsize() == 6
+    ahead.close()
 
 
 def test_seeds_differ(shakespeare):
@@ -240,16 +326,24 @@ def test_seeds_differ(shakespeare):
     assert not torch.equal(a, b)
 
 
+@pytest.mark.parametrize("name", ["shakespeare", "mapped_shakespeare"])  # memmapped: read ahead on a thread
 @pytest.mark.parametrize("consumed", [0, 3, 4, 5, 7])  # grad_accum=4: boundaries and mid-step
-def test_stream_state_is_the_start_of_the_current_step(tmp_path, shakespeare, consumed):
-    """A checkpoint holds whole steps: mid-step, the state says where the step began."""
-    reference = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
+def test_stream_state_is_the_start_of_the_current_step(request, tmp_path, name, consumed):
+    """A checkpoint holds whole steps: mid-step, the state says where the step began,
+    whatever a read-ahead thread has read beyond it."""
+    ds = request.getfixturevalue(name)
+    reference = ds.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
     expected = [reference.next()[0] for _ in range(16)]
-    original = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
+    original = ds.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
     for _ in range(consumed):
         original.next()
+    if isinstance(original, PrefetchingStream):
+        deadline = time.time() + 10
+        while not original.queue.full():  # the reader is two steps ahead of the trainer
+            assert time.time() < deadline
+            time.sleep(0.01)
     torch.save(original.state_dict(), tmp_path / "stream.pt")
-    resumed = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=999)
+    resumed = ds.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=999)
     resumed.load_state_dict(torch.load(tmp_path / "stream.pt", weights_only=True))
     step_start = consumed - consumed % 4
     for i in range(step_start, 12):
@@ -257,6 +351,8 @@ def test_stream_state_is_the_start_of_the_current_step(tmp_path, shakespeare, co
     original.rewind_step()  # a stop mid-step: the step's micro-batches come again
     for i in range(step_start, 12):
         assert torch.equal(original.next()[0], expected[i])
+    for stream in (reference, original, resumed):
+        getattr(stream, "close", lambda: None)()
 
 
 @pytest.mark.parametrize("name", ["shakespeare", "adder"])
@@ -358,9 +454,9 @@ def test_prompts_for_the_sampling_console(adder):
         with pytest.raises(PromptError) as err:
             adder.format_prompt(bad)
         assert "at most 2 digits, e.g. 23+58" in err.value.hint
-    assert adder.read_answer("23+58", [1, 8, 0]) == {"answer": 81, "expected": 81, "correct": True}
-    assert adder.read_answer([9, 9, 9, 9], [8, 9, 1]) == {"answer": 198, "expected": 198, "correct": True}
-    assert adder.read_answer("50+50", [0, 0, 0])["correct"] is False
+    assert adder.judge("23+58", [1, 8, 0]) == {"answer": 81, "expected": 81, "correct": True}
+    assert adder.judge([9, 9, 9, 9], [8, 9, 1]) == {"answer": 198, "expected": 198, "correct": True}
+    assert adder.judge("50+50", [0, 0, 0])["correct"] is False
 
 
 def test_addition_block_size_too_small():
@@ -384,7 +480,7 @@ def test_download_failure_says_where_to_put_the_file(empty_cache, monkeypatch):
     def offline(url, timeout):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", offline)
     with pytest.raises(ConfigError) as err:
         shakespeare_path()
     assert str(empty_cache) in err.value.hint and "data.path" in err.value.hint
@@ -393,10 +489,10 @@ def test_download_failure_says_where_to_put_the_file(empty_cache, monkeypatch):
 
 def test_download_is_verified(empty_cache, cache_dir, monkeypatch):
     real = (cache_dir / "gptbench" / "tinyshakespeare" / "input.txt").read_bytes()
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"not shakespeare"))
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"not shakespeare"))
     with pytest.raises(ConfigError, match="sha256"):
         shakespeare_path()
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(real))
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(real))
     assert shakespeare_path().read_bytes() == real
     assert [p.name for p in empty_cache.parent.iterdir()] == ["input.txt"]  # no temp files left
 
@@ -410,3 +506,46 @@ def test_metrics_with_the_real_gpt(adder):
     metrics = adder.metrics(model)
     assert set(metrics) == {"accuracy", "accuracy_all"} and all(0.0 <= v <= 1.0 for v in metrics.values())
     assert model.training
+
+
+# ----------------------------------------------------------------------------
+# read-ahead under a real trainer: Ctrl-C, resume, same run
+
+
+def test_a_run_on_a_memmapped_corpus_killed_and_resumed_equals_a_straight_run(tmp_path):
+    """Ctrl-C at whatever step, then --resume: every step's loss and the final weights are the straight run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from workbench.runs import read_events
+
+    common = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "model.dropout=0.1",
+              "train.batch_size=8", "train.grad_accum=2", "train.max_steps=60", "train.log_every=1",
+              "train.eval_every=1000", "train.warmup_steps=0", "data.on_device=false"]
+    sets = [a for o in common for a in ("--set", o)]
+    cli = [sys.executable, "-m", "workbench.cli", "run", "shakespeare-char", "--headless"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert subprocess.run([*cli, "--run-dir", str(straight), *sets], capture_output=True, timeout=300).returncode == 0
+
+    proc = subprocess.Popen([*cli, "--run-dir", str(killed), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while max([e["step"] for e in read_events(killed) if e["event"] == "step"], default=0) < 15:
+        assert time.time() < deadline and proc.poll() is None, "no steps"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    stopped = [e for e in read_events(killed) if e["event"] == "run_finished"][-1]["step"]
+    assert 15 <= stopped < 60
+    resumed = subprocess.run([*cli[:3], "run", "--headless", "--resume", str(killed)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+    def losses(run_dir):
+        return {e["step"]: e["loss"] for e in read_events(run_dir) if e["event"] == "step"}
+
+    assert len(losses(straight)) == 60 and losses(killed) == losses(straight)
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(killed / "last.pt", weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

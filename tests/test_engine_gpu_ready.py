@@ -176,7 +176,7 @@ def test_compiled_run_builds_the_train_and_eval_graphs_once(tmp_path):
 
 def test_gpt2_124m_architecture_takes_a_step_on_cpu(tmp_path):
     """12 layers, 768 wide, block 1024, the 50,257-token BPE: one real step with B=1 and its peak memory."""
-    run_dir, events = train(tmp_path, "gpt2", ["train.batch_size=1", "train.tokens_per_step=1024", "train.max_steps=1",
+    run_dir, events = train(tmp_path, "gpt2", ["profile=shakespeare", "train.batch_size=1", "train.tokens_per_step=1024", "train.max_steps=1",
                                                "train.eval_steps=1", "train.log_every=1"], preset="gpt2-124m", timeout=600)
     started = of_kind(events, "run_started")[0]
     assert started["params"] > 120e6 and started["config"]["model"]["block_size"] == 1024
@@ -199,8 +199,8 @@ def test_micro_batch_auto_halves_until_it_fits_and_divides_the_step():
 
 
 def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
-    tiny = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "train.tokens_per_step=1024",
-            "train.max_steps=1", "train.eval_steps=1", "train.log_every=1"]
+    tiny = ["profile=shakespeare", "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
+            "train.tokens_per_step=1024", "train.max_steps=1", "train.eval_steps=1", "train.log_every=1"]
     _, events = train(tmp_path, "auto", tiny, preset="gpt2-124m")
     started = of_kind(events, "run_started")[0]
     assert started["config"]["train"]["batch_size"] == 16 and started["grad_accum"] == 2  # 1024 = 32 seqs of 32
@@ -244,6 +244,6 @@ def test_cuda_resume_compile_bf16_and_fused_adamw(tmp_path):
 
 @cuda
 def test_cuda_micro_batch_auto_probes_the_gpu(tmp_path):
-    _, events = train(tmp_path, "probe", ["train.device=cuda", "train.max_steps=2", "train.eval_steps=1", "train.log_every=1",
+    _, events = train(tmp_path, "probe", ["profile=shakespeare", "train.device=cuda", "train.max_steps=2", "train.eval_steps=1", "train.log_every=1",
                                           "train.tokens_per_step=131072"], preset="gpt2-124m", timeout=600)
     assert any("probed on the GPU" in e["message"] for e in of_kind(events, "log"))

@@ -79,7 +79,7 @@ def test_shakespeare_char_trains_samples_and_rejects_unknown_characters(tmp_path
 
 def test_gpt2_preset_runs_two_steps_on_cpu(tmp_path):
     run_dir = tmp_path / "gpt2"
-    tiny = ["train.max_steps=2", "model.n_layer=2", "model.n_head=2", "model.n_embd=64", "model.block_size=64",
+    tiny = ["profile=shakespeare", "train.max_steps=2", "model.n_layer=2", "model.n_head=2", "model.n_embd=64", "model.block_size=64",
             "train.batch_size=2", "train.tokens_per_step=256", "train.eval_steps=1", "train.log_every=1"]
     out = gptbench("run", "gpt2-124m", "--headless", "--json", "--run-dir", str(run_dir), *sets(tiny), timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -7,7 +7,10 @@ HEADLESS = ["workbench.cli", "workbench.commands.run", "workbench.commands.sampl
             "workbench.commands.list_presets", "workbench.commands.bench", "workbench.commands.logs", "workbench.launcher", "workbench.runs",
             "workbench.events", "workbench.control", "workbench.config", "workbench.presets", "workbench.engine.tokenizers",
             "workbench.commands.export", "workbench.commands.dry_run", "workbench.commands.show_preset",
-            "workbench.weights_source", "workbench.metric_sinks", "workbench.engine.hf_tokenizer"]
+            "workbench.weights_source", "workbench.metric_sinks", "workbench.engine.hf_tokenizer",
+            "workbench.commands.data", "workbench.commands.eval",
+            # the data-prep subprocess's workers import these: they must start without torch
+            "workbench.engine.prepare", "workbench.engine.corpus", "workbench.engine.shards"]
 
 
 def loaded_after_import(modules: list[str]) -> set[str]:
@@ -26,5 +29,5 @@ def test_cli_help_answers_without_torch():
     code = "import sys\nsys.argv=['gptbench','--help']\nfrom workbench.cli import app\ntry:\n    app()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
-    for verb in ("presets", "run", "sample", "runs", "logs", "attach", "bench", "export"):
+    for verb in ("presets", "run", "sample", "runs", "logs", "attach", "bench", "export", "data", "eval"):
         assert verb in out.stdout

@@ -95,7 +95,7 @@ def test_init_from_hf_folder_gives_identical_logits_then_exports_gpt2_bpe(tmp_pa
     hf = tiny_hf_gpt2(source)
     run_dir = tmp_path / "ft"
     out = gptbench("run", "gpt2-124m", "--headless", "--run-dir", str(run_dir),
-                   *sets(TINY + [f"model.init_from={source}", "train.tokens_per_step=0", "train.max_steps=1",
+                   *sets(["profile=shakespeare", *TINY, f"model.init_from={source}", "train.tokens_per_step=0", "train.max_steps=1",
                                  "train.eval_every=1", "train.lr=1e-9", "train.min_lr=0", "train.weight_decay=0"]),
                    env={"XDG_CACHE_HOME": str(cache_dir)})
     assert out.returncode == 0, out.stdout + out.stderr

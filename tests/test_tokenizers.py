@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from workbench.config import ConfigError
-from workbench.engine.data import shakespeare_path
+from workbench.engine.corpus import shakespeare_path
 from workbench.engine.tokenizers import (
     CharTokenizer,
     DigitTokenizer,

@@ -9,6 +9,8 @@
     gptbench attach RUN_DIR       the app, on one run
     gptbench export RUN_DIR --format hf|llmc|csv|tensorboard --out PATH
     gptbench bench [PRESET ...]   speed benchmarks
+    gptbench data SOURCE --out DIR   a corpus -> GPT-2 token shards
+    gptbench eval SOURCE --task T    HellaSwag, perplexity or addition on a checkpoint
 
 Mistakes a user can make end in one sentence and a hint, exit code 2. This
 module never imports torch: training and sampling run in subprocesses.
@@ -230,6 +232,47 @@ def bench_cmd(
         bench(names or [], overrides, tiny, out, work_dir)
     except ConfigError as exc:
         fail(exc)
+
+
+@app.command("data")
+def data_cmd(
+    source: str = typer.Argument(..., help="fineweb-edu, a Hugging Face dataset id, or local txt/jsonl/parquet files (a file or a folder)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the shards (fineweb-edu: the cache dir by default)"),
+    name: Optional[str] = typer.Option(None, "--name", help="the dataset's configuration (hub ids), e.g. sample-10BT"),
+    split: str = typer.Option("train", "--split", help="the split to read (hub ids)"),
+    text_field: str = typer.Option("text", "--text-field", help="the field that holds the text (jsonl, parquet, hub)"),
+    workers: int = typer.Option(0, "--workers", help="tokenizer processes (0: all cores)"),
+    shard_tokens: str = typer.Option("100M", "--shard-tokens", help="tokens per train shard, e.g. 100M"),
+    val_tokens: Optional[str] = typer.Option(None, "--val-tokens", help="tokens in the val shard, written first (default: --shard-tokens)"),
+) -> None:
+    """Turn a corpus into GPT-2 token shards (llm.c .bin); resumes if interrupted."""
+    from .commands.data import prepare_data
+
+    try:
+        code = prepare_data(source, out, name, split, text_field, workers, shard_tokens, val_tokens)
+    except ConfigError as exc:
+        fail(exc)
+    raise typer.Exit(code)
+
+
+@app.command("eval")
+def eval_cmd(
+    source: str = typer.Argument(..., help="a run directory, gpt2 ... gpt2-xl, or a Hugging Face GPT-2 folder"),
+    task: str = typer.Option(..., "--task", help="hellaswag, ppl or addition"),
+    data: Optional[Path] = typer.Option(None, "--data", help="hellaswag: an offline hellaswag_val.jsonl; ppl: any text file (default tiny Shakespeare)"),
+    limit: int = typer.Option(0, "--limit", help="score the first N examples only (0: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps"),
+) -> None:
+    """Score a run's checkpoint (or pretrained weights) on HellaSwag, perplexity on a text, or addition."""
+    from .commands.eval import evaluate
+
+    try:
+        code = evaluate(source, task, data, limit, as_json, checkpoint, device)
+    except ConfigError as exc:
+        fail(exc)
+    raise typer.Exit(code)
 
 
 def main() -> None:

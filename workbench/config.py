@@ -69,6 +69,7 @@ class DataConfig:
     ndigit: int = 2  # addition: digits per operand
     holdout: int = 500  # addition: problems held out from training
     val_fraction: float = 0.1  # text: the last fraction of the tokens is the val split
+    on_device: Optional[bool] = None  # text: keep the corpus on the device; None (auto): up to 2**30 tokens
 
 
 @dataclass
@@ -99,6 +100,8 @@ class TrainConfig:
     compile_mode: str = "default"  # default | max-autotune | reduce-overhead
     target_val_loss: float = 0.0  # stop once val loss <= this (0: off)
     target_accuracy: float = 0.0  # stop once the task accuracy >= this (0: off)
+    eval_tasks: list[str] = field(default_factory=list)  # at every eval also: hellaswag, ppl (see engine/tasks)
+    eval_tasks_limit: int = 0  # examples per eval task (0: all; HellaSwag has 10,042)
 
 
 @dataclass
@@ -122,6 +125,7 @@ CHOICES = {
     "train.dtype": ("auto", "float32", "bfloat16", "float16"),
     "train.compile_mode": ("default", "max-autotune", "reduce-overhead"),
     "train.schedule": ("cosine", "wsd", "constant"),
+    "train.eval_tasks": ("hellaswag", "ppl"),  # each element of the list
 }
 
 
@@ -183,6 +187,8 @@ def _field_type(section_cls: type, name: str) -> Any:
 
 def parse_value(key: str, raw: Any, typ: Any) -> Any:
     """Turn a string (from --set) or a TOML value into the field's type."""
+    if typing.get_origin(typ) is list:
+        return [parse_value(key, item, typing.get_args(typ)[0]) for item in _list_items(key, raw)]
     optional = typing.get_origin(typ) in (typing.Union, types.UnionType) and type(None) in typing.get_args(typ)
     if optional:
         if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("auto", "none", "")):
@@ -221,6 +227,17 @@ def parse_value(key: str, raw: Any, typ: Any) -> Any:
     return str(raw)
 
 
+def _list_items(key: str, raw: Any) -> list:
+    """A TOML array as it is; from --set, comma-separated words ("hellaswag,ppl"), brackets and quotes optional."""
+    if isinstance(raw, (list, tuple)):
+        return list(raw)
+    if not isinstance(raw, str):
+        raise ConfigError(f"{key} must be a list, got {raw!r}.", f"try --set {key}=a,b (empty for none)")
+    text = raw.strip().removeprefix("[").removesuffix("]")
+    items = [part.strip().strip("'\"").strip() for part in text.split(",")]
+    return [] if items in ([""], ["none"]) else items
+
+
 def unknown_key_error(key: str) -> ConfigError:
     close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
     if not close:  # "lr" -> "train.lr": match on the last part as well
@@ -241,8 +258,10 @@ def set_value(cfg: Config, key: str, raw: Any) -> None:
     if cls is None or name not in {f.name for f in dataclasses.fields(cls)}:
         raise unknown_key_error(key)
     value = parse_value(key, raw, _field_type(cls, name))
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}.", f"try --set {key}={CHOICES[key][0]}")
+    for element in value if isinstance(value, list) else [value]:
+        if key in CHOICES and element not in CHOICES[key]:
+            what = "each element of " if isinstance(value, list) else ""
+            raise ConfigError(f"{what}{key} must be one of {', '.join(CHOICES[key])}, got {element!r}.", f"try --set {key}={CHOICES[key][0]}")
     setattr(getattr(cfg, section), name, value)
 
 
@@ -307,11 +326,17 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"data.holdout must be between 1 and {total - 1}, got {d.holdout}.", "try --set data.holdout=500")
     elif d.tokenizer == "digits":
         raise ConfigError("data.tokenizer=digits only works with data.kind=addition.", "use data.tokenizer=char or gpt2 for text.")
+    if t.eval_tasks and d.kind == "addition":
+        raise ConfigError("train.eval_tasks are text tasks; an addition run already reports its accuracy at every eval.",
+                          "drop them: --set train.eval_tasks=")
+    if "hellaswag" in t.eval_tasks and d.tokenizer != "gpt2":
+        raise ConfigError(f"train.eval_tasks has hellaswag, which needs data.tokenizer=gpt2 (this run uses {d.tokenizer}).",
+                          "use --set train.eval_tasks=ppl, or train with data.tokenizer=gpt2")
     if t.lr <= 0 or t.min_lr < 0 or t.min_lr > t.lr:
         raise ConfigError(f"train.lr must be > 0 and train.min_lr in [0, lr]; got lr={t.lr}, min_lr={t.min_lr}.", "try --set train.min_lr=1e-4")
-    if min(t.warmup_steps, t.grad_accum, t.tokens_per_step, t.ckpt_every, t.keep_last, t.threads) < 0:
+    if min(t.warmup_steps, t.grad_accum, t.tokens_per_step, t.ckpt_every, t.keep_last, t.threads, t.eval_tasks_limit) < 0:
         raise ConfigError(
-            "train.warmup_steps, grad_accum, tokens_per_step, ckpt_every, keep_last and threads cannot be negative.",
+            "train.warmup_steps, grad_accum, tokens_per_step, ckpt_every, keep_last, threads and eval_tasks_limit cannot be negative.",
             "use 0 to turn them off (threads: 0 = automatic)",
         )
     if not 0.0 < t.decay_fraction <= 1.0:

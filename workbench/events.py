@@ -34,6 +34,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # state: starting | compiling | training | evaluating | sampling | paused | stopping | finished | crashed
     "status": ("state",),
     "log": ("message",),
+    # long jobs outside training (data prep, `gptbench eval`): stage, done and total (null if unknown)
+    "progress": ("stage", "done", "total"),
     # kind: config | data | oom | nan | disk | checkpoint | prompt | internal ...
     "error": ("kind", "message", "hint"),
     # reason: completed | stopped | error

@@ -64,7 +64,7 @@ PLANS = {
     ),
     "gpt2-124m": BenchPlan(
         throughput_steps=20, warmup_steps=5, target=[], prompt="Hello, I'm a language model,",
-        tiny=[*TINY_MODEL, "model.block_size=64", "train.tokens_per_step=512", "train.max_steps=4"],
+        tiny=["profile=shakespeare", *TINY_MODEL, "model.block_size=64", "train.tokens_per_step=512", "train.max_steps=4"],
     ),
 }
 TINY_LOG = ["train.log_every=2"]

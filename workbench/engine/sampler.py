@@ -25,13 +25,15 @@ from typing import Callable
 
 import torch
 
-from ..config import Config, ConfigError, TrainConfig
+from ..config import Config, ConfigError, DataConfig, TrainConfig
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
 from ..weights_source import is_pretrained
 from . import checkpoint, pretrained
 from .device import DeviceSetup, setup_device
 from .model import GPT
-from .tokenizers import load_tokenizer
+from .tasks import Task
+from .tasks.perplexity import Perplexity
+from .tokenizers import Tokenizer, load_tokenizer
 
 Emit = Callable[..., dict]
 
@@ -69,9 +71,11 @@ class SampleSession:
     never an exception.
     """
 
-    def __init__(self, model: GPT, tokenizer, task, req: SampleRequest, setup: DeviceSetup, emit: Emit):
+    def __init__(self, model: GPT, tokenizer, task: Task, req: SampleRequest, setup: DeviceSetup, emit: Emit):
         self.model, self.tokenizer, self.task, self.req, self.setup, self.emit = model, tokenizer, task, req, setup, emit
-        self.addition = hasattr(task, "format_prompt")
+        # The task formats the prompt and judges the answer; one with a fixed
+        # answer_length (addition) is decoded greedily to exactly that many tokens.
+        self.judged = task.answer_length is not None
         self.done = False
         try:
             self.prompt_ids = self._prompt_ids()
@@ -81,18 +85,14 @@ class SampleSession:
             return
         self.generator = torch.Generator(device=setup.device)
         self.generator.manual_seed(req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little"))
-        # Addition has one right answer: decode greedily, exactly n+1 digits.
-        self.max_new = task.answer_length if self.addition else req.max_new_tokens
-        self.temperature = 0.0 if self.addition else req.temperature
+        self.max_new = task.answer_length if self.judged else req.max_new_tokens
+        self.temperature = 0.0 if self.judged else req.temperature  # one right answer: the likeliest
         self.index = -1
         self._next_sample()
 
     def _prompt_ids(self) -> list[int]:
         req = self.req
-        if self.addition:
-            ids = self.task.format_prompt(req.prompt)
-        else:
-            ids = self.tokenizer.encode(req.prompt) if req.prompt else [self.tokenizer.start_id]
+        ids = self.task.format_prompt(req.prompt)
         if (req.max_new_tokens < 1 or req.temperature < 0 or req.num_samples < 1
                 or (req.top_p is not None and not 0 < req.top_p <= 1)):
             raise ConfigError(
@@ -136,8 +136,8 @@ class SampleSession:
         return self.done
 
     def _emit_new_text(self) -> None:
-        if self.addition:
-            return  # the answer is read once all its digits are there
+        if self.judged:
+            return  # the answer is judged once all its tokens are there
         text = self.tokenizer.decode(self.out)
         if text.endswith("\ufffd"):
             return  # half of a multi-byte character: wait for the rest
@@ -149,10 +149,10 @@ class SampleSession:
         # decode time of this sample: earlier slices + this slice so far
         seconds = self.seconds + time.perf_counter() - self.clock_mark
         final = {"tokens": len(self.out), "tokens_per_sec": len(self.out) / max(seconds, 1e-9), "prompt": self.req.prompt}
-        if self.addition:
-            result = self.task.read_answer(self.req.prompt, self.out)
-            final.update(result, full_text=str(result["answer"]))
-            self.emit("sample", id=self.req.id, index=self.index, text=str(result["answer"]), done=True, **final)
+        if self.judged:
+            verdict = self.task.judge(self.req.prompt, self.out)
+            final.update(verdict, full_text=str(verdict["answer"]))
+            self.emit("sample", id=self.req.id, index=self.index, text=str(verdict["answer"]), done=True, **final)
         else:
             text = self.tokenizer.decode(self.out)
             self.emit("sample", id=self.req.id, index=self.index, text=text[len(self.sent):], done=True, full_text=text, **final)
@@ -165,13 +165,13 @@ class SampleSession:
     def cancel(self) -> None:
         """Stop decoding; the reader gets a last piece marked cancelled."""
         if not self.done:
-            text = "" if self.addition else self.tokenizer.decode(self.out)
+            text = "" if self.judged else self.tokenizer.decode(self.out)
             self.emit("sample", id=self.req.id, index=self.index, text="", done=True, cancelled=True,
                       full_text=text, tokens=len(self.out), prompt=self.req.prompt)
             self.done = True
 
 
-def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: DeviceSetup, emit: Emit) -> None:
+def stream_sample(model: GPT, tokenizer, task: Task, req: SampleRequest, setup: DeviceSetup, emit: Emit) -> None:
     """Generate a whole request, emitting events as text arrives. Never raises for bad prompts."""
     SampleSession(model, tokenizer, task, req, setup, emit).advance()
 
@@ -179,31 +179,48 @@ def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: Device
 # ------------------------------------------------------------------ subprocess
 
 
-def load_for_sampling(run_dir: Path, which: str, device: str = "auto"):
-    """(model, tokenizer, task, setup) from a run directory's checkpoint, or from
-    a pretrained source (gpt2, gpt2-medium, ..., a Hugging Face folder)."""
-    if is_pretrained(str(run_dir)):
+@dataclass
+class LoadedRun:
+    """A trained model, ready to answer: what `gptbench sample` and `gptbench eval` start from."""
+
+    model: GPT
+    cfg: Config
+    tokenizer: Tokenizer
+    setup: DeviceSetup
+    step: int  # 0 for pretrained weights
+    path: Path  # the checkpoint, or the pretrained source
+
+    def task(self) -> Task:
+        """The model's own task: addition for the adder, free text (perplexity) for a language model."""
+        if self.cfg.data.kind == "addition":
+            from .data import build_dataset
+
+            return build_dataset(self.cfg, self.setup.device).task
+        return Perplexity(self.tokenizer)
+
+
+def load_run(source: Path, which: str, device: str = "auto") -> LoadedRun:
+    """The model in a run directory's best.pt or last.pt, or from a pretrained source
+    (gpt2, gpt2-medium, ..., a Hugging Face folder), in eval mode on `device`."""
+    if is_pretrained(str(source)):
         setup = setup_device(TrainConfig(device=device, compile=False))
-        model, tokenizer = pretrained.for_sampling(str(run_dir), setup.device)
-        return model, tokenizer, None, setup
-    run_dir = require_run_dir(run_dir)
+        model, tokenizer = pretrained.for_sampling(str(source), setup.device)
+        cfg = Config(model=model.config, data=DataConfig(tokenizer=tokenizer.name))
+        return LoadedRun(model, cfg, tokenizer, setup, 0, source)
+    run_dir = require_run_dir(source)
     cfg = Config.from_dict(read_json(run_dir / CONFIG_FILE))
     # the sampling device may differ from the training one (bf16 is not everywhere): its own dtype
     cfg.train.device, cfg.train.compile, cfg.train.dtype = device, False, "auto"
     setup = setup_device(cfg.train)
-    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT))  # on the CPU
+    path = run_dir / (BEST_CKPT if which == "best" else LAST_CKPT)
+    ckpt = checkpoint.load(path)  # on the CPU
     cfg = Config.from_dict(ckpt["config"])
     model = GPT(cfg.model)
     model.load_state_dict(ckpt["model"])
+    step = ckpt["step"]
     del ckpt  # the optimizer's moments (last.pt) stay off the device and are freed now
     model.to(setup.device).eval()
-    tokenizer = load_tokenizer(run_dir)
-    task = None
-    if cfg.data.kind == "addition":
-        from .data import build_dataset
-
-        task = build_dataset(cfg, setup.device)
-    return model, tokenizer, task, setup
+    return LoadedRun(model, cfg, load_tokenizer(run_dir), setup, step, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         return evt
 
     try:
-        model, tokenizer, task, setup = load_for_sampling(Path(args.run_dir), args.checkpoint, args.device)
+        run = load_run(Path(args.run_dir), args.checkpoint, args.device)
+        model, tokenizer, task, setup = run.model, run.tokenizer, run.task(), run.setup
     except ConfigError as exc:
         emit("error", kind="checkpoint", message=exc.message, hint=exc.hint)
         return 2

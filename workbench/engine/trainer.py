@@ -53,6 +53,7 @@ from .model import GPT
 from .optim import Schedule, make_optimizer
 from .pretrained import init_from
 from .sampler import SampleRequest, SampleSession
+from .tasks import build_task, evaluate_all
 
 SAMPLE_SHARE = 0.1  # a live sample may take this fraction of the time between two boundaries
 THREADS_CHECK_S = 10.0  # CPU: how often the trainer looks again at its fair share of cores
@@ -71,6 +72,7 @@ class Trainer:
         # tokenizes and fills the cache; the others then read it.
         with main_process_first(world):
             self.dataset = build_dataset(cfg, setup.device)
+            self.eval_tasks = [build_task(name, self.dataset.tokenizer) for name in t.eval_tasks]  # e.g. HellaSwag
         if resume_from is not None:
             self._check_tokenizer()
 
@@ -303,6 +305,8 @@ class Trainer:
                 total += loss.float()
             val_loss = (mean_across(self.world, total) / t.eval_steps).item()  # the same number on every rank
             metrics = self.dataset.metrics(self.model, final=final)
+            with self.setup.autocast():
+                metrics.update(evaluate_all(self.eval_tasks, self.model, t.eval_tasks_limit, self.world.rank, self.world.size))
         finally:
             self.compiled.train()
         self.last_metrics = metrics
@@ -497,7 +501,7 @@ class Trainer:
             if not self.samples:
                 return False
             self.log.emit("status", state="sampling", step=self.step)
-            self.live_sample = SampleSession(self.model, self.dataset.tokenizer, self.dataset, self.samples.popleft(),
+            self.live_sample = SampleSession(self.model, self.dataset.tokenizer, self.dataset.task, self.samples.popleft(),
                                              self.setup, self.log.emit)
         self._sync_device()  # queued training work is training time, not sampling time
         start = time.perf_counter()
