@@ -6,7 +6,10 @@ the whole global step, a (world_size * grad_accum, batch_size) table, from one
 torch.Generator seeded with the run's seed (the same on every rank). Micro-step j
 of rank r uses row r * grad_accum + j. So 2 processes x 1 micro-step see exactly
 the windows of 1 process x 2 micro-steps, and the stream's state is just the
-generator's state and the position in the current step.
+generator's state and the position in the current step. The generator lives on
+the CPU whatever the device: its state then means the same on a GPU, a CPU or a
+Mac, so a run resumes on another kind of device; the table (a few hundred
+numbers) goes to the device once per step, without waiting for it.
 
 A corpus that fits on the device lives there (DeviceTokens) and windows are
 gathered with no host round trip. A bigger one stays memmapped (MappedTokens);
@@ -104,7 +107,7 @@ class Dataset:
     tokenizer: Tokenizer
     block_size: int
     n_train: int
-    rng_device: torch.device  # where the stream's generator draws
+    rng_device: torch.device  # where sample numbers are used (where the tokens are)
     task: "Task"  # what the sampling console poses and how it judges (see tasks/)
 
     def train_batch(self, samples: Tensor) -> tuple[Tensor, Tensor]:
@@ -131,7 +134,8 @@ class BatchStream:
         self.grad_accum = grad_accum
         self.first_row = rank * grad_accum
         self.table_shape = (world_size * grad_accum, batch_size)
-        self.generator = torch.Generator(device=dataset.rng_device).manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU: see the top of this file
+        self.device = dataset.rng_device
         self.table: Tensor | None = None
         self.rng_before_table: Tensor | None = None
         self.micro = grad_accum  # micro-batches served from the table; grad_accum: draw the next step's
@@ -149,8 +153,10 @@ class BatchStream:
 
     def _draw_step(self) -> None:
         self.rng_before_table = self.generator.get_state()
-        device = self.generator.device
-        self.table = torch.randint(self.dataset.n_train, self.table_shape, generator=self.generator, device=device)
+        table = torch.randint(self.dataset.n_train, self.table_shape, generator=self.generator)
+        if self.device.type == "cuda":  # pinned: the copy overlaps with compute instead of waiting for it
+            table = table.pin_memory().to(self.device, non_blocking=True)
+        self.table = table.to(self.device)
         self.micro = 0
 
     def state_dict(self) -> dict:
