@@ -30,16 +30,21 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # a sampling request's output, streamed: `text` is the new piece, `done` closes it
     "sample": ("id", "text", "done"),
     "checkpoint": ("step", "path"),
-    # state: compiling | training | evaluating | paused | stopping | finished | crashed
+    # state: starting | compiling | training | evaluating | sampling | paused | stopping | finished | crashed
     "status": ("state",),
     "log": ("message",),
     # kind: config | data | oom | nan | checkpoint | prompt | internal ...
     "error": ("kind", "message", "hint"),
     # reason: completed | stopped | error
     "run_finished": ("reason", "step", "best_val_loss", "metrics"),
+    # the machine every few seconds, when a reading changed (see system_monitor.py): CPU % of all
+    # cores, RAM, the trainer's resident memory; gpus: [{index, name, util_percent, mem_used_gb,
+    # mem_total_gb, power_w, temp_c}], empty with a `gpu_note` saying why when NVML has none
+    "system": ("cpu_percent", "cpu_count", "ram_used_gb", "ram_total_gb", "rss_gb", "gpus"),
 }
 
-COMMANDS = ("stop", "pause", "resume", "checkpoint", "sample")
+# sample_cancel: {"cmd": "sample_cancel", "id": ...} ends that live sample early
+COMMANDS = ("stop", "pause", "resume", "checkpoint", "sample", "sample_cancel")
 
 
 class ProtocolError(ValueError):

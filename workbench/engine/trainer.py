@@ -33,6 +33,7 @@ from ..config import Config, ConfigError, flops_per_token
 from ..control import CommandInbox
 from ..events import PROTOCOL_VERSION
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE
+from ..system_monitor import SystemMonitor
 from . import checkpoint
 from .data import build_dataset
 from .device import DeviceSetup
@@ -76,6 +77,7 @@ class Trainer:
         self.train_model = DDP(self.compiled, device_ids=[setup.device.index] if setup.kind == "cuda" else None) if world.distributed else self.compiled
 
         self.inbox = CommandInbox(run_dir) if world.is_main else None
+        self.system = SystemMonitor() if world.is_main else None
         self.pending_losses: list[torch.Tensor] = []  # not yet read back to the host
         # Requests arrive any time (Ctrl-C, SIGTERM, commands); decisions are
         # taken from them at safe points, identically on every rank.
@@ -135,6 +137,7 @@ class Trainer:
                     elapsed_s=now - run_start, tokens_seen=self.step * self.tokens_per_step, **extra,
                 )
                 norms = []
+                self._report_system()
             # One process decides every step; several agree at log intervals,
             # where they synchronise anyway, so all of them act on the same step.
             if log_now or not self.world.distributed:
@@ -270,6 +273,12 @@ class Trainer:
                 f"resume with a larger budget, e.g. --set train.max_steps={self.step * 2}.",
             )
 
+    def _report_system(self) -> None:
+        """A `system` event every few seconds of wall time, when a reading changed (no device sync)."""
+        fields = self.system.poll() if self.system else None
+        if fields:
+            self.log.emit("system", **fields)
+
     # ----------------------------------------------------------------- commands
 
     def _install_signal_handlers(self) -> None:
@@ -299,6 +308,7 @@ class Trainer:
         self.log.emit("status", state="paused", step=self.step)
         while self.pause_now and not self.stop_now:
             time.sleep(0.05)
+            self._report_system()
             self._decide()
             if self.checkpoint_now:
                 self._save_last()
