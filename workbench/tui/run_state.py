@@ -18,6 +18,14 @@ from ..progress import eta_seconds
 
 # The ETA is taken at the pace of the last few step events (as headless prints it).
 ETA_WINDOW = 5
+# States in which the trainer does not train: their time is left out of the ETA's pace.
+IDLE_STATES = ("paused", "sampling")
+# A command the user gave, and the states of the trainer that answer it.
+ANSWERED_BY = {
+    "stop": ("stopping", "finished", "crashed"),
+    "pause": ("paused", "stopping", "finished", "crashed"),
+    "resume": ("starting", "compiling", "training", "evaluating", "sampling", "stopping", "finished", "crashed"),
+}
 
 
 @dataclass
@@ -72,28 +80,58 @@ class RunState:
         self.finished: dict | None = None  # the run_finished event
         self.crash: Crash | None = None
         self.series = {name: Series() for name in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_sec")}
+        self.task_series: dict[str, Series] = {}  # the task's eval metrics (addition: accuracy, accuracy_all)
+        self.system: dict | None = None  # the latest system event
+        self.requested: str | None = None  # a command sent and not yet answered by a status event
+        # A resumed trainer counts its elapsed time from 0 again; curves and stats go on from
+        # the time the run had reached at the checkpoint it resumed from.
+        self.elapsed_offset_s = 0.0
+        self.idle_s = 0.0  # this trainer's paused and sampling time so far (out of the ETA)
+        self._idle_since: float | None = None
+        self.bad_events = 0  # events that did not parse as their type (a corrupt events.jsonl)
         self.version = 0  # bumped on every applied event
 
     # -- feeding -----------------------------------------------------------
 
-    def apply(self, event: dict) -> None:
-        kind = event["event"]
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler:
-            handler(event)
+    def apply(self, event: dict) -> bool:
+        """Take in one event; False (and counted in bad_events) if it lacks what its type needs."""
+        handler = getattr(self, f"_on_{event['event']}", None)
+        try:
+            if handler:
+                handler(event)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.bad_events += 1
+            return False
+        finally:
+            self.version += 1
+        return True
+
+    def request(self, command: str) -> None:
+        """The user sent `command`; the status shows it as requested until the trainer answers."""
+        self.requested = command
         self.version += 1
 
     def _on_run_started(self, e: dict) -> None:
+        resumed_from = e.get("resumed_from")
         self.started = e
         self.config = e.get("config") or {}
         self.finished = None  # a resume re-opens a run
         self.crash = None
         self.recent_steps = []
+        self.idle_s, self._idle_since = 0.0, None
+        self.elapsed_offset_s = self._elapsed_at(resumed_from) if resumed_from else 0.0
+
+    def _elapsed_at(self, step: int) -> float:
+        """The run's elapsed time at `step` (its last logged step at or before it)."""
+        loss = self.series["loss"]
+        before = [t for s, t in zip(loss.steps, loss.times) if s <= step]
+        return before[-1] if before else 0.0
 
     def _on_step(self, e: dict) -> None:
+        step, elapsed = e["step"], self.elapsed_offset_s + (e.get("elapsed_s") or 0.0)
         self.last_step = e
-        self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], e]
-        step, elapsed = e["step"], e.get("elapsed_s") or 0.0
+        # The ETA's pace: this trainer's elapsed time without its idle time.
+        self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], {**e, "elapsed_s": (e.get("elapsed_s") or 0.0) - self.idle_s}]
         for name in ("loss", "lr", "grad_norm", "tokens_per_sec"):
             self.series[name].add(step, elapsed, e.get(name))
         if self.status in ("starting", "compiling"):
@@ -101,15 +139,29 @@ class RunState:
 
     def _on_eval(self, e: dict) -> None:
         # Evals carry no elapsed time of their own; they belong to the step just logged.
-        elapsed = self.last_step.get("elapsed_s", 0.0) if self.last_step else 0.0
+        elapsed = self.elapsed_s or 0.0
         self.series["val_loss"].add(e["step"], elapsed, e.get("val_loss"))
         val = e.get("val_loss")
         if val is not None and (self.best_val_loss is None or val < self.best_val_loss):
             self.best_val_loss = val
         self.metrics = e.get("metrics") or self.metrics
+        for name, value in (e.get("metrics") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.task_series.setdefault(name, Series()).add(e["step"], elapsed, value)
 
     def _on_status(self, e: dict) -> None:
-        self.status = e["state"]
+        state, t = e["state"], e.get("t")
+        if state in IDLE_STATES and self._idle_since is None:
+            self._idle_since = t
+        elif state not in IDLE_STATES and self._idle_since is not None:
+            self.idle_s += max(0.0, (t or self._idle_since) - self._idle_since)
+            self._idle_since = None
+        self.status = state
+        if self.requested and state in ANSWERED_BY[self.requested]:
+            self.requested = None
+
+    def _on_system(self, e: dict) -> None:
+        self.system = e
 
     def _on_checkpoint(self, e: dict) -> None:
         self.last_checkpoint = e
@@ -130,6 +182,7 @@ class RunState:
     def mark_crashed(self, exit_code: int | None, stderr_tail: list[str]) -> None:
         """The trainer is gone without a clean run_finished (exception, OOM, killed)."""
         self.status = "crashed"
+        self.requested = None
         self.crash = Crash(exit_code=exit_code, stderr_tail=list(stderr_tail), error=self.last_error)
         self.version += 1
 
@@ -160,11 +213,14 @@ class RunState:
 
     @property
     def elapsed_s(self) -> float | None:
-        return self.last_step.get("elapsed_s") if self.last_step else None
+        """The run's training time so far, across resumes."""
+        if not self.last_step:
+            return None
+        return self.elapsed_offset_s + (self.last_step.get("elapsed_s") or 0.0)
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds to max_steps at the pace of the last few logged steps."""
+        """Seconds to max_steps at the pace of the last few logged steps (paused and sampling time left out)."""
         if self.finished or self.status in ("paused", "crashed"):
             return None
         return eta_seconds(self.recent_steps, self.max_steps, window=ETA_WINDOW)
@@ -181,3 +237,12 @@ class RunState:
     @property
     def is_over(self) -> bool:
         return self.status in ("finished", "crashed")
+
+    @property
+    def badge(self) -> str:
+        """The status as the header shows it: a command waiting for its answer, how a run ended."""
+        if self.requested:
+            return f"{self.requested} requested"
+        if self.status == "finished" and self.finished:
+            return {"completed": "completed", "stopped": "stopped"}.get(self.finished["reason"], "finished")
+        return self.status

@@ -1,4 +1,4 @@
-"""RunStats: the numbers beside the plots, rendered from a RunState."""
+"""RunStats: the numbers beside the plots, rendered from a RunState; one line of them on small screens."""
 
 from __future__ import annotations
 
@@ -48,3 +48,24 @@ class RunStats(Static):
         if step.get("gpu_mem_gb") is not None:
             rows.append(("GPU mem", f"{step['gpu_mem_gb']:.1f} GB"))
         return rows
+
+
+class RunStatsLine(Static):
+    """The stats that matter most, on one line (the dashboard on a small terminal; `i` shows them all)."""
+
+    def show(self, state: RunState) -> None:
+        step = state.last_step or {}
+        parts = [
+            ("step", f"{state.step:,}/{state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
+            ("loss", units.number(step.get("loss"))),
+            ("val", units.number(state.best_val_loss)),
+            ("ETA", format_duration(state.eta_s)),
+            ("tok/s", format_count(step.get("tokens_per_sec"))),
+            *((name.replace("_", " "), units.number(value)) for name, value in state.metrics.items()),
+            ("elapsed", format_duration(state.elapsed_s)),
+        ]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, (label, value) in enumerate(parts):
+            text.append(("  " if i else "") + label + " ", style="dim")
+            text.append(value)
+        self.update(text, layout=False)
