@@ -136,6 +136,8 @@ class RunState:
             self.series[name].add(step, elapsed, e.get(name))
         if self.status in ("starting", "compiling"):
             self.status = "training"
+        if self.requested == "resume":  # a pause and a resume read together change no state: steps answer it
+            self.requested = None
 
     def _on_eval(self, e: dict) -> None:
         # Evals carry no elapsed time of their own; they belong to the step just logged.

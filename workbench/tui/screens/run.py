@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,6 +24,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from ...config import ConfigError
 from ...control import RunNotLive
+from ...events import make
 from ...launcher import trainer_command
 from ...runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json
 from ..checkpoint_sampler import CheckpointSampler
@@ -53,6 +53,7 @@ class ConfigLoaded(Message):
 
 class RunScreen(PlotScreen):
     HELP_TITLE = "run screen"
+    ESCAPE_TO_MINIMIZE = False  # escape puts a plot's cursor away first (see action_back)
     BINDINGS = [
         Binding("p", "pause", "Pause", tooltip="Pause training (the trainer waits between steps)", id="run.pause"),
         Binding("p", "resume", "Resume", tooltip="Resume training", id="run.resume"),
@@ -148,15 +149,16 @@ class RunScreen(PlotScreen):
             return
         dashboard = self.query_one(RunDashboard)
         before = (self.state.status, self.state.requested)
-        applied = []
+        applied, logged = [], []
         for event in events:
             if self._route_sample(console, event, from_sampler=False):
                 continue
             if self.state.apply(event):
                 applied.append(event)
-            else:
-                dashboard.log_line(Text(f"skipped a malformed {event['event']} event in events.jsonl", style="bold red"))
-        dashboard.add_log(applied, stderr)
+                logged.append(event)
+            else:  # said in the log where it happened, and left out of the run's state
+                logged.append(make("error", kind="events", message=f"skipped a malformed {event['event']} event in events.jsonl", hint=""))
+        dashboard.add_log(logged, stderr)
         kinds = {e["event"] for e in applied}
         if "run_started" in kinds:
             console.set_task(addition=self.state.config.get("data", {}).get("kind") == "addition")
@@ -302,7 +304,9 @@ class RunScreen(PlotScreen):
         self._refresh_numbers()
 
     def action_back(self) -> None:
-        if self.query_one(TabbedContent).active == "talk":
+        if self.maximized is not None:
+            self.minimize()
+        elif self.query_one(TabbedContent).active == "talk":
             if self.query_one(SampleConsole).streaming_id:
                 self._cancel_sample()
             else:

@@ -108,9 +108,11 @@ class ConfigEditor(Vertical):
 
     def _end_edit(self) -> None:
         self.editing = None
-        self.query_one("#config-input").display = False
+        box = self.query_one("#config-input")
+        if box.has_focus:  # back to the keys; but never take the focus from where a click put it
+            self.query_one(DataTable).focus()
+        box.display = False
         self.query_one("#config-error", Static).update("")
-        self.query_one(DataTable).focus()
 
     def key_escape(self) -> None:
         if self.editing:

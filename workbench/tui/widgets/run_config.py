@@ -1,4 +1,4 @@
-"""RunConfig: the run's resolved config, the keys changed from its preset marked."""
+"""RunConfig: the run's resolved config, the keys changed from its preset marked and listed first."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ class RunConfig(Vertical):
         table = self.query_one(DataTable)
         table.clear()
         changed = changed_keys(values, preset) if preset is not None else []
-        for key, value in values.items():
+        # The changed keys first: they are what a person opens this tab for.
+        for key in [*changed, *(k for k in values if k not in changed)]:
+            value = values[key]
             mark = key in changed
             style = CHANGED if mark else ""
             table.add_row(

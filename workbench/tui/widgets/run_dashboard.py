@@ -90,10 +90,6 @@ class RunDashboard(Vertical):
         log.add_stderr(stderr)
         self._refresh_lines()
 
-    def log_line(self, line: Text) -> None:
-        self.query_one(TrainerLog).add_line(line)
-        self._refresh_lines()
-
     def _refresh_lines(self) -> None:
         if self.is_showing("log-line"):
             last = self.query_one(TrainerLog).last_line

@@ -43,10 +43,12 @@ class SystemPane(Static):
                 ("  temp", number_or_dash(gpu.get("temp_c"), "{} °C")),
             ]
         if not e["gpus"]:
-            rows.append(("GPU", f"none: {e.get('gpu_note') or 'no NVIDIA GPU'}"))
+            rows.append(("GPU", "none"))
         text = Text(overflow="fold")
         for label, value in rows:
             text.append(f"{label:<{LABEL_WIDTH}}", style="dim")
             text.append(f"{value}\n")
+        if not e["gpus"]:
+            text.append(e.get("gpu_note") or "no NVIDIA GPU", style="dim")
         text.rstrip()
         self.update(text, layout=False)
