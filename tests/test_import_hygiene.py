@@ -5,7 +5,8 @@ import sys
 
 HEADLESS = ["workbench.cli", "workbench.commands.run", "workbench.commands.sample", "workbench.commands.list_runs",
             "workbench.commands.list_presets", "workbench.commands.bench", "workbench.launcher", "workbench.runs",
-            "workbench.events", "workbench.control", "workbench.config", "workbench.presets", "workbench.engine.tokenizers"]
+            "workbench.events", "workbench.control", "workbench.config", "workbench.presets", "workbench.engine.tokenizers",
+            "workbench.system_monitor"]
 
 
 def loaded_after_import(modules: list[str]) -> set[str]:

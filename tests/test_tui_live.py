@@ -276,7 +276,7 @@ async def test_talk_samples_from_last_pt_when_there_is_no_best_pt(runs, stray_tr
         assert answer["expected"] == 46
         text = visible_text(app)
         assert "last.pt" in text and "no best.pt" not in text
-        assert "decoded greedily" in text and "temp" not in text  # addition: no settings that would be ignored
+        assert "greedy decoding" in text and "temp" not in text  # addition: no settings that would be ignored
 
 
 @pytest.mark.skipif(not SHARED_TEXT.exists(), reason="needs ../shared/data/tinyshakespeare")

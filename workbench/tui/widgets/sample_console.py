@@ -108,7 +108,7 @@ class SampleConsole(Vertical):
         defaults = SampleSettings()
         yield VerticalScroll(id="history")
         # Addition has one right answer: the sampler decodes it greedily, so the settings would do nothing.
-        yield Static(Text("addition: the answer is decoded greedily, exactly n+1 digits (no sampling settings)", style="dim"), id="greedy-note")
+        yield Static(Text("addition: greedy decoding, exactly n+1 digits; no sampling settings", style="dim"), id="greedy-note")
         with Horizontal(id="sample-settings"):
             for field, label, value, kind in (
                 ("temperature", "temp", defaults.temperature, "number"),
