@@ -41,7 +41,7 @@ def terminal(tmp_path):
 
 
 def test_gptbench_launches_addition_and_shows_the_loss(terminal):
-    wait_for(r"press l to launch")
+    wait_for(r"l launches")
     wait_for(r"addition")
     tmux("send-keys", "-t", SESSION, "l")
     loss = wait_for(r"loss\s+(\d+\.\d+)")
