@@ -12,7 +12,7 @@ from workbench.tui.frame_pacer import FramePacer
 from workbench.tui.messages import EventBatch, OutputArrived
 from workbench.tui.run_state import RunState, Series
 from workbench.tui.config_values import changed_keys, differing_keys, flat_values, preset_values
-from workbench.tui.plot_math import downsample, ema, log_ticks, nice_ticks, time_ticks
+from workbench.tui.plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
 from workbench.tui.plot_options import PlotOptions
 from workbench.tui.widgets.sample_console import NO_TOP_K, SampleSettings, parse_settings
 
@@ -78,6 +78,14 @@ def test_nice_ticks_are_round_and_at_least_two():
     # A small plot asks for 2 ticks over a narrow range: a coarse step would fit only one.
     assert nice_ticks(1.23, 1.9, 2) == pytest.approx([1.4, 1.6, 1.8])
     assert nice_ticks(10, 300, 1) == [100, 200, 300]  # 1 asked, 2 at least
+    assert len(nice_ticks(*spread(2.09, 2.09), 2)) >= 2  # one point so far: the axis still gets a range
+    assert spread(0.0, 0.0) == (-1.0, 1.0) and spread(2.0, 2.0, log=True)[0] > 0
+    assert nice_ticks(1, 4, 6, integer=True) == [1, 2, 3, 4]  # steps: no 1.5
+
+
+def test_tick_labels_tell_neighbours_apart():
+    assert tick_labels([10.82, 10.84, 10.86]) == ["10.82", "10.84", "10.86"]
+    assert tick_labels([0.001, 0.002]) == ["0.001", "0.002"] and tick_labels([31_000, 32_000]) == ["31k", "32k"]
 
 
 def test_log_ticks_are_round_and_at_least_two():

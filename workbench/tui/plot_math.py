@@ -37,6 +37,16 @@ def downsample(xs: list[float], ys: list[float], buckets: int) -> tuple[list[flo
     return out_x, out_y
 
 
+def spread(lo: float, hi: float, log: bool = False) -> tuple[float, float]:
+    """[lo, hi], widened around a single value (one point so far) so that an axis has a range to tick."""
+    if hi > lo:
+        return lo, hi
+    if log:
+        return lo / 1.5, hi * 1.5
+    pad = abs(lo) * 0.1 or 1.0
+    return lo - pad, hi + pad
+
+
 def _multiples(lo: float, hi: float, step: float) -> list[float]:
     first = math.ceil(lo / step - 1e-9) * step
     return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
@@ -54,11 +64,14 @@ def _decimal_steps(raw: float):
             k, power = 1, power / 10
 
 
-def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
-    """About `count` round values (1, 2 or 5 times a power of ten) in [lo, hi], at least two."""
+def nice_ticks(lo: float, hi: float, count: int, integer: bool = False) -> list[float]:
+    """About `count` round values (1, 2 or 5 times a power of ten) in [lo, hi], at least two
+    (`integer`: whole numbers only, such as steps, which may leave one)."""
     if hi <= lo:
         return [lo]
     for step in _decimal_steps((hi - lo) / max(1, count)):
+        if integer and step < 1:
+            return _multiples(lo, hi, 1)
         ticks = _multiples(lo, hi, step)
         if len(ticks) >= 2:
             return ticks
@@ -96,9 +109,18 @@ def log_ticks(lo: float, hi: float, count: int) -> list[float]:
     return nice_ticks(lo, hi, count)
 
 
-def tick_label(value: float) -> str:
+def tick_label(value: float, digits: int = 3) -> str:
     """Ticks are round numbers: 0.002, 250, 31k, 1.5M."""
     for factor, suffix in ((1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
-            return f"{value / factor:g}{suffix}"
-    return f"{value:.3g}"
+            return f"{value / factor:.{digits}g}{suffix}"
+    return f"{value:.{digits}g}"
+
+
+def tick_labels(ticks: list[float]) -> list[str]:
+    """Labels with as many digits as it takes to tell neighbours apart: 10.82, 10.84, not 10.8 twice."""
+    for digits in range(3, 9):
+        labels = [tick_label(t, digits) for t in ticks]
+        if len(set(labels)) == len(labels):
+            break
+    return labels

@@ -24,7 +24,7 @@ from textual_plotext import PlotextPlot
 from ...progress import format_duration
 from .. import units
 from ..curve_styles import CurveStyle
-from ..plot_math import downsample, ema, log_ticks, nice_ticks, tick_label, time_ticks
+from ..plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
 from ..plot_options import PlotOptions
 from ..run_state import Series
 
@@ -147,22 +147,25 @@ class MetricPlot(PlotextPlot, can_focus=True):
         plt.xaxes(True, False)
         plt.yaxes(True, False)
         # Round tick values, at least two on each axis, few enough to stay readable in a small plot.
-        x_lo, x_hi = min(all_x), max(all_x)
+        x_lo, x_hi = spread(min(all_x), max(all_x))
+        plt.xlim(x_lo, x_hi)
         x_count = max(2, self.size.width // 10)
         if self.options.x_axis == "time":
             x_ticks = time_ticks(x_lo, x_hi, x_count)
             plt.xticks(x_ticks, [format_duration(x) for x in x_ticks])
         else:
-            x_ticks = nice_ticks(x_lo, x_hi, x_count)
-            plt.xticks(x_ticks, [tick_label(x) for x in x_ticks])
-        y_lo, y_hi = min(all_y), max(all_y)
+            x_ticks = nice_ticks(x_lo, x_hi, x_count, integer=True)
+            plt.xticks(x_ticks, tick_labels(x_ticks))
+        log = self.options.log_scale and self.loggable
+        y_lo, y_hi = spread(min(all_y), max(all_y), log)
+        plt.ylim(y_lo, y_hi)
         y_count = max(2, self.size.height // 3)
-        if self.options.log_scale and self.loggable:
+        if log:
             plt.yscale("log")
             y_ticks = log_ticks(y_lo, y_hi, y_count)
         else:
             y_ticks = nice_ticks(y_lo, y_hi, y_count)
-        plt.yticks(y_ticks, [tick_label(y) for y in y_ticks])
+        plt.yticks(y_ticks, tick_labels(y_ticks))
         return super().render()
 
     # -- the value cursor -----------------------------------------------------

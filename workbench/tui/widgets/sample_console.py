@@ -107,9 +107,9 @@ class SampleConsole(Vertical):
     def compose(self) -> ComposeResult:
         defaults = SampleSettings()
         yield VerticalScroll(id="history")
-        # Addition has one right answer: the sampler decodes it greedily, so the settings would do nothing.
-        yield Static(Text("addition: greedy decoding, exactly n+1 digits; no sampling settings", style="dim"), id="greedy-note")
         with Horizontal(id="sample-settings"):
+            # Addition has one right answer: the sampler decodes it greedily, so the settings would do nothing.
+            yield Static(Text("addition: greedy decoding, exactly n+1 digits; no sampling settings", style="dim"), id="greedy-note")
             for field, label, value, kind in (
                 ("temperature", "temp", defaults.temperature, "number"),
                 ("top_k", "top-k", defaults.top_k, "integer"),
