@@ -30,4 +30,7 @@ def isolated_dirs(cache_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.delenv("GPTBENCH_PRESETS", raising=False)
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    # One thread per trainer: on a 2-core machine that also runs the test
+    # process (and maybe another job), full thread counts slow everything 10-30x.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     yield

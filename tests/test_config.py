@@ -33,8 +33,16 @@ def test_gpt2_preset_is_gpt2_small():
     cfg = resolve("gpt2-124m")
     assert estimate_params(cfg.model) == 123_689_472  # nanoGPT's 123.69M (vocab padded to 50304)
     assert cfg.model.padded_vocab_size == 50304
-    assert cfg.tokens_per_step(1) == 524_288 and cfg.grad_accum_steps(1) == 32
+    assert cfg.tokens_per_step(1) == 524_288 and cfg.train.batch_size is None  # auto: the trainer picks the micro-batch
+    cfg.train.batch_size = 16
+    assert cfg.grad_accum_steps(1) == 32
     assert cfg.grad_accum_steps(8) == 4  # 8 GPUs share the same global batch
+
+
+def test_batch_size_auto_needs_tokens_per_step():
+    with pytest.raises(ConfigError, match="tokens_per_step"):
+        resolve("addition", "train.batch_size=auto")
+    assert resolve("addition", "train.batch_size=auto", "train.tokens_per_step=3072").train.batch_size is None
 
 
 def test_overrides_are_parsed_by_field_type():

@@ -241,15 +241,22 @@ def test_seeds_differ(shakespeare):
 
 
 @pytest.mark.parametrize("consumed", [0, 3, 4, 5, 7])  # grad_accum=4: boundaries and mid-step
-def test_stream_state_round_trip(tmp_path, shakespeare, consumed):
-    stream = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
+def test_stream_state_is_the_start_of_the_current_step(tmp_path, shakespeare, consumed):
+    """A checkpoint holds whole steps: mid-step, the state says where the step began."""
+    reference = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
+    expected = [reference.next()[0] for _ in range(16)]
+    original = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=11)
     for _ in range(consumed):
-        stream.next()
-    torch.save(stream.state_dict(), tmp_path / "stream.pt")
+        original.next()
+    torch.save(original.state_dict(), tmp_path / "stream.pt")
     resumed = shakespeare.train_stream(batch_size=4, grad_accum=4, rank=1, world_size=2, seed=999)
     resumed.load_state_dict(torch.load(tmp_path / "stream.pt", weights_only=True))
-    for _ in range(9):
-        assert torch.equal(stream.next()[0], resumed.next()[0])
+    step_start = consumed - consumed % 4
+    for i in range(step_start, 12):
+        assert torch.equal(resumed.next()[0], expected[i])
+    original.rewind_step()  # a stop mid-step: the step's micro-batches come again
+    for i in range(step_start, 12):
+        assert torch.equal(original.next()[0], expected[i])
 
 
 @pytest.mark.parametrize("name", ["shakespeare", "adder"])

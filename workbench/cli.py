@@ -69,23 +69,28 @@ def run_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory from its last.pt"),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="processes (GPUs) for data-parallel training via torchrun"),
+    nnodes: int = typer.Option(1, "--nnodes", help="machines taking part (torchrun); run the same command on each"),
+    node_rank: int = typer.Option(0, "--node-rank", help="this machine's number, 0..nnodes-1"),
+    rdzv_endpoint: str = typer.Option("", "--rdzv-endpoint", help="HOST:PORT of node 0, where the machines meet (nnodes > 1)"),
     as_json: bool = typer.Option(False, "--json", help="print the raw events (JSON lines)"),
 ) -> None:
     """Train a preset. Ctrl-C stops gracefully (checkpoint first, exit code 130)."""
     if device:
         overrides = [*overrides, f"train.device={device}"]
     from .commands.run import run_headless
+    from .launcher import Nodes
 
     try:
         if not headless:
-            if resume or run_dir or nproc_per_node != 1 or as_json:
-                raise ConfigError("--resume, --run-dir, --nproc-per-node and --json need --headless.",
+            if resume or run_dir or nproc_per_node != 1 or nnodes != 1 or as_json:
+                raise ConfigError("--resume, --run-dir, --nproc-per-node, --nnodes and --json need --headless.",
                                   "add --headless, or open the app with `gptbench` and pick the run there.")
             from .tui.app import run_app
 
             run_app(preset=preset, overrides=overrides)
             return
-        code = run_headless(preset, overrides, run_dir, resume, nproc_per_node, as_json)
+        nodes = Nodes(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+        code = run_headless(preset, overrides, run_dir, resume, nodes, as_json)
     except ConfigError as exc:
         fail(exc)
     raise typer.Exit(code)

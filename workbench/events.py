@@ -28,12 +28,13 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # metrics: task metrics such as {"accuracy": 1.0, "accuracy_all": 1.0}
     "eval": ("step", "val_loss", "metrics"),
     # a sampling request's output, streamed: `text` is the new piece, `done` closes it
+    # (`cancelled: true` on the last piece of a cancelled request)
     "sample": ("id", "text", "done"),
     "checkpoint": ("step", "path"),
     # state: starting | compiling | training | evaluating | sampling | paused | stopping | finished | crashed
     "status": ("state",),
     "log": ("message",),
-    # kind: config | data | oom | nan | checkpoint | prompt | internal ...
+    # kind: config | data | oom | nan | disk | checkpoint | prompt | internal ...
     "error": ("kind", "message", "hint"),
     # reason: completed | stopped | error
     "run_finished": ("reason", "step", "best_val_loss", "metrics"),
@@ -43,7 +44,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "system": ("cpu_percent", "cpu_count", "ram_used_gb", "ram_total_gb", "rss_gb", "gpus"),
 }
 
-# sample_cancel: {"cmd": "sample_cancel", "id": ...} ends that live sample early
+# sample_cancel {"id": ...}: drop a queued or streaming sample request
 COMMANDS = ("stop", "pause", "resume", "checkpoint", "sample", "sample_cancel")
 
 

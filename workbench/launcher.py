@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,14 +27,37 @@ from .events import ProtocolError, decode, make
 EventHandler = Callable[[dict], None]
 
 
+@dataclass(frozen=True)
+class Nodes:
+    """Where the processes of a run live: torchrun's multi-node flags, passed through.
+
+    One machine (nnodes=1) uses torchrun's --standalone rendezvous. For N
+    machines every node runs the same command with its own node_rank, and
+    `rdzv_endpoint` (HOST:PORT of node 0, reachable from all) is where they meet.
+    """
+
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str = ""
+
+    def torchrun_args(self) -> list[str]:
+        args = [f"--nproc-per-node={self.nproc_per_node}"]
+        if self.nnodes == 1:
+            return ["--standalone", *args]
+        return [*args, f"--nnodes={self.nnodes}", f"--node-rank={self.node_rank}", f"--rdzv-endpoint={self.rdzv_endpoint}"]
+
+
 def trainer_command(
     preset: str | None,
     run_dir: Path,
     overrides: list[str] = (),
     resume: bool = False,
     nproc_per_node: int = 1,
+    nodes: Nodes | None = None,
 ) -> list[str]:
-    """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for N > 1."""
+    """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for several processes."""
+    nodes = nodes or Nodes(nproc_per_node=nproc_per_node)
     args = ["--run-dir", str(run_dir)]
     if preset:
         args += ["--preset", preset]
@@ -41,8 +65,8 @@ def trainer_command(
         args.append("--resume")
     for o in overrides:
         args += ["--set", o]
-    if nproc_per_node > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}", "-m"]
+    if nodes.nproc_per_node > 1 or nodes.nnodes > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_args(), "-m"]
     else:
         launcher = [sys.executable, "-m"]
     return [*launcher, "workbench.engine.worker", *args]

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from .. import presets
 from ..config import ConfigError
-from ..launcher import TrainerProcess, trainer_command
+from ..launcher import Nodes, TrainerProcess, trainer_command
 from ..progress import eta_seconds, format_count, format_duration
 from ..runs import new_run_dir, require_run_dir
 
@@ -97,12 +97,25 @@ class HeadlessView:
         return None
 
 
+def check_nodes(nodes: Nodes) -> None:
+    if nodes.nproc_per_node < 1:
+        raise ConfigError(f"--nproc-per-node must be at least 1, got {nodes.nproc_per_node}.", "use 1 for one process, N for N GPUs.")
+    if nodes.nnodes < 1 or not 0 <= nodes.node_rank < nodes.nnodes:
+        raise ConfigError(f"--node-rank must be in 0..{nodes.nnodes - 1} and --nnodes at least 1, got "
+                          f"--nnodes {nodes.nnodes} --node-rank {nodes.node_rank}.", "number the machines 0, 1, ... N-1.")
+    if nodes.nnodes > 1:
+        host, sep, port = nodes.rdzv_endpoint.rpartition(":")
+        if not (host and sep and port.isdigit()):
+            raise ConfigError(f"--rdzv-endpoint must be HOST:PORT of node 0, got {nodes.rdzv_endpoint!r}.",
+                              "e.g. --rdzv-endpoint 10.0.0.1:29500 (the same on every node)")
+
+
 def run_headless(
     preset_name: str | None,
     overrides: list[str],
     run_dir: Path | None,
     resume: Path | None,
-    nproc_per_node: int,
+    nodes: Nodes,
     as_json: bool,
 ) -> int:
     """Validate, start the trainer, print its events, return its exit code."""
@@ -117,12 +130,14 @@ def run_headless(
         run_dir = run_dir or new_run_dir(preset_name)
         if (run_dir / "events.jsonl").exists():
             raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
-    if nproc_per_node < 1:
-        raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.", "use 1 for one process, N for N GPUs.")
+    check_nodes(nodes)
 
     console = Console(highlight=False)
     view = HeadlessView(console, as_json)
-    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nproc_per_node=nproc_per_node)
+    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nodes=nodes)
+    if nodes.node_rank > 0:
+        console.print(f"[dim]node {nodes.node_rank} of {nodes.nnodes}: its processes train silently; node 0 writes the run "
+                      f"and prints its progress[/]", highlight=False)
     trainer = TrainerProcess(argv, run_dir, on_event=view.on_event, on_stderr=view.on_stderr).start()
 
     # Ctrl-C reaches the trainer too (same process group): it checkpoints and

@@ -13,12 +13,14 @@ the old file: a crash mid-write never destroys the last good checkpoint.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
 from ..config import ConfigError
+from ..runs import LAST_CKPT
 
 FORMAT_VERSION = 1
 
@@ -27,17 +29,36 @@ class CheckpointError(ConfigError):
     pass
 
 
+class CheckpointWriteError(RuntimeError):
+    """The disk refused a checkpoint (full, read-only, too large a file). The previous one is intact."""
+
+    def __init__(self, path: Path, exc: OSError):
+        reason = exc.strerror or type(exc).__name__
+        super().__init__(f"Could not write the checkpoint {path}: {reason}.")
+        self.path = path
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            writer = _WriteRecorder(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is None:
+                    raise
+                raise writer.error from None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise CheckpointWriteError(path, exc) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
     # fsync the directory so the rename itself survives a power cut
     dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -47,12 +68,70 @@ def save_atomic(obj: dict, path: Path) -> None:
         os.close(dir_fd)
 
 
-def load(path: Path, map_location="cpu") -> dict:
+class _WriteRecorder:
+    """A file that remembers why a write failed: torch.save reports a full disk
+    only as an opaque RuntimeError ("unexpected pos ..."), and users need the reason."""
+
+    def __init__(self, f):
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp:
+        try:
+            Path(tmp).unlink(missing_ok=True)
+        except OSError:
+            pass  # the disk that refused the write may refuse this too; a stray .tmp harms nothing
+
+
+def keep_recent(run_dir: Path, step: int, keep: int) -> list[Path]:
+    """Keep last.pt's step as ckpt-STEP.pt too, and only the `keep` most recent of those.
+
+    A hard link: no second copy on disk. The next atomic save replaces last.pt
+    with a new file, so the link keeps this step's content. Returns what was removed.
+    """
+    last, kept = run_dir / LAST_CKPT, run_dir / f"ckpt-{step}.pt"
+    try:
+        kept.unlink(missing_ok=True)
+        try:
+            os.link(last, kept)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(last, kept)
+    except OSError as exc:
+        raise CheckpointWriteError(kept, exc) from None
+    steps = sorted(int(p.stem.removeprefix("ckpt-")) for p in run_dir.glob("ckpt-*.pt") if p.stem.removeprefix("ckpt-").isdigit())
+    removed = [run_dir / f"ckpt-{s}.pt" for s in steps[:-keep]]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+def load(path: Path) -> dict:
+    """The checkpoint at path, every tensor on the CPU.
+
+    Always the CPU, whatever device trained it: RNG states must be CPU
+    ByteTensors (`torch.set_rng_state`, `torch.cuda.set_rng_state` and
+    `Generator.set_state` refuse anything else), and `load_state_dict` copies
+    weights and optimizer moments to wherever the parameters live, so nothing
+    lands on the GPU that is not needed there (a sampler never needs the
+    optimizer's moments).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {path}.", "train first, or pick another with --checkpoint best|last.")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a checkpoint, or holds pickled code
         raise CheckpointError(
             f"Checkpoint {path} could not be read ({type(exc).__name__}).",

@@ -392,17 +392,19 @@ class BatchStream:
         self.micro = 0
 
     def state_dict(self) -> dict:
+        """The position at the start of the current step: a checkpoint holds whole steps only."""
         if self.micro == self.grad_accum:  # between optimizer steps
             return {"rng": self.generator.get_state(), "micro": 0}
-        # Mid-step: keep the state from before this step's table, to draw it again on load.
-        return {"rng": self.rng_before_table, "micro": self.micro}
+        return {"rng": self.rng_before_table, "micro": 0}
 
     def load_state_dict(self, d: dict) -> None:
         self.generator.set_state(d["rng"])
-        self.micro = self.grad_accum
-        if d["micro"]:
-            self._draw_step()
-            self.micro = int(d["micro"])
+        self.micro = self.grad_accum  # the next micro-batch draws this step's table again
+
+    def rewind_step(self) -> None:
+        """Forget the micro-batches served in this step (a stop mid-step): they come again."""
+        if self.micro != self.grad_accum:
+            self.load_state_dict(self.state_dict())
 
 
 class TextDataset(Dataset):

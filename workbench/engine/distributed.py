@@ -67,15 +67,40 @@ def mean_across(world: World, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def any_across(world: World, flags: list[bool]) -> list[bool]:
-    """OR each flag over all processes, so every rank takes the same decision."""
-    if not world.distributed:
-        return flags
-    t = torch.tensor([int(f) for f in flags], dtype=torch.int32)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
+class FlagVote:
+    """Requests (stop, pause, checkpoint) that every rank acts on at the same boundary.
+
+    A stop may reach one rank only (a command arrives at rank 0's FIFO), yet
+    all ranks must act on it together, between the same two micro-steps, or
+    their collectives stop matching. Each rank calls the vote at every
+    boundary (between micro-steps and eval batches, the same sequence on every
+    rank). The vote ORs the flags over the ranks on a gloo group of its own,
+    on CPU tensors: no device synchronisation. It runs asynchronously: the
+    flags given at one boundary are the agreed answer at the next, so no rank
+    waits for the others in between.
+    """
+
+    def __init__(self, world: World):
+        self.group = dist.new_group(backend="gloo") if world.distributed else None
+        self.pending: tuple[torch.Tensor, object] | None = None
+
+    def __call__(self, flags: list[bool]) -> list[bool]:
+        if self.group is None:
+            return list(flags)
+        agreed = [False] * len(flags)
+        if self.pending is not None:
+            tensor, work = self.pending
+            work.wait()
+            agreed = [bool(v) for v in tensor.tolist()]
+        tensor = torch.tensor([int(f) for f in flags], dtype=torch.int32)
+        self.pending = (tensor, dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self.group, async_op=True))
+        return agreed
+
+    def drain(self) -> None:
+        """Finish the vote in flight (before the process group goes away)."""
+        if self.pending is not None:
+            self.pending[1].wait()
+            self.pending = None
 
 
 def weights_fingerprint(world: World, model: torch.nn.Module) -> list[list[float]]:

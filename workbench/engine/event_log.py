@@ -21,22 +21,37 @@ class EventLog:
     def __init__(self, run_dir: Path, stream: IO[str] | None, enabled: bool = True):
         self.enabled = enabled
         self.stream = stream
-        self.file = open(Path(run_dir) / EVENTS_FILE, "a", encoding="utf-8") if enabled else None
+        self.path = Path(run_dir) / EVENTS_FILE
+        self.file = None  # opened by the first event: a run refused before it writes nothing
+        self.written = 0
 
     def emit(self, event: str, **fields: Any) -> dict:
         evt = make(event, **fields)
         if not self.enabled:
             return evt
         line = encode(evt) + "\n"
+        if self.file is None:
+            self.file = open(self.path, "a", encoding="utf-8")
         self.file.write(line)
         self.file.flush()
+        self.written += 1
+        self._echo(line)
+        return evt
+
+    def tell(self, event: str, **fields: Any) -> dict:
+        """An event for the live stream only, not the run's record (e.g. why a resume was refused)."""
+        evt = make(event, **fields)
+        if self.enabled:
+            self._echo(encode(evt) + "\n")
+        return evt
+
+    def _echo(self, line: str) -> None:
         if self.stream is not None:
             try:
                 self.stream.write(line)
                 self.stream.flush()
             except (BrokenPipeError, ValueError):
                 self.stream = None  # the watcher went away; the file still has everything
-        return evt
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit("log", message=message, level=level)

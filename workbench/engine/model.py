@@ -20,6 +20,8 @@ from torch.nn import functional as F
 
 from workbench.config import ModelConfig
 
+from .loss import linear_cross_entropy
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig):
@@ -159,10 +161,13 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx (B, T) token ids -> (logits (B, T, vocab_size), loss or None).
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """idx (B, T) token ids -> (logits (B, T, vocab_size), None), or with targets (None, loss).
 
         targets (B, T) uses -1 for positions that must not count in the loss.
+        Training never needs the logits themselves, so with targets the LM head
+        and the loss run fused, a chunk of positions at a time (see loss.py):
+        the (B, T, vocab) logits are never held in memory.
         """
         B, T = idx.size()
         assert T <= self.config.block_size, f"sequence of length {T} is longer than block_size {self.config.block_size}"
@@ -170,14 +175,11 @@ class GPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))[..., : self.config.vocab_size]
-        loss = None
+        x = self.transformer.ln_f(x)
         if targets is not None:
-            # float32 for the softmax: bf16 logits lose the small probabilities
-            loss = F.cross_entropy(
-                logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1
-            )
-        return logits, loss
+            # float32 softmax inside: bf16 logits lose the small probabilities
+            return None, linear_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size)
+        return self.lm_head(x)[..., : self.config.vocab_size], None
 
     def forward_cached(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Run new tokens through the model, appending their keys/values to the cache.
@@ -209,12 +211,16 @@ class GPT(nn.Module):
         top_p: float | None = None,
         use_cache: bool = True,
         generator: torch.Generator | None = None,
+        cache_dtype: torch.dtype | None = None,
     ) -> Iterator[torch.Tensor]:
         """Continue the prompts idx (B, T), yielding each next token (B,) as it is chosen.
 
         temperature 0 is greedy decoding. top_k keeps the k likeliest tokens; top_p
-        keeps the smallest set of tokens whose probability adds up to top_p. Call
-        model.eval() first if the model has dropout.
+        keeps the smallest set of tokens whose probability adds up to top_p (None,
+        top_k=0 and top_p=1 are off). Call model.eval() first if the model has
+        dropout. cache_dtype is the dtype keys and values are computed in (the
+        autocast dtype; default the weights'): a bf16 cache is half the memory
+        and bandwidth of a float32 one.
 
         The context is cropped to the last block_size tokens, exactly as without a
         cache. Once the sequence is longer than block_size the window slides by one
@@ -224,7 +230,8 @@ class GPT(nn.Module):
         """
         assert temperature >= 0, "temperature must be >= 0 (0 means greedy)"
         block_size = self.config.block_size
-        cache = KVCache(self.config, idx.size(0), idx.device, self.lm_head.weight.dtype) if use_cache else None
+        dtype = cache_dtype or self.lm_head.weight.dtype
+        cache = KVCache(self.config, idx.size(0), idx.device, dtype) if use_cache else None
         for _ in range(max_new_tokens):
             if cache is None:
                 logits, _ = self(idx[:, -block_size:])
@@ -305,14 +312,14 @@ def sample(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Pick one token per row of logits (B, V) -> (B,)."""
+    """Pick one token per row of logits (B, V) -> (B,). top_k 0/None and top_p 1/None are off."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
-    if top_k is not None:
+    if top_k:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None:
+    if top_p is not None and top_p < 1.0:  # off: no sort of the whole vocabulary per token
         sorted_logits, order = torch.sort(logits, descending=True)
         probs = F.softmax(sorted_logits, dim=-1)
         # drop a token once the likelier ones already reach top_p (the top one always stays)

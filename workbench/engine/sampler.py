@@ -56,54 +56,123 @@ class SampleRequest:
         return req
 
 
-def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: DeviceSetup, emit: Emit) -> None:
-    """Generate for one request, emitting events as text arrives. Never raises for bad prompts."""
-    addition = hasattr(task, "format_prompt")
-    try:
-        if addition:
-            ids = task.format_prompt(req.prompt)
+class SampleSession:
+    """One sampling request, decoded a few tokens at a time.
+
+    The trainer answers prompts between training steps without stopping to
+    generate the whole answer: it calls `advance` with a small time budget at
+    every micro-step boundary, so training keeps its pace while the answer
+    streams (the KV cache is kept between slices; the weights may move on
+    between two slices, which is what "the live model" means). The checkpoint
+    sampler simply advances until done. Bad prompts become an `error` event,
+    never an exception.
+    """
+
+    def __init__(self, model: GPT, tokenizer, task, req: SampleRequest, setup: DeviceSetup, emit: Emit):
+        self.model, self.tokenizer, self.task, self.req, self.setup, self.emit = model, tokenizer, task, req, setup, emit
+        self.addition = hasattr(task, "format_prompt")
+        self.done = False
+        try:
+            self.prompt_ids = self._prompt_ids()
+        except ConfigError as exc:
+            emit("error", kind="prompt", id=req.id, message=exc.message, hint=exc.hint)
+            self.done = True
+            return
+        self.generator = torch.Generator(device=setup.device)
+        self.generator.manual_seed(req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little"))
+        # Addition has one right answer: decode greedily, exactly n+1 digits.
+        self.max_new = task.answer_length if self.addition else req.max_new_tokens
+        self.temperature = 0.0 if self.addition else req.temperature
+        self.index = -1
+        self._next_sample()
+
+    def _prompt_ids(self) -> list[int]:
+        req = self.req
+        if self.addition:
+            ids = self.task.format_prompt(req.prompt)
         else:
-            ids = tokenizer.encode(req.prompt) if req.prompt else [tokenizer.start_id]
+            ids = self.tokenizer.encode(req.prompt) if req.prompt else [self.tokenizer.start_id]
         if (req.max_new_tokens < 1 or req.temperature < 0 or req.num_samples < 1
                 or (req.top_p is not None and not 0 < req.top_p <= 1)):
             raise ConfigError(
                 "max_new_tokens and num_samples must be >= 1, temperature >= 0 and top_p in (0, 1].",
                 "e.g. max_new_tokens=200 temperature=0.8 top_k=200 (0 = off) top_p=0.95",
             )
-    except ConfigError as exc:
-        emit("error", kind="prompt", id=req.id, message=exc.message, hint=exc.hint)
-        return
+        return ids
 
-    generator = torch.Generator(device=setup.device)
-    generator.manual_seed(req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little"))
-    # Addition has one right answer: decode greedily, exactly n+1 digits.
-    max_new = task.answer_length if addition else req.max_new_tokens
-    temperature = 0.0 if addition else req.temperature
-    for index in range(req.num_samples):
-        idx = torch.tensor([ids], dtype=torch.long, device=setup.device)
-        out: list[int] = []
-        sent = ""
-        start = time.perf_counter()
-        with torch.no_grad(), setup.autocast():
-            for token in model.generate(idx, max_new, temperature=temperature, top_k=req.top_k, top_p=req.top_p, generator=generator):
-                out.append(int(token[0]))  # one sync per token: we are streaming to a person
-                if addition:
+    def _next_sample(self) -> None:
+        self.index += 1
+        idx = torch.tensor([self.prompt_ids], dtype=torch.long, device=self.setup.device)
+        self.tokens = self.model.generate(
+            idx, self.max_new, temperature=self.temperature, top_k=self.req.top_k, top_p=self.req.top_p,
+            generator=self.generator, cache_dtype=self.setup.compute_dtype,
+        )
+        self.out: list[int] = []
+        self.sent = ""
+        self.seconds = 0.0  # decode time of this sample in earlier slices
+
+    def advance(self, budget_s: float = float("inf")) -> bool:
+        """Decode tokens for about budget_s seconds (at least one). True once all samples are done."""
+        if self.done:
+            return True
+        start = self.clock_mark = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            while not self.done:
+                with torch.no_grad(), self.setup.autocast():
+                    token = next(self.tokens, None)
+                if token is None:
+                    self._finish_sample()
                     continue
-                text = tokenizer.decode(out)
-                if text.endswith("\ufffd"):
-                    continue  # half of a multi-byte character: wait for the rest
-                if len(text) > len(sent):
-                    emit("sample", id=req.id, index=index, text=text[len(sent):], done=False)
-                    sent = text
-        seconds = time.perf_counter() - start
-        final = {"tokens": len(out), "tokens_per_sec": len(out) / max(seconds, 1e-9), "prompt": req.prompt}
-        if addition:
-            result = task.read_answer(req.prompt, out)
+                self.out.append(int(token[0]))  # one sync per token: we are streaming to a person
+                self._emit_new_text()
+                if time.perf_counter() - start >= budget_s:
+                    break
+        finally:
+            self.model.train(was_training)
+            self.seconds += time.perf_counter() - self.clock_mark
+        return self.done
+
+    def _emit_new_text(self) -> None:
+        if self.addition:
+            return  # the answer is read once all its digits are there
+        text = self.tokenizer.decode(self.out)
+        if text.endswith("\ufffd"):
+            return  # half of a multi-byte character: wait for the rest
+        if len(text) > len(self.sent):
+            self.emit("sample", id=self.req.id, index=self.index, text=text[len(self.sent):], done=False)
+            self.sent = text
+
+    def _finish_sample(self) -> None:
+        # decode time of this sample: earlier slices + this slice so far
+        seconds = self.seconds + time.perf_counter() - self.clock_mark
+        final = {"tokens": len(self.out), "tokens_per_sec": len(self.out) / max(seconds, 1e-9), "prompt": self.req.prompt}
+        if self.addition:
+            result = self.task.read_answer(self.req.prompt, self.out)
             final.update(result, full_text=str(result["answer"]))
-            emit("sample", id=req.id, index=index, text=str(result["answer"]), done=True, **final)
+            self.emit("sample", id=self.req.id, index=self.index, text=str(result["answer"]), done=True, **final)
         else:
-            text = tokenizer.decode(out)
-            emit("sample", id=req.id, index=index, text=text[len(sent):], done=True, full_text=text, **final)
+            text = self.tokenizer.decode(self.out)
+            self.emit("sample", id=self.req.id, index=self.index, text=text[len(self.sent):], done=True, full_text=text, **final)
+        if self.index + 1 < self.req.num_samples:
+            self._next_sample()
+            self.clock_mark = time.perf_counter()  # the next sample's clock starts now
+        else:
+            self.done = True
+
+    def cancel(self) -> None:
+        """Stop decoding; the reader gets a last piece marked cancelled."""
+        if not self.done:
+            text = "" if self.addition else self.tokenizer.decode(self.out)
+            self.emit("sample", id=self.req.id, index=self.index, text="", done=True, cancelled=True,
+                      full_text=text, tokens=len(self.out), prompt=self.req.prompt)
+            self.done = True
+
+
+def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: DeviceSetup, emit: Emit) -> None:
+    """Generate a whole request, emitting events as text arrives. Never raises for bad prompts."""
+    SampleSession(model, tokenizer, task, req, setup, emit).advance()
 
 
 # ------------------------------------------------------------------ subprocess
@@ -115,11 +184,12 @@ def load_for_sampling(run_dir: Path, which: str, device: str = "auto"):
     cfg = Config.from_dict(read_json(run_dir / CONFIG_FILE))
     cfg.train.device, cfg.train.compile = device, False
     setup = setup_device(cfg.train)
-    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT), map_location=setup.device)
+    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT))  # on the CPU
     cfg = Config.from_dict(ckpt["config"])
-    model = GPT(cfg.model).to(setup.device)
+    model = GPT(cfg.model)
     model.load_state_dict(ckpt["model"])
-    model.eval()
+    del ckpt  # the optimizer's moments (last.pt) stay off the device and are freed now
+    model.to(setup.device).eval()
     tokenizer = load_tokenizer(run_dir)
     task = None
     if cfg.data.kind == "addition":

@@ -1,15 +1,22 @@
 """The training loop.
 
 Read it top to bottom: build (data, model, optimizer, maybe resume), then the
-loop, then what happens between steps (logging, evals, checkpoints, commands).
+loop, then what happens between steps (logging, evals, checkpoints), then how
+requests (stop, pause, checkpoint, sample) are honoured.
 
 Speed rules this file follows:
 - No host synchronisation per step. The loss and grad norm of every step stay
   on the device and are read back together once per log interval; that single
   read is also where throughput is measured.
-- Commands are polled with one non-blocking read of a FIFO (a syscall, not a
-  device sync). Under DDP the ranks agree on them at log intervals, where we
-  synchronise anyway.
+- Requests are polled at every boundary (between micro-steps and between eval
+  batches) with one non-blocking read of a FIFO: a syscall, not a device
+  sync. So a stop lands within one micro-step, even on a 32-micro-step GPT-2
+  step. Under DDP the ranks agree through an asynchronous vote on a CPU
+  process group (distributed.FlagVote).
+- A live sample is decoded in small slices at those boundaries, about a tenth
+  of the time since the last one, so training keeps its pace while it streams.
+- Time spent paused, sampling, evaluating or saving is kept out of tokens/sec;
+  paused and sampling time is kept out of `active_s`, which the ETA uses.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ import json
 import math
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -32,20 +41,27 @@ from .. import __version__
 from ..config import Config, ConfigError, flops_per_token
 from ..control import CommandInbox
 from ..events import PROTOCOL_VERSION
-from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE
+from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
 from ..system_monitor import SystemMonitor
 from . import checkpoint
+from .cpu_threads import fair_threads
 from .data import build_dataset
 from .device import DeviceSetup
-from .distributed import World, any_across, main_process_first, mean_across, weights_fingerprint
+from .distributed import FlagVote, World, main_process_first, mean_across, weights_fingerprint
 from .event_log import EventLog
+from .micro_batch import choose_micro_batch
 from .model import GPT
-from .optim import lr_at, make_optimizer
-from .sampler import SampleRequest, stream_sample
+from .optim import Schedule, make_optimizer
+from .sampler import SampleRequest, SampleSession
+
+SAMPLE_SHARE = 0.1  # a live sample may take this fraction of the time between two boundaries
+THREADS_CHECK_S = 10.0  # CPU: how often the trainer looks again at its fair share of cores
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, setup: DeviceSetup, world: World, log: EventLog, resume: bool):
+    def __init__(self, cfg: Config, run_dir: Path, setup: DeviceSetup, world: World, log: EventLog,
+                 resume_from: dict | None = None):
+        """resume_from: a checkpoint (already loaded and checked, see resume.py) to continue."""
         self.cfg, self.run_dir, self.setup, self.world, self.log = cfg, run_dir, setup, world, log
         t = cfg.train
         torch.manual_seed(t.seed + world.rank)  # dropout differs per rank; weights start equal (see below)
@@ -54,134 +70,149 @@ class Trainer:
         # tokenizes and fills the cache; the others then read it.
         with main_process_first(world):
             self.dataset = build_dataset(cfg, setup.device)
-        self.grad_accum = cfg.grad_accum_steps(world.size)
-        self.tokens_per_step = cfg.tokens_per_step(world.size)
-        self.stream = self.dataset.train_stream(t.batch_size, self.grad_accum, world.rank, world.size, t.seed)
+        if resume_from is not None:
+            self._check_tokenizer()
 
         # Model: same seed on every rank, so all replicas start identical.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(t.seed)
             self.model = GPT(cfg.model).to(setup.device)
+
+        # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation.
+        self.batch_note = ""
+        if t.batch_size is None:
+            t.batch_size, how = choose_micro_batch(self.model, cfg, setup, world)
+            self.batch_note = f"micro-batch {t.batch_size} (auto: {how})"
+        self.grad_accum = cfg.grad_accum_steps(world.size)
+        self.tokens_per_step = cfg.tokens_per_step(world.size)
+        self.stream = self.dataset.train_stream(t.batch_size, self.grad_accum, world.rank, world.size, t.seed)
+
         self.optimizer = make_optimizer(self.model, t, setup.kind)
+        self.scaler = setup.grad_scaler()  # fp16 only; a no-op otherwise
+        self.schedule = Schedule(t)
         self.flops_per_token = flops_per_token(cfg.model, self.model.num_params())
 
         self.step = 0
         self.last_saved_step = -1
         self.best_val_loss: float | None = None
         self.last_metrics: dict = {}
-        if resume:
-            self._load(run_dir / LAST_CKPT)
+        self.elapsed_before = self.active_before = 0.0  # time of earlier sessions of a resumed run
+        self.run_start = time.time()
+        self.notes = [note for note in (setup.note, self.batch_note) if note]  # logged after run_started
+        if resume_from is not None:
+            self._restore(resume_from)
 
-        # torch.compile first, then DDP on top (the order nanoGPT uses).
-        self.compiled = torch.compile(self.model) if setup.compile else self.model
-        self.train_model = DDP(self.compiled, device_ids=[setup.device.index] if setup.kind == "cuda" else None) if world.distributed else self.compiled
+        # torch.compile first, then DDP on top (the order nanoGPT uses). fullgraph:
+        # a graph break would silently fall back to slow Python; fail loudly instead.
+        if setup.compile:
+            mode = None if setup.compile_mode == "default" else setup.compile_mode
+            self.compiled = torch.compile(self.model, fullgraph=True, mode=mode)
+        else:
+            self.compiled = self.model
+        if world.distributed:
+            self.train_model = DDP(self.compiled, device_ids=[setup.device.index] if setup.kind == "cuda" else None)
+        else:
+            self.train_model = self.compiled
 
         self.inbox = CommandInbox(run_dir) if world.is_main else None
         self.system = SystemMonitor() if world.is_main else None
-        self.pending_losses: list[torch.Tensor] = []  # not yet read back to the host
-        # Requests arrive any time (Ctrl-C, SIGTERM, commands); decisions are
-        # taken from them at safe points, identically on every rank.
-        self.requests = {"stop": False, "pause": False, "checkpoint": False}
-        self.stop_now = self.pause_now = self.checkpoint_now = False
+        self.vote = FlagVote(world)
+        # Requests arrive any time (signals, commands); every rank acts on them
+        # together at the next boundary.
+        self.stop_requested = self.pause_requested = self.checkpoint_requested = False
+        self.samples: deque[SampleRequest] = deque()
+        self.live_sample: SampleSession | None = None
+        self.last_boundary = time.perf_counter()
+        # losses and grad norms of finished steps: on the device until read back, then on the host
+        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.read_back: list[tuple[float, float]] = []
+        # seconds kept out of throughput: paused or sampling (idle), evaluating or saving (aside)
+        self.idle_s = self.aside_s = 0.0
+        self.threads_checked = time.monotonic()
+        # Compiling takes long and polls nothing: a stop then interrupts at once (see the signal handlers).
+        self.compiling = setup.compile
 
     # ------------------------------------------------------------------ the run
 
     def run(self) -> str:
         """Train until max_steps, a target, or a stop. Returns the finish reason."""
         cfg = self.cfg
+        extra = {"threads": torch.get_num_threads()} if self.setup.kind == "cpu" else {}
         self.log.emit(
             "run_started", v=PROTOCOL_VERSION, config=cfg.to_dict(), params=self.model.num_params(),
             device=str(self.setup.device), device_name=self.setup.name, dtype=self.setup.dtype,
             compile=self.setup.compile, world_size=self.world.size, tokens_per_step=self.tokens_per_step,
             grad_accum=self.grad_accum, preset=cfg.preset, profile=cfg.profile, run_dir=str(self.run_dir),
-            resumed_from=self.step if self.step else None, pid=os.getpid(),
+            resumed_from=self.step if self.step else None, pid=os.getpid(), **extra,
         )
+        for note in self.notes:
+            self.log.log(note)
         self._install_signal_handlers()
         return self._loop()
 
     def _loop(self) -> str:
         t = self.cfg.train
-        self.log.emit("status", state="compiling" if self.setup.compile else "training", step=self.step)
-        norms = []  # device tensors, one per step since the last log (losses: self.pending_losses)
-        interval_start, interval_steps = time.time(), 0
-        run_start = interval_start
-        first_log = True
+        self.run_start = time.time()
+        if self.compiling:
+            self.log.emit("status", state="compiling", step=self.step)
+            self._compile_eval_graph()
+        else:
+            self.log.emit("status", state="training", step=self.step)
+        interval = Interval(self)
 
         while self.step < t.max_steps:
-            loss, norm = self._train_step(lr_at(self.step, t))
-            self.pending_losses.append(loss)
-            norms.append(norm)
+            if not self._train_step():
+                return self._stop()  # stopped mid-step: the step was undone
+            if self.compiling:  # the first step compiled the training graph
+                self.compiling = False
+                self.log.emit("status", state="training", step=self.step + 1)
             self.step += 1
-            interval_steps += 1
             last = self.step == t.max_steps
             log_now = self.step % t.log_every == 0 or last
-
             if log_now:
-                # The one host sync of the interval: read back every step's numbers.
-                loss_values = self._verified_losses()
-                norm_values = torch.stack(norms).tolist()
-                now = time.time()
-                tokens_per_sec = interval_steps * self.tokens_per_step / max(now - interval_start, 1e-9)
-                mfu = None
-                if self.setup.peak_flops:
-                    mfu = self.flops_per_token * tokens_per_sec / (self.setup.peak_flops * self.world.size)
-                extra = {}
-                if self.setup.kind == "cuda":
-                    extra["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
-                if first_log:
-                    self.log.emit("status", state="training", step=self.step)
-                    first_log = False
-                self.log.emit(
-                    "step", step=self.step, loss=sum(loss_values) / len(loss_values), lr=lr_at(self.step - 1, t),
-                    grad_norm=sum(norm_values) / len(norm_values), tokens_per_sec=tokens_per_sec, mfu=mfu,
-                    elapsed_s=now - run_start, tokens_seen=self.step * self.tokens_per_step, **extra,
-                )
-                norms = []
-                self._report_system()
-            # One process decides every step; several agree at log intervals,
-            # where they synchronise anyway, so all of them act on the same step.
-            if log_now or not self.world.distributed:
-                self._decide()
+                self._emit_step(interval)
+                interval = Interval(self)
 
-            if self.step % t.eval_every == 0 or last:
-                if self._evaluate(final=last):
+            evaluate = self.step % t.eval_every == 0 or last
+            if evaluate or (t.ckpt_every and self.step % t.ckpt_every == 0):
+                self._read_back()  # waits for the device: the steps so far count as training time
+            aside = time.perf_counter()
+            if evaluate:
+                outcome = self._evaluate(final=last)
+                if outcome == "stop":
+                    return self._stop()
+                if outcome == "target":
                     self._save_last()
                     return "completed"
                 if not t.ckpt_every:
                     self._save_last()
             if t.ckpt_every and self.step % t.ckpt_every == 0 and not last:
                 self._save_last()
-            if self.checkpoint_now:
-                self._save_last()
-                self.checkpoint_now = False
-            if self.pause_now and not self.stop_now:
-                self._pause()
-            if self.stop_now:
-                self.log.emit("status", state="stopping", step=self.step)
-                self._save_last()
-                return "stopped"
-            if log_now:
-                interval_start, interval_steps = time.time(), 0  # evals and saves don't count against tok/s
+            self.aside_s += time.perf_counter() - aside
+            if self._boundary():
+                return self._stop()
         if self.last_saved_step != self.step:
             self._save_last()
         return "completed"
 
-    def _verified_losses(self) -> list[float]:
-        """Read back the pending losses (mean over ranks); refuse to go on past a NaN."""
-        if not self.pending_losses:
-            return []
-        values = mean_across(self.world, torch.stack(self.pending_losses)).tolist()
-        self.pending_losses = []
-        if not all(math.isfinite(v) for v in values):
-            raise NonFiniteLoss(self.step)
-        return values
+    def _train_step(self) -> bool:
+        """One optimizer step over grad_accum micro-batches. False when a stop came mid-step.
 
-    def _train_step(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step over grad_accum micro-batches. Returns device scalars."""
+        A stop between micro-steps undoes the step: the gradients are dropped
+        and the data stream and RNG go back to where the step began, so last.pt
+        holds the last completed step and a resume is exact.
+        """
+        lr = self.schedule.lr(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        rng_at_start = checkpoint.rng_state() if self.grad_accum > 1 else None
         total = torch.zeros((), device=self.setup.device)
         for micro in range(self.grad_accum):
+            if micro and self._boundary(rng_at_start):
+                self.optimizer.zero_grad(set_to_none=True)
+                self.stream.rewind_step()
+                checkpoint.restore_rng(rng_at_start)
+                return False
             x, y = self.stream.next()
             # DDP all-reduces gradients on every backward; only the last
             # micro-step needs it, the others just accumulate locally.
@@ -189,36 +220,96 @@ class Trainer:
             with (nullcontext() if syncing else self.train_model.no_sync()), self.setup.autocast():
                 _, loss = self.train_model(x, y)
             loss = loss / self.grad_accum
-            loss.backward()
+            self.scaler.scale(loss).backward()
             total += loss.detach()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
         params = self.model.parameters()
         if self.cfg.train.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # fp16: skipped when a gradient overflowed
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        return total, norm.detach()
+        self.pending.append((total, norm.detach()))
+        return True
+
+    # ------------------------------------------------------------ step events
+
+    def _read_back(self) -> None:
+        """Bring the pending losses (mean over ranks) and norms to the host; refuse to go on past a NaN.
+
+        Every rank calls it at the same points (log steps, evals, saves): it is
+        a collective under DDP, and no collective may ever run on one rank alone.
+        """
+        if not self.pending:
+            return
+        losses = mean_across(self.world, torch.stack([loss for loss, _ in self.pending])).tolist()
+        norms = torch.stack([norm for _, norm in self.pending]).tolist()
+        self.pending = []
+        if not all(math.isfinite(v) for v in losses):
+            raise NonFiniteLoss(self.step)
+        self.read_back += zip(losses, norms)
+
+    def _emit_step(self, interval: "Interval") -> None:
+        self._read_back()  # the one host sync of the interval
+        tokens_per_sec = interval.steps(self) * self.tokens_per_step / interval.busy_seconds(self)
+        mfu = None
+        if self.setup.peak_flops:
+            mfu = self.flops_per_token * tokens_per_sec / (self.setup.peak_flops * self.world.size)
+        extra = {}
+        if self.setup.kind == "cuda":
+            extra["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
+        losses, norms = zip(*self.read_back)
+        self.read_back = []
+        elapsed = time.time() - self.run_start
+        self.log.emit(
+            "step", step=self.step, loss=sum(losses) / len(losses), lr=self.schedule.lr(self.step - 1),
+            grad_norm=sum(norms) / len(norms), tokens_per_sec=tokens_per_sec, mfu=mfu,
+            elapsed_s=self.elapsed_before + elapsed, active_s=self.active_before + elapsed - self.idle_s,
+            tokens_seen=self.step * self.tokens_per_step, **extra,
+        )
+        self._share_cpu_threads()
+        self._report_system()
+
+    def _report_system(self) -> None:
+        """A `system` event every few seconds of wall time, when a reading changed (no device sync)."""
+        fields = self.system.poll() if self.system else None
+        if fields:
+            self.log.emit("system", **fields)
 
     # -------------------------------------------------------------- evaluation
 
+    def _compile_eval_graph(self) -> None:
+        """Compile the eval graph now, inside the `compiling` status, not at the first eval."""
+        x, y = next(iter(self.dataset.val_batches(self.cfg.train.batch_size, 1)))
+        self.compiled.eval()
+        with torch.no_grad(), self.setup.autocast():
+            self.compiled(x, y)
+        self.compiled.train()
+
     @torch.no_grad()
-    def _evaluate(self, final: bool) -> bool:
-        """Val loss and task metrics; saves best.pt. True when a target is reached."""
+    def _evaluate(self, final: bool) -> str | None:
+        """Val loss and task metrics; saves best.pt. "target" when a target is reached, "stop" when stopped."""
         t = self.cfg.train
+        self._read_back()  # on every rank, before anything below runs on rank 0 alone
         self.log.emit("status", state="evaluating", step=self.step)
         self.compiled.eval()
-        total = torch.zeros((), device=self.setup.device)
-        for x, y in self.dataset.val_batches(t.batch_size, t.eval_steps):
-            with self.setup.autocast():
-                _, loss = self.compiled(x, y)
-            total += loss.float()
-        val_loss = (total / t.eval_steps).item()
-        metrics = self.dataset.metrics(self.model, final=final)
-        self.compiled.train()
+        try:
+            total = torch.zeros((), device=self.setup.device)
+            for k, (x, y) in enumerate(self.dataset.val_batches(t.batch_size, t.eval_steps)):
+                if k and self._boundary():
+                    return "stop"
+                with self.setup.autocast():
+                    _, loss = self.compiled(x, y)
+                total += loss.float()
+            val_loss = (total / t.eval_steps).item()
+            metrics = self.dataset.metrics(self.model, final=final)
+        finally:
+            self.compiled.train()
         self.last_metrics = metrics
         self.log.emit("eval", step=self.step, val_loss=val_loss, metrics=metrics)
-        if self.world.is_main and (self.best_val_loss is None or val_loss < self.best_val_loss):
+        if self.best_val_loss is None or val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
             self._save(BEST_CKPT, with_optimizer=False)
         if not final:
@@ -229,12 +320,13 @@ class Trainer:
         hit_acc = t.target_accuracy > 0 and bool(accuracies) and min(accuracies) >= t.target_accuracy
         if hit_loss or hit_acc:
             self.log.log(f"target reached at step {self.step}: " + ("val loss" if hit_loss else "accuracy"))
-        return hit_loss or hit_acc
+            return "target"
+        return None
 
     # -------------------------------------------------------------- checkpoints
 
-    def _save(self, name: str, with_optimizer: bool = True) -> None:
-        self._verified_losses()  # never overwrite a good checkpoint with NaN weights
+    def _save(self, name: str, with_optimizer: bool = True, rng: dict | None = None) -> None:
+        """Write a checkpoint (rank 0; no collectives here). rng: the RNG state to record, default now's."""
         if not self.world.is_main:
             return
         ckpt = {
@@ -245,101 +337,195 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
         }
         if with_optimizer:
-            ckpt["optimizer"] = self.optimizer.state_dict()
-            ckpt["rng"] = checkpoint.rng_state()
-            ckpt["data"] = self.stream.state_dict()
+            elapsed = time.time() - self.run_start
+            ckpt.update(
+                optimizer=self.optimizer.state_dict(),
+                scaler=self.scaler.state_dict(),
+                rng=rng or checkpoint.rng_state(),
+                data=self.stream.state_dict(),  # always the start of a step
+                schedule_anchor=self.schedule.anchor,
+                elapsed_s=self.elapsed_before + elapsed,
+                active_s=self.active_before + elapsed - self.idle_s,
+            )
         path = self.run_dir / name
         checkpoint.save_atomic(ckpt, path)
         if with_optimizer:
             self.last_saved_step = self.step
         self.log.emit("checkpoint", step=self.step, path=str(path), kind=name.removesuffix(".pt"))
 
-    def _save_last(self) -> None:
-        self._save(LAST_CKPT)
+    def _save_last(self, rng: dict | None = None) -> None:
+        self._read_back()  # never overwrite a good checkpoint with NaN weights
+        self._save(LAST_CKPT, rng=rng)
+        if self.cfg.train.keep_last and self.world.is_main:
+            checkpoint.keep_recent(self.run_dir, self.step, self.cfg.train.keep_last)
 
-    def _load(self, path: Path) -> None:
-        ckpt = checkpoint.load(path, map_location=self.setup.device)
-        if "optimizer" not in ckpt:
-            raise checkpoint.CheckpointError(f"{path} holds weights only and cannot resume training.", "resume from last.pt.")
+    def _restore(self, ckpt: dict) -> None:
+        """Continue from a checkpoint loaded on the CPU: load_state_dict puts each tensor where it belongs."""
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.stream.load_state_dict(ckpt["data"])
         checkpoint.restore_rng(ckpt["rng"])
         self.step = ckpt["step"]
         self.best_val_loss = ckpt["best_val_loss"]
-        if self.step >= self.cfg.train.max_steps:
+        self.elapsed_before = ckpt.get("elapsed_s", 0.0)
+        self.active_before = ckpt.get("active_s", self.elapsed_before)
+        anchor = tuple(ckpt["schedule_anchor"]) if ckpt.get("schedule_anchor") else None
+        old_max_steps = ckpt["config"]["train"]["max_steps"]
+        self.schedule = Schedule(self.cfg.train, anchor).extended(self.step, old_max_steps)
+        if self.schedule.anchor != anchor:
+            self.notes.append(f"max_steps {old_max_steps} -> {self.cfg.train.max_steps}: the cosine decay continues from "
+                              f"lr {self.schedule.anchor[1]:.3g} at step {self.step} to min_lr at step {self.cfg.train.max_steps}")
+
+    def _check_tokenizer(self) -> None:
+        saved = read_json(self.run_dir / TOKENIZER_FILE)
+        now = self.dataset.tokenizer.to_dict()
+        if saved and saved != now:
             raise ConfigError(
-                f"The run already reached step {self.step} of train.max_steps={self.cfg.train.max_steps}.",
-                f"resume with a larger budget, e.g. --set train.max_steps={self.step * 2}.",
+                f"The data's tokenizer ({now.get('kind')}, {self.dataset.tokenizer.vocab_size} tokens) differs from the "
+                f"one this run trained with ({saved.get('kind')}, see {TOKENIZER_FILE}).",
+                "resume with the data the run started with (data.path and its contents), or start a new run.",
             )
 
-    def _report_system(self) -> None:
-        """A `system` event every few seconds of wall time, when a reading changed (no device sync)."""
-        fields = self.system.poll() if self.system else None
-        if fields:
-            self.log.emit("system", **fields)
-
-    # ----------------------------------------------------------------- commands
+    # --------------------------------------------------------------- requests
 
     def _install_signal_handlers(self) -> None:
         def request_stop(signum, frame):
-            self.requests["stop"] = True
+            if self.compiling:
+                raise KeyboardInterrupt  # compiling polls nothing; nothing was trained yet: leave now
+            self.stop_requested = True
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
 
-    def _decide(self) -> None:
-        """Read commands, then turn all requests into decisions every rank shares."""
-        if self.inbox:
-            for cmd in self.inbox.poll():
-                name = cmd.get("cmd")
-                if name == "sample":
-                    self._sample(cmd)
-                elif name == "resume":
-                    self.requests["pause"] = False
-                elif name in self.requests:
-                    self.requests[name] = True
-        r = self.requests
-        self.stop_now, self.pause_now, self.checkpoint_now = any_across(self.world, [r["stop"], r["pause"], r["checkpoint"]])
-        r["checkpoint"] = False  # one request, one checkpoint
+    def _read_commands(self) -> None:
+        """Turn the commands that arrived on the FIFO into requests (rank 0 only)."""
+        if not self.inbox:
+            return
+        for cmd in self.inbox.poll():
+            name = cmd.get("cmd")
+            if name == "stop":
+                self.stop_requested = True
+            elif name == "pause":
+                self.pause_requested = True
+            elif name == "resume":
+                self.pause_requested = False
+            elif name == "checkpoint":
+                self.checkpoint_requested = True
+            elif name == "sample":
+                self.samples.append(SampleRequest.from_command(cmd))
+            elif name == "sample_cancel":
+                self._cancel_sample(str(cmd.get("id")))
 
-    def _pause(self) -> None:
-        """Sit between steps, still answering commands, until resumed or stopped."""
-        self.log.emit("status", state="paused", step=self.step)
-        while self.pause_now and not self.stop_now:
-            time.sleep(0.05)
-            self._report_system()
-            self._decide()
-            if self.checkpoint_now:
-                self._save_last()
-                self.checkpoint_now = False
-        if not self.stop_now:
-            self.log.emit("status", state="training", step=self.step)
+    def _boundary(self, rng_at_step_start: dict | None = None) -> bool:
+        """Between micro-steps, steps and eval batches: honour requests. True: stop now.
 
-    def _sample(self, cmd: dict) -> None:
-        """Answer a prompt from the live model without touching training state.
-
-        The raw (uncompiled) model runs in eval mode under no_grad with its own
-        random generator, so neither the weights, the optimizer, the data stream
-        nor the training RNG move.
+        rng_at_step_start is set mid-step: a checkpoint taken there records the
+        state of the last completed step (RNG as the step began; the data stream
+        always reports the step's start).
         """
-        was_training = self.model.training
-        self.model.eval()
+        self._read_commands()
+        self._advance_sample(SAMPLE_SHARE * (time.perf_counter() - self.last_boundary))
+        stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
+        self.checkpoint_requested = False  # one request, one checkpoint
+        if save:
+            self._save_last(rng_at_step_start)
+        if pause and not stop:
+            stop = self._pause(rng_at_step_start)
+        self.last_boundary = time.perf_counter()
+        return stop
+
+    def _pause(self, rng_at_step_start: dict | None) -> bool:
+        """Sit at this boundary, answering commands and samples, until resumed. True: stop."""
+        self.log.emit("status", state="paused", step=self.step)
+        self._sync_device()
+        start = time.perf_counter()
+        while True:
+            self._read_commands()
+            if not self._advance_sample(0.05):  # nothing to decode: wait a little
+                time.sleep(0.05)
+            self._report_system()
+            stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
+            self.checkpoint_requested = False
+            if save:
+                self._save_last(rng_at_step_start)
+            if stop or not pause:
+                break
+        self.idle_s += time.perf_counter() - start
+        if not stop:
+            self.log.emit("status", state="training", step=self.step)
+        return stop
+
+    def _advance_sample(self, budget_s: float) -> bool:
+        """Decode a slice of the live sample, if any. True when something was decoded."""
+        if self.live_sample is None:
+            if not self.samples:
+                return False
+            self.log.emit("status", state="sampling", step=self.step)
+            self.live_sample = SampleSession(self.model, self.dataset.tokenizer, self.dataset, self.samples.popleft(),
+                                             self.setup, self.log.emit)
+        self._sync_device()  # queued training work is training time, not sampling time
+        start = time.perf_counter()
         try:
-            stream_sample(self.model, self.dataset.tokenizer, self.dataset, SampleRequest.from_command(cmd), self.setup, self.log.emit)
+            done = self.live_sample.advance(budget_s)
         except Exception as exc:  # a request we did not foresee must never end the training run
-            self.log.emit("error", kind="prompt", id=str(cmd.get("id")), message=f"Sampling failed: {type(exc).__name__}: {exc}",
+            self.log.emit("error", kind="prompt", id=self.live_sample.req.id, message=f"Sampling failed: {type(exc).__name__}: {exc}",
                           hint="check the sampling settings (max_new_tokens, temperature, top_k, top_p).")
-        finally:
-            self.model.train(was_training)
+            done = True
+        self.idle_s += time.perf_counter() - start
+        if done:
+            self.live_sample = None
+            if not self.samples:
+                self.log.emit("status", state="paused" if self.pause_requested else "training", step=self.step)
+        return True
+
+    def _cancel_sample(self, sample_id: str) -> None:
+        if self.live_sample is not None and self.live_sample.req.id == sample_id:
+            self.live_sample.cancel()
+            self.live_sample = None
+            self.log.emit("status", state="paused" if self.pause_requested else "training", step=self.step)
+        else:
+            self.samples = deque(r for r in self.samples if r.id != sample_id)
+
+    def _stop(self) -> str:
+        self.log.emit("status", state="stopping", step=self.step)
+        if self.live_sample is not None:
+            self.live_sample.cancel()
+        if self.last_saved_step != self.step:  # a step undone mid-way is back at the saved state
+            self._save_last()
+        return "stopped"
+
+    def _sync_device(self) -> None:
+        if self.setup.kind == "cuda":
+            torch.cuda.synchronize(self.setup.device)
+
+    def _share_cpu_threads(self) -> None:
+        """CPU: take the fair share of cores again now and then (other gptbench processes come and go)."""
+        if self.setup.kind != "cpu" or time.monotonic() - self.threads_checked < THREADS_CHECK_S:
+            return
+        self.threads_checked = time.monotonic()
+        threads = fair_threads(self.cfg.train.threads)
+        if threads != torch.get_num_threads():
+            self.log.log(f"cpu threads {torch.get_num_threads()} -> {threads}")
+            torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------ finish
 
     def finish(self, reason: str) -> None:
+        self.vote.drain()
         fields = {}
         if self.world.distributed:
             prints = weights_fingerprint(self.world, self.model)
             fields["ranks_in_sync"] = all(p == prints[0] for p in prints)
+        if self.setup.compile:
+            from torch._dynamo.utils import counters
+
+            fields["compiled_graphs"] = counters["stats"]["unique_graphs"]
+        # ru_maxrss is in KiB on Linux (bytes on macOS; this is a figure for people, not a check)
+        fields["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+        if self.setup.kind == "cuda":
+            fields["gpu_peak_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
         self.log.emit(
             "run_finished", reason=reason, step=self.step, best_val_loss=self.best_val_loss,
             metrics=self.last_metrics, **fields,
@@ -351,6 +537,21 @@ class Trainer:
         vanished control FIFO without a `run_finished` before it for a crash."""
         if self.inbox:
             self.inbox.close()
+
+
+class Interval:
+    """The steps between two step events, and how much of their time was training."""
+
+    def __init__(self, trainer: Trainer):
+        self.start, self.first_step = time.perf_counter(), trainer.step
+        self.idle_before, self.aside_before = trainer.idle_s, trainer.aside_s
+
+    def steps(self, trainer: Trainer) -> int:
+        return trainer.step - self.first_step
+
+    def busy_seconds(self, trainer: Trainer) -> float:
+        kept_out = (trainer.idle_s - self.idle_before) + (trainer.aside_s - self.aside_before)
+        return max(time.perf_counter() - self.start - kept_out, 1e-9)
 
 
 class NonFiniteLoss(RuntimeError):

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
 
 from .. import presets
-from ..config import Config, ConfigError, parse_override, set_value, validate
+from ..config import Config, ConfigError, estimate_params
 from ..events import encode, make
-from ..runs import CONFIG_FILE, EVENTS_FILE, read_json
+from ..runs import EVENTS_FILE
 
 EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
 
@@ -42,15 +43,6 @@ def event_stream():
 
 
 def resolve_config(args: argparse.Namespace, device_kind: str) -> Config:
-    if args.resume:
-        saved = read_json(args.run_dir / CONFIG_FILE)
-        if not saved:
-            raise ConfigError(f"{args.run_dir} has no config.json to resume from.", "pass the directory of a run started by `gptbench run`.")
-        cfg = Config.from_dict(saved)
-        for override in args.overrides:  # e.g. a longer train.max_steps
-            set_value(cfg, *parse_override(override))
-        validate(cfg)
-        return cfg
     if not args.preset:
         raise ConfigError("No preset given.", "pass --preset NAME, or --resume to continue a run.")
     return presets.resolve(presets.load(args.preset), args.overrides, device_kind)
@@ -64,14 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that `--help` and bad arguments answer instantly.
     import torch  # noqa: F401  (fail early and clearly if torch is missing)
 
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, CheckpointWriteError
     from .device import detect_kind, setup_device
     from .distributed import init_world, shutdown
     from .event_log import EventLog
+    from .resume import plan_resume
     from .trainer import NonFiniteLoss, Trainer, write_run_files
 
     is_main = rank == 0
-    if is_main and not args.resume and (args.run_dir / EVENTS_FILE).exists():
+    # Until the loop takes over (it turns signals into a graceful stop), SIGTERM
+    # interrupts like Ctrl-C: a stop during tokenization or start-up ends cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    resume_from = None
+    if args.resume:
+        # Every check that can refuse a resume runs before anything is written to the run dir.
+        try:
+            cfg, resume_from = plan_resume(args.run_dir, args.overrides)
+        except ConfigError as exc:
+            EventLog(args.run_dir, stream, enabled=is_main).tell("error", kind="config", message=exc.message, hint=exc.hint)
+            return 2
+    elif is_main and (args.run_dir / EVENTS_FILE).exists():
         # Say so on the stream only: this run's events.jsonl belongs to the run it holds.
         err = make("error", kind="config", message=f"{args.run_dir} already holds a run.",
                    hint="continue it with --resume, or choose another --run-dir.")
@@ -84,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     world = None
     finished = False
     try:
-        cfg = resolve_config(args, detect_kind())
-        setup = setup_device(cfg.train, int(os.environ.get("LOCAL_RANK", 0)))
+        if resume_from is None:
+            cfg = resolve_config(args, detect_kind())
+        setup = setup_device(cfg.train, int(os.environ.get("LOCAL_RANK", 0)), estimate_params(cfg.model))
         world = init_world(setup.kind)
-        if world.is_main:
+        if world.is_main and resume_from is None:
             log.emit("status", state="starting")
-        trainer = Trainer(cfg, args.run_dir, setup, world, log, resume=args.resume)
+        trainer = Trainer(cfg, args.run_dir, setup, world, log, resume_from)
+        del resume_from  # the trainer holds what it needs; free the checkpoint's copy
         if world.is_main:
             write_run_files(trainer)
         reason = trainer.run()
@@ -98,12 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODES[reason]
     except (ConfigError, CheckpointError) as exc:
         return _fail(log, trainer, "config", exc.message, exc.hint, 2)
+    except CheckpointWriteError as exc:
+        return _fail(log, trainer, "disk", str(exc), "free disk space or fix the run directory's permissions, then "
+                     "--resume: the previous last.pt and best.pt are intact.", 1)
     except NonFiniteLoss as exc:
         return _fail(log, trainer, "nan", str(exc), "lower train.lr or raise train.warmup_steps; last.pt still holds the last good weights.", 1)
     except torch.OutOfMemoryError:
-        return _fail(log, trainer, "oom", "The GPU ran out of memory.", "lower train.batch_size (tokens_per_step keeps the step size through gradient accumulation).", 1)
+        return _fail(log, trainer, "oom", "The GPU ran out of memory.",
+                     "lower train.batch_size, or set it to auto (tokens_per_step keeps the step size through "
+                     "gradient accumulation); last.pt still holds the last good weights.", 1)
     except KeyboardInterrupt:
-        return _fail(log, trainer, "stopped", "Interrupted before training started.", "nothing was trained; start again when ready.", 130)
+        return _fail(log, trainer, "stopped", "Stopped before the first training step finished.",
+                     "nothing was trained in this session; an earlier last.pt is unchanged.", 130)
     except Exception as exc:  # a bug: keep the traceback on stderr, one sentence in the events
         traceback.print_exc()
         return _fail(log, trainer, "internal", f"{type(exc).__name__}: {exc}", "this is a gptbench bug; the traceback is on stderr.", 1)
@@ -116,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(log, trainer, kind: str, message: str, hint: str, code: int) -> int:
+    if not log.written and trainer is None and kind == "config" and log.path.exists():
+        # A resume refused before its first event (e.g. the data's vocabulary
+        # changed): the run's record stays as it was.
+        log.tell("error", kind=kind, message=message, hint=hint)
+        return code
     log.emit("error", kind=kind, message=message, hint=hint)
     step = trainer.step if trainer else 0
     best = trainer.best_val_loss if trainer else None

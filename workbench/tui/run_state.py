@@ -18,8 +18,6 @@ from ..progress import eta_seconds
 
 # The ETA is taken at the pace of the last few step events (as headless prints it).
 ETA_WINDOW = 5
-# States in which the trainer does not train: their time is left out of the ETA's pace.
-IDLE_STATES = ("paused", "sampling")
 # A command the user gave, and the states of the trainer that answer it.
 ANSWERED_BY = {
     "stop": ("stopping", "finished", "crashed"),
@@ -83,11 +81,6 @@ class RunState:
         self.task_series: dict[str, Series] = {}  # the task's eval metrics (addition: accuracy, accuracy_all)
         self.system: dict | None = None  # the latest system event
         self.requested: str | None = None  # a command sent and not yet answered by a status event
-        # A resumed trainer counts its elapsed time from 0 again; curves and stats go on from
-        # the time the run had reached at the checkpoint it resumed from.
-        self.elapsed_offset_s = 0.0
-        self.idle_s = 0.0  # this trainer's paused and sampling time so far (out of the ETA)
-        self._idle_since: float | None = None
         self.bad_events = 0  # events that did not parse as their type (a corrupt events.jsonl)
         self.version = 0  # bumped on every applied event
 
@@ -112,26 +105,18 @@ class RunState:
         self.version += 1
 
     def _on_run_started(self, e: dict) -> None:
-        resumed_from = e.get("resumed_from")
         self.started = e
         self.config = e.get("config") or {}
         self.finished = None  # a resume re-opens a run
         self.crash = None
         self.recent_steps = []
-        self.idle_s, self._idle_since = 0.0, None
-        self.elapsed_offset_s = self._elapsed_at(resumed_from) if resumed_from else 0.0
-
-    def _elapsed_at(self, step: int) -> float:
-        """The run's elapsed time at `step` (its last logged step at or before it)."""
-        loss = self.series["loss"]
-        before = [t for s, t in zip(loss.steps, loss.times) if s <= step]
-        return before[-1] if before else 0.0
 
     def _on_step(self, e: dict) -> None:
-        step, elapsed = e["step"], self.elapsed_offset_s + (e.get("elapsed_s") or 0.0)
+        # elapsed_s goes on across resumes (the trainer keeps it in the checkpoint), so curves never jump back.
+        step, elapsed = e["step"], e.get("elapsed_s") or 0.0
         self.last_step = e
-        # The ETA's pace: this trainer's elapsed time without its idle time.
-        self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], {**e, "elapsed_s": (e.get("elapsed_s") or 0.0) - self.idle_s}]
+        # The ETA's pace is the trainer's active time (paused and sampling time left out), where it reports one.
+        self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], {**e, "elapsed_s": e.get("active_s", elapsed)}]
         for name in ("loss", "lr", "grad_norm", "tokens_per_sec"):
             self.series[name].add(step, elapsed, e.get(name))
         if self.status in ("starting", "compiling"):
@@ -152,12 +137,7 @@ class RunState:
                 self.task_series.setdefault(name, Series()).add(e["step"], elapsed, value)
 
     def _on_status(self, e: dict) -> None:
-        state, t = e["state"], e.get("t")
-        if state in IDLE_STATES and self._idle_since is None:
-            self._idle_since = t
-        elif state not in IDLE_STATES and self._idle_since is not None:
-            self.idle_s += max(0.0, (t or self._idle_since) - self._idle_since)
-            self._idle_since = None
+        state = e["state"]
         self.status = state
         if self.requested and state in ANSWERED_BY[self.requested]:
             self.requested = None
@@ -215,10 +195,8 @@ class RunState:
 
     @property
     def elapsed_s(self) -> float | None:
-        """The run's training time so far, across resumes."""
-        if not self.last_step:
-            return None
-        return self.elapsed_offset_s + (self.last_step.get("elapsed_s") or 0.0)
+        """The run's time so far, across resumes."""
+        return self.last_step.get("elapsed_s") if self.last_step else None
 
     @property
     def eta_s(self) -> float | None:

@@ -189,7 +189,9 @@ class SampleConsole(Vertical):
         if exchange is None or exchange.cancelled:
             return  # someone else's prompt (another app attached to the same run), or one cancelled
         exchange.text += event.get("text", "")
-        if event.get("done"):
+        if event.get("cancelled"):  # ended by the trainer (a stop, another app's cancel)
+            exchange.cancelled = True
+        elif event.get("done"):
             exchange.final = event
         exchange.redraw()
         self.query_one("#history", VerticalScroll).scroll_end(animate=False)

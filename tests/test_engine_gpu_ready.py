@@ -1,0 +1,233 @@
+"""The CUDA paths, proven on the CPU as far as a CPU can: checkpoints always load
+to the CPU, bf16/fp16 autocast (with loss scaling) track float32, no collective
+ever runs on one rank, torch.compile builds exactly its train and eval graphs,
+the GPT-2 architecture takes a real step, torchrun spans two "nodes".
+
+Tests marked `cuda` run only where a GPU is (the device leg of the engine issue).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from test_headless import TINY_CHAR, gptbench, of_kind, sets
+from workbench.engine import checkpoint
+from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops
+from workbench.engine.micro_batch import candidates, largest_fitting
+from workbench.engine.model import sample
+from workbench.runs import read_events
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def tensors(obj, path="ckpt"):
+    """Every tensor in a nested checkpoint, with where it sits."""
+    if isinstance(obj, torch.Tensor):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from tensors(v, f"{path}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from tensors(v, f"{path}[{i}]")
+
+
+def train(tmp_path, name, overrides, preset="shakespeare-char", timeout=300):
+    run_dir = tmp_path / name
+    out = gptbench("run", preset, "--headless", "--run-dir", str(run_dir), *sets(overrides), timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return run_dir, read_events(run_dir)
+
+
+# --------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_load_to_the_cpu_and_resume_places_them(tmp_path):
+    """RNG states must be CPU ByteTensors for set_rng_state; weights and moments are placed by load_state_dict."""
+    base = TINY_CHAR + ["train.eval_every=1000", "train.dtype=float16"]
+    run_dir, _ = train(tmp_path, "ckpt", base + ["train.max_steps=10"])
+    ckpt = checkpoint.load(run_dir / "last.pt")
+    found = dict(tensors(ckpt))
+    assert {"ckpt.rng.torch", "ckpt.data.rng"} <= set(found)
+    assert all(t.device.type == "cpu" for t in found.values())
+    assert found["ckpt.rng.torch"].dtype == torch.uint8
+    assert ckpt["scaler"]["scale"] > 0  # fp16: the loss scale travels with the checkpoint
+    out = gptbench("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=20"]))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert of_kind(read_events(run_dir), "run_finished")[-1]["step"] == 20
+
+
+# ------------------------------------------------------------------- dtypes
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_autocast_runs_track_the_float32_run(tmp_path, dtype):
+    base = TINY_CHAR + ["train.max_steps=40", "train.eval_every=20"]
+    _, fp32 = train(tmp_path, "fp32", base + ["train.dtype=float32"])
+    _, amp = train(tmp_path, dtype, base + [f"train.dtype={dtype}"])
+    assert of_kind(amp, "run_started")[0]["dtype"] == dtype
+    ref = [e["loss"] for e in of_kind(fp32, "step")]
+    got = [e["loss"] for e in of_kind(amp, "step")]
+    assert len(got) == len(ref) == 8
+    assert got[-1] < got[0] - 0.4  # it learns
+    assert max(abs(a - b) for a, b in zip(got, ref)) < 0.08, (got, ref)
+    val = [e["val_loss"] for e in of_kind(amp, "eval")]
+    val_ref = [e["val_loss"] for e in of_kind(fp32, "eval")]
+    assert max(abs(a - b) for a, b in zip(val, val_ref)) < 0.08
+
+
+def test_bf16_is_decided_by_compute_capability():
+    # T4 (7.5) and V100 (7.0) report bf16 "supported" through emulation: they get fp16 + loss scaling
+    assert autocast_dtype("auto", "cuda", (7, 5))[0] == "float16"
+    assert "7.0" in autocast_dtype("auto", "cuda", (7, 0))[1]
+    assert autocast_dtype("auto", "cuda", (8, 0)) == ("bfloat16", "")
+    assert autocast_dtype("auto", "cuda", (9, 0)) == ("bfloat16", "")
+    assert autocast_dtype("auto", "cpu", None) == ("float32", "")
+    assert autocast_dtype("bfloat16", "cpu", None) == ("bfloat16", "")  # allowed: how the CPU suite tests it
+    with pytest.raises(Exception, match="compute capability 8.0"):
+        autocast_dtype("bfloat16", "cuda", (7, 5))
+
+
+# ---------------------------------------------------------------- DDP
+
+
+def test_evals_and_checkpoints_off_the_log_steps_keep_ddp_ranks_in_sync(tmp_path):
+    """The repro: log every 5, eval every 7, checkpoint every 3 used to leave rank 0 in an all-reduce alone."""
+    run_dir = tmp_path / "ddp"
+    out = gptbench("run", "addition", "--headless", "--run-dir", str(run_dir), "--nproc-per-node", "2",
+                   *sets(["train.max_steps=21", "train.log_every=5", "train.eval_every=7", "train.ckpt_every=3"]), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    events = read_events(run_dir)
+    finished = of_kind(events, "run_finished")[-1]
+    assert finished["reason"] == "completed" and finished["step"] == 21 and finished["ranks_in_sync"] is True
+    assert [e["step"] for e in of_kind(events, "eval")] == [7, 14, 21]
+    # every step's loss is reported once, also those read back early for an eval or a save
+    assert [e["step"] for e in of_kind(events, "step")] == [5, 10, 15, 20, 21]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_localhost_train_in_sync(tmp_path):
+    """--nnodes 2 --node-rank R --rdzv-endpoint HOST:PORT, as on two machines (gloo)."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    common = ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "train.batch_size=16", "train.max_steps=10",
+              "train.log_every=5", "train.eval_every=1000", "train.warmup_steps=0"]
+    nodes = []
+    for rank in (0, 1):
+        argv = [sys.executable, "-m", "workbench.cli", "run", "addition", "--headless", "--run-dir", str(tmp_path / f"node{rank}"),
+                "--nnodes", "2", "--node-rank", str(rank), "--rdzv-endpoint", endpoint, *sets(common)]
+        nodes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=300) for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outs
+    events = read_events(tmp_path / "node0")  # node 0 holds rank 0: it writes the run
+    started, finished = of_kind(events, "run_started")[0], of_kind(events, "run_finished")[-1]
+    assert started["world_size"] == 2 and finished["step"] == 10 and finished["ranks_in_sync"] is True
+    assert not (tmp_path / "node1" / "events.jsonl").exists()
+    assert "node 1 of 2" in outs[1][0]
+
+
+def test_bad_node_flags_get_one_sentence_and_a_hint(tmp_path):
+    out = gptbench("run", "addition", "--headless", "--nnodes", "2", "--node-rank", "0", "--rdzv-endpoint", "nohost")
+    assert out.returncode == 2 and "HOST:PORT" in out.stderr and "hint:" in out.stderr
+
+
+# ------------------------------------------------------------------ compile
+
+
+def test_compiled_run_builds_the_train_and_eval_graphs_once(tmp_path):
+    """fullgraph=True, the eval graph compiled up front: two graphs for the whole run, no recompiles."""
+    run_dir, events = train(tmp_path, "compiled", TINY_CHAR + ["train.compile=true", "train.max_steps=20", "train.eval_every=10"],
+                            timeout=600)
+    started, finished = of_kind(events, "run_started")[0], of_kind(events, "run_finished")[-1]
+    assert started["compile"] is True
+    assert finished["compiled_graphs"] == 2, finished  # train + eval; three evals and a final save add none
+    states = [e["state"] for e in of_kind(events, "status")]
+    assert states[:3] == ["starting", "compiling", "training"]
+    assert len(of_kind(events, "eval")) == 2
+
+
+# ------------------------------------------------------------------- GPT-2
+
+
+def test_gpt2_124m_architecture_takes_a_step_on_cpu(tmp_path):
+    """12 layers, 768 wide, block 1024, the 50,257-token BPE: one real step with B=1 and its peak memory."""
+    run_dir, events = train(tmp_path, "gpt2", ["train.batch_size=1", "train.tokens_per_step=1024", "train.max_steps=1",
+                                               "train.eval_steps=1", "train.log_every=1"], preset="gpt2-124m", timeout=600)
+    started = of_kind(events, "run_started")[0]
+    assert started["params"] > 120e6 and started["config"]["model"]["block_size"] == 1024
+    assert started["grad_accum"] == 1
+    step = of_kind(events, "step")[0]
+    assert 10.0 < step["loss"] < 11.5  # ~ln(50257) = 10.8 at initialisation
+    peak_gb = of_kind(events, "run_finished")[-1]["peak_rss_gb"]
+    print(f"gpt2-124m, B=1, T=1024, one step + eval + checkpoints on CPU: peak RSS {peak_gb:.2f} GB")
+    # weights 0.5 GB + grads 0.5 + AdamW 1.0 + activations; (B, T, V) logits are never kept for backward
+    assert peak_gb < 4.5
+
+
+def test_micro_batch_auto_halves_until_it_fits_and_divides_the_step():
+    assert candidates(512, 128) == [128, 64, 32, 16, 8, 4, 2, 1]
+    assert candidates(12, 16) == [12, 6, 3, 1]  # every size divides the step: tokens_per_step stays exact
+    tried = []
+    assert largest_fitting(candidates(512, 128), lambda b: tried.append(b) or b <= 24) == 16
+    assert tried == [128, 64, 32, 16]
+    assert largest_fitting([4, 2, 1], lambda b: False) is None
+
+
+def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
+    tiny = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "train.tokens_per_step=1024",
+            "train.max_steps=1", "train.eval_steps=1", "train.log_every=1"]
+    _, events = train(tmp_path, "auto", tiny, preset="gpt2-124m")
+    started = of_kind(events, "run_started")[0]
+    assert started["config"]["train"]["batch_size"] == 16 and started["grad_accum"] == 2  # 1024 = 32 seqs of 32
+    assert any("micro-batch 16 (auto" in e["message"] for e in of_kind(events, "log"))
+
+
+# ----------------------------------------------------------- small things
+
+
+@pytest.mark.parametrize("name", sorted(PEAK_FLOPS))
+def test_mfu_peak_is_the_longest_matching_device_name(name):
+    """Every row wins for its own device name, e.g. L40 over L4, H100 NVL over H100, A100 over A10."""
+    real_names = {"H100": "NVIDIA H100 80GB HBM3", "A100": "NVIDIA A100-SXM4-80GB", "T4": "Tesla T4", "V100": "Tesla V100-SXM2-16GB",
+                  "4090": "NVIDIA GeForce RTX 4090", "3090": "NVIDIA GeForce RTX 3090", "A6000": "NVIDIA RTX A6000"}
+    device_name = real_names.get(name, f"NVIDIA {name}")
+    assert peak_flops(device_name) == PEAK_FLOPS[name]
+
+
+def test_top_k_zero_and_top_p_one_mean_off():
+    logits = torch.randn(3, 500)
+    draws = []
+    for top_k, top_p in ((None, None), (0, None), (None, 1.0), (0, 1.0)):
+        g = torch.Generator().manual_seed(0)
+        draws.append(sample(logits, 1.0, top_k, top_p, g))
+    assert all(torch.equal(d, draws[0]) for d in draws)
+
+
+# ---------------------------------------------------------------- CUDA leg
+
+
+@cuda
+def test_cuda_resume_compile_bf16_and_fused_adamw(tmp_path):
+    base = TINY_CHAR + ["train.device=cuda", "train.compile=true", "train.eval_every=10"]
+    run_dir, events = train(tmp_path, "cuda", base + ["train.max_steps=20"], timeout=600)
+    started = of_kind(events, "run_started")[0]
+    assert started["device"].startswith("cuda") and started["dtype"] in ("bfloat16", "float16")
+    out = gptbench("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=40"]), timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert of_kind(read_events(run_dir), "run_finished")[-1]["step"] == 40
+
+
+@cuda
+def test_cuda_micro_batch_auto_probes_the_gpu(tmp_path):
+    _, events = train(tmp_path, "probe", ["train.device=cuda", "train.max_steps=2", "train.eval_steps=1", "train.log_every=1",
+                                          "train.tokens_per_step=131072"], preset="gpt2-124m", timeout=600)
+    assert any("probed on the GPU" in e["message"] for e in of_kind(events, "log"))

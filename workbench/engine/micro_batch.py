@@ -1,0 +1,109 @@
+"""`train.batch_size=auto`: the largest micro-batch that fits, chosen at start-up.
+
+The optimizer step stays what the config says (train.tokens_per_step); only
+how it is cut into micro-batches changes, through gradient accumulation. So a
+run means the same on a 24 GB and an 80 GB GPU, and the bigger one simply
+takes fewer, larger micro-steps.
+
+On CUDA each candidate (sizes that divide the step, largest first) is
+tried for real: a forward and backward pass of the model at that size, with
+the memory AdamW's two moments will take set aside, and 10% left free for the
+allocator's fragmentation. The first that fits wins. The probe runs the eager
+model; torch.compile's fused kernels need less memory, never more. Elsewhere
+there is no out-of-memory to probe for (a CPU swaps), so auto means the
+largest power of two up to OTHER_DEVICES_MAX that divides the step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from ..config import Config, ConfigError
+from .device import DeviceSetup
+from .distributed import World
+
+CUDA_MAX = 128
+OTHER_DEVICES_MAX = 16
+HEADROOM = 0.9  # use at most this fraction of the GPU's memory while probing
+
+
+def candidates(sequences: int, largest: int) -> list[int]:
+    """Sizes to try, largest first: the largest divisor of `sequences` up to
+    `largest`, then after each the largest divisor up to half of it."""
+    sizes, limit = [], min(sequences, largest)
+    while limit >= 1:
+        size = max(d for d in range(1, limit + 1) if sequences % d == 0)
+        sizes.append(size)
+        limit = size // 2
+    return sizes
+
+
+def largest_fitting(sizes: list[int], fits: Callable[[int], bool]) -> int | None:
+    """The first size that fits, trying from the largest down (halving on each failure)."""
+    for size in sizes:
+        if fits(size):
+            return size
+    return None
+
+
+def sequences_per_process(cfg: Config, world: World) -> int:
+    per_process = cfg.model.block_size * world.size
+    if cfg.train.tokens_per_step % per_process:
+        raise ConfigError(
+            f"train.tokens_per_step={cfg.train.tokens_per_step} is not a multiple of block_size*processes = {per_process}.",
+            f"use a multiple of {per_process}, e.g. {max(1, round(cfg.train.tokens_per_step / per_process)) * per_process}.",
+        )
+    return cfg.train.tokens_per_step // per_process
+
+
+def choose_micro_batch(model: torch.nn.Module, cfg: Config, setup: DeviceSetup, world: World) -> tuple[int, str]:
+    """(micro-batch size, how it was chosen) for batch_size=auto. Every rank gets the same."""
+    sequences = sequences_per_process(cfg, world)
+    if setup.kind != "cuda":
+        size = candidates(sequences, OTHER_DEVICES_MAX)[0]
+        return size, f"the largest divisor of the step up to {OTHER_DEVICES_MAX} on {setup.kind}"
+    tried: list[int] = []
+
+    def fits(size: int) -> bool:
+        tried.append(size)
+        return _fits_on_gpu(model, size, cfg, setup)
+
+    size = largest_fitting(candidates(sequences, CUDA_MAX), fits)
+    if world.distributed:  # GPUs of one job may differ: all ranks take the smallest choice
+        agreed = torch.tensor([size or 0], device=setup.device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        size = int(agreed.item()) or None
+    if size is None:
+        raise ConfigError(
+            f"Not even a micro-batch of 1 sequence of {cfg.model.block_size} tokens fits in GPU memory.",
+            "use a smaller model or model.block_size, or a GPU with more memory.",
+        )
+    return size, "probed on the GPU: tried " + ", ".join(map(str, tried))
+
+
+def _fits_on_gpu(model: torch.nn.Module, size: int, cfg: Config, setup: DeviceSetup) -> bool:
+    device = setup.device
+    params = sum(p.numel() for p in model.parameters())
+    total = torch.cuda.get_device_properties(device).total_memory
+    reserve = None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    try:
+        reserve = torch.empty(2 * params * 4, dtype=torch.uint8, device=device)  # AdamW's exp_avg + exp_avg_sq, fp32
+        # The probe must not move the training RNG (dropout draws from it).
+        with torch.random.fork_rng(devices=[device]):
+            x = torch.randint(cfg.model.vocab_size, (size, cfg.model.block_size), device=device)
+            with setup.autocast():
+                _, loss = model(x, x)
+            loss.backward()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) <= HEADROOM * total
+    except torch.OutOfMemoryError:
+        return False
+    finally:
+        del reserve
+        model.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()

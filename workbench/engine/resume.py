@@ -1,0 +1,73 @@
+"""Continuing a run (`--resume`): every check that can refuse, before anything is written.
+
+A refused resume must leave the run directory exactly as it was: no `error`
+or `run_finished` event appended to a good run, no new config.json. So the
+worker calls `plan_resume` before it opens the event log, and only the
+tokenizer check (it needs the data) comes later, still before the first event.
+
+What may change on resume: `train.*` keys that leave the meaning of the run's
+state alone (budget, schedule, cadence, device, compile), and everything
+outside model/data/train (e.g. logging). What may not: the model and the data
+(the weights and the vocabulary depend on them), and the train keys that the
+optimizer state and the data position depend on (RESUME_FIXED_TRAIN_KEYS).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config, ConfigError, parse_override, set_value, validate
+from ..runs import CONFIG_FILE, LAST_CKPT, read_json
+from . import checkpoint
+
+RESUME_FIXED_TRAIN_KEYS = ("batch_size", "grad_accum", "tokens_per_step", "seed", "weight_decay", "beta1", "beta2", "dtype")
+
+
+def fixed_on_resume(key: str) -> bool:
+    section, _, name = key.partition(".")
+    return section in ("model", "data") or (section == "train" and name in RESUME_FIXED_TRAIN_KEYS)
+
+
+def changeable_keys() -> list[str]:
+    from ..config import all_keys
+
+    return [k for k in all_keys() if k.startswith("train.") and not fixed_on_resume(k)]
+
+
+def plan_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, dict]:
+    """(the config to continue with, last.pt loaded on the CPU), or a ConfigError that changes nothing."""
+    saved = read_json(run_dir / CONFIG_FILE)
+    if not saved:
+        raise ConfigError(f"{run_dir} has no config.json to resume from.", "pass the directory of a run started by `gptbench run`.")
+    cfg = Config.from_dict(saved)
+    for override in overrides:  # e.g. a longer train.max_steps
+        set_value(cfg, *parse_override(override))
+    validate(cfg)
+    ckpt = checkpoint.load(run_dir / LAST_CKPT)
+    if "optimizer" not in ckpt:
+        raise checkpoint.CheckpointError(f"{run_dir / LAST_CKPT} holds weights only and cannot resume training.",
+                                         "resume from a last.pt written by `gptbench run`.")
+    differing = _differing_fixed_keys(Config.from_dict(ckpt["config"]), cfg)
+    if differing:
+        raise ConfigError(
+            "A resumed run keeps its model, data and batch: " + "; ".join(differing) + ".",
+            f"only these may change on resume: {', '.join(changeable_keys())}; start a new run for the others.",
+        )
+    if ckpt["step"] >= cfg.train.max_steps:
+        raise ConfigError(
+            f"The run already reached step {ckpt['step']} of train.max_steps={cfg.train.max_steps}.",
+            f"resume with a larger budget, e.g. --set train.max_steps={ckpt['step'] * 2}.",
+        )
+    return cfg, ckpt
+
+
+def _differing_fixed_keys(checkpointed: Config, asked: Config) -> list[str]:
+    """'model.n_layer: checkpoint 3, asked 5' for every fixed key whose value differs."""
+    before, after = checkpointed.to_dict(), asked.to_dict()
+    lines = []
+    for section in ("model", "data", "train"):
+        for name, value in after[section].items():
+            key = f"{section}.{name}"
+            if fixed_on_resume(key) and before[section].get(name, value) != value:
+                lines.append(f"{key}: checkpoint {before[section][name]!r}, asked {value!r}")
+    return lines
