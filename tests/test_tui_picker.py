@@ -1,5 +1,7 @@
 """The picker: launching on purpose, edits that are never dropped, errors that go when the value is fixed."""
 
+from contextlib import asynccontextmanager
+
 import pytest
 from screen_text import until, visible_text
 
@@ -24,9 +26,14 @@ class Launches:
         app.launch_run = lambda preset, overrides: self.calls.append((preset, overrides))
 
 
-async def presets_listed(pilot) -> PickerScreen:
-    await until(pilot, lambda: isinstance(pilot.app.screen, PickerScreen) and pilot.app.screen.current == "addition", "the presets")
-    return pilot.app.screen
+@asynccontextmanager
+async def picker_app():
+    """The app on its picker, presets listed, launches recorded: (pilot, picker, launches)."""
+    app = GPTBenchApp()
+    launches = Launches(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen) and app.screen.current == "addition", "the presets")
+        yield pilot, app.screen, launches
 
 
 async def edit(pilot, key: str, *keys: str) -> None:
@@ -37,22 +44,17 @@ async def edit(pilot, key: str, *keys: str) -> None:
 
 
 async def test_enter_edits_and_only_l_launches():
-    app = GPTBenchApp()
-    launches = Launches(app)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await presets_listed(pilot)
+    async with picker_app() as (pilot, picker, launches):
         await pilot.press("enter")  # on the preset list
         await pilot.pause(0.1)
-        assert launches.calls == [] and app.screen.focused.id == "config-table"
+        assert launches.calls == [] and picker.focused.id == "config-table"
         await pilot.press("l")
         assert launches.calls == [("addition", [])]
 
 
 async def test_a_run_of_hours_asks_first_naming_the_estimate_and_the_device():
-    app = GPTBenchApp()
-    launches = Launches(app)
-    async with app.run_test(size=(100, 30)) as pilot:
-        picker = await presets_listed(pilot)
+    async with picker_app() as (pilot, picker, launches):
+        app = pilot.app
         await pilot.press("down")
         await until(pilot, lambda: picker.current == "gpt2-124m", "gpt2-124m")
         await pilot.press("l")
@@ -68,10 +70,7 @@ async def test_a_run_of_hours_asks_first_naming_the_estimate_and_the_device():
 
 
 async def test_edits_survive_moving_to_another_preset_and_leaving_the_box():
-    app = GPTBenchApp()
-    Launches(app)
-    async with app.run_test(size=(100, 30)) as pilot:
-        picker = await presets_listed(pilot)
+    async with picker_app() as (pilot, picker, _):
         await edit(pilot, "train.lr", *"0.01", "enter")
         await edit(pilot, "train.max_steps", *"300")
         picker.query_one("#preset-list").focus()  # leave the box without enter: the edit is applied, not dropped
@@ -85,10 +84,8 @@ async def test_edits_survive_moving_to_another_preset_and_leaving_the_box():
 
 
 async def test_an_error_goes_as_soon_as_the_value_is_fixed():
-    app = GPTBenchApp()
-    Launches(app)
-    async with app.run_test(size=(100, 30)) as pilot:
-        picker = await presets_listed(pilot)
+    async with picker_app() as (pilot, picker, _):
+        app = pilot.app
         await edit(pilot, "train.lr", *"fast", "enter")
         assert "train.lr must be a number, got 'fast'." in visible_text(app)
         await pilot.press("ctrl+u", *"0.02")  # no enter yet: checked as you type

@@ -137,9 +137,8 @@ class RunState:
                 self.task_series.setdefault(name, Series()).add(e["step"], elapsed, value)
 
     def _on_status(self, e: dict) -> None:
-        state = e["state"]
-        self.status = state
-        if self.requested and state in ANSWERED_BY[self.requested]:
+        self.status = e["state"]
+        if self.requested and self.status in ANSWERED_BY[self.requested]:
             self.requested = None
 
     def _on_system(self, e: dict) -> None:
