@@ -271,6 +271,7 @@ async def test_talk_samples_from_last_pt_when_there_is_no_best_pt(runs, stray_tr
         await training(pilot, screen, steps=2)
         await pilot.press("s")
         await until(pilot, lambda: not screen.trainer_running, "the stop")
+        assert " STOPPED " in await frame(pilot, screen) and "FINISHED" not in await frame(pilot, screen)
         assert (screen.run_dir / LAST_CKPT).exists() and not (screen.run_dir / BEST_CKPT).exists()
         answer = await ask(pilot, screen, "12+34")
         assert answer["expected"] == 46

@@ -83,6 +83,12 @@ def test_dashboard_of_a_finished_run_large(runs, snap_compare):
     assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=run_loaded, terminal_size=(200, 50))
 
 
+def test_dashboard_without_colour(runs, snap_compare, monkeypatch):
+    """NO_COLOR: every curve in the foreground colour (a dim grey from a dark colour would all but vanish)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=run_loaded)
+
+
 def test_dashboard_of_a_crashed_run(runs, snap_compare):
     assert snap_compare(GPTBenchApp(attach=runs / "addition-crashed"), run_before=run_loaded)
 

@@ -195,3 +195,33 @@ async def test_corrupt_runs_cost_their_own_row_not_the_table(runs):
         await pilot.press("escape")
         app.open_run(headless)
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_dir == headless and app.screen.state.step == 10, "the run without run_started")
+
+
+async def test_undecodable_bytes_in_events_never_take_the_app_down(runs):
+    with open(runs / "addition-completed" / "events.jsonl", "ab") as f:
+        f.write(b"\xff\xfe\xfa not utf-8\n")
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        # The reader skips the bad line, or (decoding the file in chunks) fails on it and says so.
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, RunScreen) and (app.screen.state.finished or "following events.jsonl failed" in visible_text(app)),
+            "the replay, or the reader's failure on screen",
+        )
+        assert app.is_running and isinstance(app.screen, RunScreen) and app.screen.state.started
+
+
+async def test_a_failing_background_task_is_reported_not_fatal(runs, monkeypatch):
+    from workbench.tui.screens import compare as compare_module
+
+    def unreadable(path):
+        raise OSError(f"{path}: input/output error")
+
+    monkeypatch.setattr(compare_module, "read_events", unreadable)  # a disk that fails under the worker
+    app = GPTBenchApp()
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
+        await until(pilot, lambda: "reading the runs to compare failed: OSError" in visible_text(app), "the report")
+        assert app.is_running and isinstance(app.screen, CompareScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, CompareScreen), "back")
