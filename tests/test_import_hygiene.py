@@ -6,6 +6,8 @@ import sys
 HEADLESS = ["workbench.cli", "workbench.commands.run", "workbench.commands.sample", "workbench.commands.list_runs",
             "workbench.commands.list_presets", "workbench.commands.bench", "workbench.launcher", "workbench.runs",
             "workbench.events", "workbench.control", "workbench.config", "workbench.presets", "workbench.engine.tokenizers",
+            "workbench.commands.export", "workbench.commands.dry_run", "workbench.commands.show_preset",
+            "workbench.weights_source", "workbench.metric_sinks", "workbench.engine.hf_tokenizer",
             "workbench.system_monitor"]
 
 
@@ -25,5 +27,5 @@ def test_cli_help_answers_without_torch():
     code = "import sys\nsys.argv=['gptbench','--help']\nfrom workbench.cli import app\ntry:\n    app()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
-    for verb in ("presets", "run", "sample", "runs", "attach", "bench"):
+    for verb in ("presets", "run", "sample", "runs", "attach", "bench", "export"):
         assert verb in out.stdout

@@ -1,11 +1,12 @@
 """The `gptbench` command. Thin: each verb lives in `workbench/commands/`.
 
     gptbench                      the app
-    gptbench presets              what can be trained
+    gptbench presets [NAME]       what can be trained; one preset's resolved config as TOML
     gptbench run PRESET --headless
-    gptbench sample RUN_DIR --prompt TEXT
-    gptbench runs [DIR]
+    gptbench sample SOURCE --prompt TEXT
+    gptbench runs [DIR] [--json]
     gptbench attach RUN_DIR       the app, on one run
+    gptbench export RUN_DIR --format hf|llmc|csv|tensorboard --out PATH
     gptbench bench [PRESET ...]   speed benchmarks
 
 Mistakes a user can make end in one sentence and a hint, exit code 2. This
@@ -25,7 +26,7 @@ from rich.markup import escape
 from .config import ConfigError
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     no_args_is_help=False,
     invoke_without_command=True,
     help="A terminal workbench for training small GPTs. With no command, opens the app.",
@@ -41,8 +42,19 @@ def fail(exc: ConfigError) -> None:
     raise typer.Exit(2)
 
 
+def print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"gptbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def root(ctx: typer.Context) -> None:
+def root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True, help="print the version and exit"),
+) -> None:
     if ctx.invoked_subcommand is None:
         from .tui.app import run_app
 
@@ -50,12 +62,21 @@ def root(ctx: typer.Context) -> None:
 
 
 @app.command("presets")
-def presets_cmd() -> None:
-    """List the presets: what each trains, parameters, tokens per step."""
-    from .commands.list_presets import list_presets
-
+def presets_cmd(
+    name: Optional[str] = typer.Argument(None, help="print this preset's fully resolved config as TOML"),
+    overrides: List[str] = typer.Option([], "--set", help="with NAME: resolve with this override too (repeatable)"),
+    device: str = typer.Option("cpu", "--device", help="with NAME: the device whose profile applies (cpu, cuda, mps)"),
+) -> None:
+    """List the presets: what each trains, parameters, tokens per step. With NAME: its config."""
     try:
-        list_presets()
+        if name is None:
+            from .commands.list_presets import list_presets
+
+            list_presets()
+        else:
+            from .commands.show_preset import show_preset
+
+            show_preset(name, overrides, device)
     except ConfigError as exc:
         fail(exc)
 
@@ -73,24 +94,36 @@ def run_cmd(
     node_rank: int = typer.Option(0, "--node-rank", help="this machine's number, 0..nnodes-1"),
     rdzv_endpoint: str = typer.Option("", "--rdzv-endpoint", help="HOST:PORT of node 0, where the machines meet (nnodes > 1)"),
     as_json: bool = typer.Option(False, "--json", help="print the raw events (JSON lines)"),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="a TOML file with [model]/[data]/[train]/[log] tables, over the preset (or, alone, the preset)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved config, parameters, tokens/step and device, then exit"),
+    name: Optional[str] = typer.Option(None, "--name", help="a name for the run (shown by `gptbench runs`; names the run dir)"),
+    tags: List[str] = typer.Option([], "--tag", help="a tag for the run (repeatable)"),
+    notes: Optional[str] = typer.Option(None, "--notes", help="a note about the run"),
 ) -> None:
     """Train a preset. Ctrl-C stops gracefully (checkpoint first, exit code 130)."""
     if device:
         overrides = [*overrides, f"train.device={device}"]
-    from .commands.run import run_headless
+    from .commands.run import Labels, run_headless
     from .launcher import Nodes
 
     try:
+        labels = Labels(name, tags, notes)
+        if dry_run:
+            from .commands.dry_run import dry_run as print_dry_run
+
+            code = print_dry_run(preset, config_file, overrides, nproc_per_node, resume)
+            raise typer.Exit(code)
         if not headless:
-            if resume or run_dir or nproc_per_node != 1 or nnodes != 1 or as_json:
-                raise ConfigError("--resume, --run-dir, --nproc-per-node, --nnodes and --json need --headless.",
+            if resume or run_dir or nproc_per_node != 1 or nnodes != 1 or as_json or config_file or labels.given:
+                raise ConfigError("--resume, --run-dir, --nproc-per-node, --nnodes, --json, --config, --name, --tag and --notes "
+                                  "need --headless.",
                                   "add --headless, or open the app with `gptbench` and pick the run there.")
             from .tui.app import run_app
 
             run_app(preset=preset, overrides=overrides)
             return
         nodes = Nodes(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
-        code = run_headless(preset, overrides, run_dir, resume, nodes, as_json)
+        code = run_headless(preset, overrides, run_dir, resume, nodes, as_json, config_file, labels)
     except ConfigError as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -98,7 +131,7 @@ def run_cmd(
 
 @app.command("sample")
 def sample_cmd(
-    run_dir: Path = typer.Argument(..., help="a run directory"),
+    source: str = typer.Argument(..., help="a run directory, gpt2 / gpt2-medium / gpt2-large / gpt2-xl, or a Hugging Face GPT-2 folder"),
     prompt: str = typer.Option("", "--prompt", "-p", help="text to continue (addition: 23+58)"),
     max_new_tokens: int = typer.Option(200, "--max-new-tokens"),
     temperature: float = typer.Option(0.8, "--temperature", help="0 = greedy"),
@@ -108,22 +141,42 @@ def sample_cmd(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     seed: Optional[int] = typer.Option(None, "--seed"),
 ) -> None:
-    """Stream a continuation of PROMPT from a run's checkpoint."""
+    """Stream a continuation of PROMPT from a run's checkpoint or a pretrained GPT-2."""
     from .commands.sample import sample
 
     try:
-        code = sample(run_dir, prompt, max_new_tokens, temperature, top_k, top_p, num_samples, checkpoint, seed)
+        code = sample(source, prompt, max_new_tokens, temperature, top_k, top_p, num_samples, checkpoint, seed)
     except ConfigError as exc:
         fail(exc)
     raise typer.Exit(code)
 
 
 @app.command("runs")
-def runs_cmd(root: Optional[Path] = typer.Argument(None, help="directory of runs (default ./runs or $GPTBENCH_RUNS)")) -> None:
-    """A table of runs: preset, status, steps, best val loss, task metric, started."""
+def runs_cmd(
+    root: Optional[Path] = typer.Argument(None, help="directory of runs (default ./runs or $GPTBENCH_RUNS)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON array of the runs' summaries"),
+) -> None:
+    """A table of runs: name, tags, preset, status, steps, best val loss, task metric, started."""
     from .commands.list_runs import list_runs
 
-    list_runs(root)
+    list_runs(root, as_json)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Path = typer.Argument(..., help="a run directory (finished or still running)"),
+    fmt: str = typer.Option(..., "--format", help="hf (transformers folder), llmc (llm.c model.bin), csv or tensorboard (metrics)"),
+    out: Path = typer.Option(..., "--out", help="hf, llmc, tensorboard: a new or empty folder; csv: a file, or - for stdout"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="hf, llmc: best or last"),
+) -> None:
+    """Weights to transformers or llm.c; metrics to CSV or TensorBoard."""
+    from .commands.export import export
+
+    try:
+        code = export(run_dir, fmt, out, checkpoint)
+    except ConfigError as exc:
+        fail(exc)
+    raise typer.Exit(code)
 
 
 @app.command("attach")
@@ -158,7 +211,7 @@ def bench_cmd(
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="gptbench")  # the same name under `python -m workbench`
     except BrokenPipeError:  # `gptbench runs | head`
         sys.stderr.close()
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
+import json
 import math
 import types
 import typing
@@ -47,6 +49,10 @@ class ModelConfig:
     # gelu_tanh: GPT-2's tanh approximation (needed to match GPT-2 weights);
     # gelu: the exact one, ~10% faster per CPU step for models trained from scratch.
     activation: str = "gelu_tanh"
+    # scratch: random init. gpt2, gpt2-medium, gpt2-large, gpt2-xl (the Hugging Face
+    # Hub, its local cache first) or a path (a Hugging Face GPT-2 folder, or a
+    # gptbench run directory): start from those weights, with their architecture.
+    init_from: str = "scratch"
 
     @property
     def padded_vocab_size(self) -> int:
@@ -95,7 +101,19 @@ class TrainConfig:
     target_accuracy: float = 0.0  # stop once the task accuracy >= this (0: off)
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+@dataclass
+class LogConfig:
+    """Where metrics go besides events.jsonl (optional extras, see metric_sinks.py)."""
+
+    tensorboard: bool = False  # event files in RUN_DIR/tensorboard
+    wandb: str = ""  # a W&B project name ("" = off); WANDB_MODE=offline is honoured
+    trackio: str = ""  # a trackio project name ("" = off)
+
+
+# log.KEY -> the package that sink needs (optional extras of the same names)
+LOG_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log": LogConfig}
 
 CHOICES = {
     "data.kind": ("addition", "text"),
@@ -114,6 +132,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -239,7 +258,7 @@ def apply_table(cfg: Config, table: dict, origin: str) -> None:
     """Apply a TOML-shaped dict ({"model": {...}, ...}) on top of cfg."""
     for section, values in table.items():
         if section not in SECTIONS or not isinstance(values, dict):
-            raise ConfigError(f"{origin}: unknown section [{section}].", "sections are [model], [data], [train] and [profiles.NAME].")
+            raise ConfigError(f"{origin}: unknown section [{section}].", "sections are [model], [data], [train], [log] and [profiles.NAME].")
         for name, value in values.items():
             set_value(cfg, f"{section}.{name}", value)
 
@@ -300,6 +319,11 @@ def validate(cfg: Config) -> None:
     for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), got {value}.", f"try --set {key}=0.95")
+    for key, package in LOG_PACKAGES.items():
+        if getattr(cfg.log, key) and importlib.util.find_spec(package) is None:
+            off = "false" if key == "tensorboard" else '""'
+            raise ConfigError(f"log.{key} needs the {package} package, which is not installed.",
+                              f'pip install "gptbench[{package}]", or leave it off (--set log.{key}={off}).')
     device = t.device
     if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.", "try --device cpu")
@@ -327,3 +351,25 @@ def estimate_params(m: ModelConfig) -> int:
 def flops_per_token(m: ModelConfig, n_params: int) -> int:
     """Training FLOPs per token, by the PaLM appendix B formula that nanoGPT uses."""
     return 6 * n_params + 12 * m.n_layer * m.n_embd * m.block_size
+
+
+def to_toml(cfg: Config, description: str = "") -> str:
+    """The config as a preset file: `gptbench run --config FILE` reads it back to the same Config."""
+    lines = [f"description = {_toml_value(description)}", ""] if description else []
+    for section in SECTIONS:
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in dataclasses.asdict(getattr(cfg, section)).items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '"auto"'  # TOML has no null; auto is what None means in this config
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # JSON's string escapes are TOML's basic-string escapes

@@ -55,14 +55,20 @@ def trainer_command(
     resume: bool = False,
     nproc_per_node: int = 1,
     nodes: Nodes | None = None,
+    config_file: Path | None = None,
+    dry_run: bool = False,
 ) -> list[str]:
     """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for several processes."""
     nodes = nodes or Nodes(nproc_per_node=nproc_per_node)
     args = ["--run-dir", str(run_dir)]
     if preset:
         args += ["--preset", preset]
+    if config_file:
+        args += ["--config", str(Path(config_file).expanduser().resolve())]
     if resume:
         args.append("--resume")
+    if dry_run:
+        args.append("--dry-run")
     for o in overrides:
         args += ["--set", o]
     if nodes.nproc_per_node > 1 or nodes.nnodes > 1:
@@ -109,7 +115,9 @@ class TrainerProcess:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> "TrainerProcess":
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        # The run's meta.json records the user's command (`gptbench run ...`), not the worker's.
+        user_command = json.dumps(["gptbench", *sys.argv[1:]])
+        env = {"GPTBENCH_ARGV": user_command, **os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE if self.interactive else subprocess.DEVNULL,

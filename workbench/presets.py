@@ -4,8 +4,9 @@ Presets ship inside the package (`presets/*.toml` at the top of the repository,
 installed as `workbench.bundled_presets`); users add their own TOML files to
 `$GPTBENCH_PRESETS` or `~/.config/gptbench/presets`, which win on name clashes.
 
-Resolving a preset for a run: preset tables -> the profile's tables -> `--set`
-overrides, then `config.validate`. The profile is chosen by device unless the
+Resolving a preset for a run: preset tables -> the profile's tables -> a user's
+`--config FILE` -> `--set` overrides -> the architecture of `model.init_from`'s
+weights, then `config.validate`. The profile is chosen by device unless the
 user sets `profile=NAME`: `gpu` on CUDA, `cpu` elsewhere, when the preset has one.
 """
 
@@ -18,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from .config import Config, ConfigError, apply_table, estimate_params, parse_override, set_value, validate
+from .weights_source import adopt_architecture
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +33,7 @@ class Preset:
     description: str
     path: str
     table: dict  # the parsed TOML
+    shadows: str | None = None  # the bundled preset's file, when a user preset of the same name wins over it
 
     @property
     def profiles(self) -> list[str]:
@@ -45,12 +48,14 @@ def user_preset_dir() -> Path:
     return Path(base) / "gptbench" / "presets"
 
 
-def _preset_files() -> dict[str, Path]:
-    files: dict[str, Path] = {}
+def _bundled_files() -> dict[str, Path]:
     bundled = resources.files("workbench.bundled_presets")
-    for entry in sorted(bundled.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            files[entry.name[:-5]] = Path(str(entry))
+    entries = sorted(bundled.iterdir(), key=lambda e: e.name)
+    return {entry.name[:-5]: Path(str(entry)) for entry in entries if entry.name.endswith(".toml")}
+
+
+def _preset_files() -> dict[str, Path]:
+    files = _bundled_files()
     user = user_preset_dir()
     if user.is_dir():
         for path in sorted(user.glob("*.toml")):
@@ -61,10 +66,14 @@ def _preset_files() -> dict[str, Path]:
 def _read(name: str, path: Path) -> Preset:
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.", "check the path; `gptbench presets NAME > FILE` writes one to start from.") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"Preset file {path} could not be read: {exc}.", "fix the TOML syntax or remove the file.") from None
     description = str(table.pop("description", ""))
-    return Preset(name=name, description=description, path=str(path), table=table)
+    bundled = _bundled_files().get(name)
+    shadows = str(bundled) if bundled is not None and bundled != path else None
+    return Preset(name=name, description=description, path=str(path), table=table, shadows=shadows)
 
 
 def available() -> dict[str, Preset]:
@@ -78,6 +87,14 @@ def load(name: str) -> Preset:
     return _read(name, files[name])
 
 
+def load_file(path: Path) -> Preset:
+    """A user's own config file (`--config FILE`): a TOML file shaped like a preset."""
+    path = Path(path).expanduser()
+    preset = _read(path.stem, path)
+    preset.shadows = None
+    return preset
+
+
 def auto_profile(preset: Preset, device_kind: str) -> str:
     profiles = preset.profiles
     if device_kind == "cuda" and "gpu" in profiles:
@@ -87,8 +104,8 @@ def auto_profile(preset: Preset, device_kind: str) -> str:
     return "default"
 
 
-def resolve(preset: Preset, overrides: list[str], device_kind: str = "cpu") -> Config:
-    """Build the run's Config. `device_kind` is cpu, cuda or mps."""
+def resolve(preset: Preset, overrides: list[str], device_kind: str = "cpu", config_file: Preset | None = None) -> Config:
+    """Build the run's Config. `device_kind` is cpu, cuda or mps; `config_file` is a user's --config FILE."""
     parsed = [parse_override(o) for o in overrides]
     cfg = Config(preset=preset.name)
     apply_table(cfg, {k: v for k, v in preset.table.items() if k != "profiles"}, preset.path)
@@ -106,11 +123,27 @@ def resolve(preset: Preset, overrides: list[str], device_kind: str = "cpu") -> C
             raise ConfigError(f"Preset {preset.name!r} has no profile {profile!r}.", f"choose one of: {choices}.")
         apply_table(cfg, preset.table["profiles"][profile], f"{preset.path} [profiles.{profile}]")
     cfg.profile = profile
+    explicit: dict[str, object] = {}  # model.* keys the user chose, which init_from may not override
+    if config_file is not None:
+        layer = {k: v for k, v in config_file.table.items() if k != "profiles"}
+        apply_table(cfg, layer, config_file.path)
+        explicit.update({f"model.{k}": v for k, v in layer.get("model", {}).items()})
     for key, value in parsed:
         if key != "profile":
             set_value(cfg, key, value)
+            explicit[key] = value
+    adopt_architecture(cfg, explicit)
     validate(cfg)
     return cfg
+
+
+def resolve_run(name: str | None, config_path: Path | None, overrides: list[str], device_kind: str = "cpu") -> Config:
+    """The config of `gptbench run [PRESET] [--config FILE] [--set ...]`: FILE alone is the preset."""
+    if name is None and config_path is None:
+        raise ConfigError("No preset given.", "e.g. gptbench run addition --headless, or --config FILE; `gptbench presets` lists them.")
+    if name is None:
+        return resolve(load_file(config_path), overrides, device_kind)
+    return resolve(load(name), overrides, device_kind, load_file(config_path) if config_path else None)
 
 
 # The vocabulary a tokenizer usually has, for counting parameters before any

@@ -8,6 +8,7 @@
       last.pt         the latest checkpoint (every train.ckpt_every steps and at the end)
       best.pt         the checkpoint with the best val loss so far
       control.fifo    present while a trainer listens for commands (see control.py)
+      labels.json     the user's name, tags and notes for the run (--name, --tag, --notes)
 
 Plain Python: the UI lists, replays and follows runs with it.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,15 +34,22 @@ META_FILE = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 LAST_CKPT = "last.pt"
 BEST_CKPT = "best.pt"
+LABELS_FILE = "labels.json"
 
 
 def runs_root() -> Path:
     return Path(os.environ.get("GPTBENCH_RUNS", "runs"))
 
 
-def new_run_dir(preset: str, root: Path | None = None) -> Path:
+def slug(text: str) -> str:
+    """Text as a file name: "LR sweep / 3e-4" -> "lr-sweep-3e-4"."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def new_run_dir(name: str, root: Path | None = None) -> Path:
+    """runs/NAME-TIMESTAMP (NAME: the preset, or the user's --name)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = (root or runs_root()) / f"{preset}-{stamp}"
+    base = (root or runs_root()) / f"{slug(name) or 'run'}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -66,6 +75,21 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def read_labels(run_dir: str | Path) -> dict:
+    """{"name": str, "tags": [str], "notes": str}: what the user called the run ({} if nothing)."""
+    return read_json(Path(run_dir) / LABELS_FILE)
+
+
+def write_labels(run_dir: str | Path, name: str | None, tags: list[str], notes: str | None) -> None:
+    """Store --name/--tag/--notes; on a resume, what is given again replaces the old value."""
+    labels = read_labels(run_dir)
+    given = {"name": name, "tags": tags or None, "notes": notes}
+    labels.update({k: v for k, v in given.items() if v is not None})
+    if labels:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / LABELS_FILE).write_text(json.dumps(labels, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_events(run_dir: str | Path) -> list[dict]:
@@ -118,6 +142,9 @@ class RunSummary:
     best_val_loss: float | None = None
     metrics: dict = field(default_factory=dict)
     started: float | None = None  # unix time
+    name: str = ""  # labels.json: the user's name for the run, tags, notes
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
 
     @property
     def started_text(self) -> str:
@@ -139,7 +166,9 @@ def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSumma
     run_dir = Path(run_dir)
     events = read_events(run_dir) if events is None else events
     config = read_json(run_dir / CONFIG_FILE)
-    s = RunSummary(path=run_dir, preset=config.get("preset", "?"), profile=config.get("profile", ""))
+    labels = read_labels(run_dir)
+    s = RunSummary(path=run_dir, preset=config.get("preset", "?"), profile=config.get("profile", ""),
+                   name=labels.get("name", ""), tags=list(labels.get("tags", [])), notes=labels.get("notes", ""))
     s.max_steps = config.get("train", {}).get("max_steps", 0)
     s.status = "empty" if not events else "crashed"
     for e in events:

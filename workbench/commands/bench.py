@@ -21,7 +21,6 @@ seconds (the test suite uses it). Results go to
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from .. import __version__, presets
 from ..config import ConfigError
 from ..launcher import TrainerProcess, sampler_command, trainer_command
 from ..progress import format_count, format_duration
+from ..runs import slug
 
 
 @dataclass
@@ -146,10 +146,6 @@ def measure_decode(run_dir: Path, prompt: str, new_tokens: int, log: list[str]) 
     events, _ = run_job(argv, run_dir, log)
     done = next(e for e in events if e["event"] == "sample" and e["done"])
     return {"new_tokens": done["tokens"], "decode_tokens_per_sec": done["tokens_per_sec"]}
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, work_dir: Path | None) -> Path:

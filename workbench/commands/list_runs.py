@@ -1,11 +1,13 @@
-"""`gptbench runs [DIR]`: a table of the runs under a directory."""
+"""`gptbench runs [DIR] [--json]`: a table (or JSON) of the runs under a directory."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -19,25 +21,29 @@ DROPPED_FIRST = ("preset", "started", "task metric", "best val")
 
 
 def runs_table(root: Path, summaries: list[RunSummary], console: Console) -> Table:
-    """The widest table that fits the console; the run's name is never cut or folded."""
+    """The widest table that fits the console; the run's directory name is never cut or folded."""
     columns = list(COLUMNS)
+    unlimited = console.options.update(width=10_000)  # measured as wide as it wants, not as the console allows
     for drop in (None, *DROPPED_FIRST):
         if drop:
             columns.remove(drop)
-        table = _table(root, summaries, columns)
-        unlimited = console.options.update(width=10_000)  # measured as wide as it wants, not as the console allows
-        if Measurement.get(console, unlimited, table).maximum <= console.width:
+        names_only = _table(root, summaries, columns, run_cell=lambda s: escape(s.path.name))
+        if Measurement.get(console, unlimited, names_only).maximum <= console.width:
             break
-    return table
+    return _table(root, summaries, columns, run_cell=_run_cell)
 
 
-def _table(root: Path, summaries: list[RunSummary], columns: list[str]) -> Table:
+def _table(root: Path, summaries: list[RunSummary], columns: list[str], run_cell) -> Table:
     table = Table(title=f"runs in {root}", title_justify="left", box=box.SIMPLE_HEAD)
+    name_width = max(len(s.path.name) for s in summaries)
     for column in columns:
-        table.add_column(column, justify="right" if column in ("steps", "best val") else "left", no_wrap=True)
+        if column == "run":  # as wide as the longest name; the user's labels and notes fold under it
+            table.add_column(column, min_width=name_width, overflow="fold")
+        else:
+            table.add_column(column, justify="right" if column in ("steps", "best val") else "left", no_wrap=True)
     for s in summaries:
         cells = {
-            "run": s.path.name, "preset": s.preset, "status": s.status, "steps": f"{s.step}/{s.max_steps}",
+            "run": run_cell(s), "preset": s.preset, "status": s.status, "steps": f"{s.step}/{s.max_steps}",
             "best val": f"{s.best_val_loss:.4f}" if s.best_val_loss is not None else "-",
             "task metric": s.metric_text, "started": s.started_text,
         }
@@ -45,9 +51,27 @@ def _table(root: Path, summaries: list[RunSummary], columns: list[str]) -> Table
     return table
 
 
-def list_runs(root: Path | None) -> None:
+def _run_cell(s: RunSummary) -> str:
+    """The run directory's name; under it, the user's --name, --tag and --notes when there are any."""
+    labels = " ".join([f"[bold]{escape(s.name)}[/]" if s.name else "", *(f"#{escape(t)}" for t in s.tags)]).strip()
+    notes = f"[dim]{escape(s.notes)}[/]" if s.notes else ""
+    return "\n".join(part for part in (escape(s.path.name), labels, notes) if part)
+
+
+def as_dict(s: RunSummary) -> dict:
+    return {
+        "path": str(s.path), "name": s.name, "tags": s.tags, "notes": s.notes, "preset": s.preset, "profile": s.profile,
+        "status": s.status, "step": s.step, "max_steps": s.max_steps, "best_val_loss": s.best_val_loss,
+        "metrics": s.metrics, "started": s.started,
+    }
+
+
+def list_runs(root: Path | None, as_json: bool = False) -> None:
     root = root or runs_root()
     summaries = find_runs(root)
+    if as_json:
+        print(json.dumps([as_dict(s) for s in summaries], indent=2))
+        return
     console = Console()
     if not summaries:
         console.print(f"No runs under {root}. Start one with: gptbench run addition --headless")

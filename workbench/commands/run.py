@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -19,7 +20,7 @@ from .. import presets
 from ..config import ConfigError
 from ..launcher import Nodes, TrainerProcess, trainer_command
 from ..progress import eta_seconds, format_count, format_duration
-from ..runs import new_run_dir, require_run_dir
+from ..runs import new_run_dir, require_run_dir, write_labels
 
 
 class HeadlessView:
@@ -63,8 +64,10 @@ class HeadlessView:
         if kind == "run_started":
             c = e["config"]
             resumed = f" (resumed at step {e['resumed_from']})" if e.get("resumed_from") else ""
+            init = c["model"].get("init_from", "scratch")
+            weights = f" · weights and architecture from {escape(init)}" if init != "scratch" else ""
             return (
-                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']} · {format_count(e['params'])} params · "
+                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{weights} · {format_count(e['params'])} params · "
                 f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · compile {'on' if e['compile'] else 'off'} · "
                 f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''} · {format_count(e['tokens_per_step'])} tokens/step · "
                 f"{c['train']['max_steps']} steps{resumed}\n[dim]run dir {escape(e.get('run_dir', ''))}[/]"
@@ -110,6 +113,25 @@ def check_nodes(nodes: Nodes) -> None:
                               "e.g. --rdzv-endpoint 10.0.0.1:29500 (the same on every node)")
 
 
+@dataclass
+class Labels:
+    """--name, --tag, --notes: what the user calls a run (RUN_DIR/labels.json)."""
+
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None and not self.name.strip():
+            raise ConfigError("--name is empty.", 'give the run a name, e.g. --name "lr sweep 3e-4", or leave --name out.')
+        if any(not tag.strip() for tag in self.tags):
+            raise ConfigError("--tag is empty.", "each --tag needs a word, e.g. --tag baseline --tag cpu")
+
+    @property
+    def given(self) -> bool:
+        return self.name is not None or bool(self.tags) or self.notes is not None
+
+
 def run_headless(
     preset_name: str | None,
     overrides: list[str],
@@ -117,24 +139,26 @@ def run_headless(
     resume: Path | None,
     nodes: Nodes,
     as_json: bool,
+    config_file: Path | None = None,
+    labels: Labels | None = None,
 ) -> int:
     """Validate, start the trainer, print its events, return its exit code."""
     if resume is not None:
         run_dir = require_run_dir(resume)
-        preset_name = None
+        preset_name = config_file = None
     else:
-        if preset_name is None:
-            raise ConfigError("No preset given.", "e.g. gptbench run addition --headless; `gptbench presets` lists them.")
         # Catch typos before a process starts; the trainer re-resolves for its real device.
-        presets.resolve(presets.load(preset_name), overrides, "cpu")
-        run_dir = run_dir or new_run_dir(preset_name)
+        presets.resolve_run(preset_name, config_file, overrides, "cpu")
+        run_dir = run_dir or new_run_dir(labels.name if labels and labels.name else preset_name or config_file.stem)
         if (run_dir / "events.jsonl").exists():
             raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
     check_nodes(nodes)
+    if labels and labels.given and nodes.node_rank == 0:
+        write_labels(run_dir, labels.name, labels.tags, labels.notes)
 
     console = Console(highlight=False)
     view = HeadlessView(console, as_json)
-    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nodes=nodes)
+    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nodes=nodes, config_file=config_file)
     if nodes.node_rank > 0:
         console.print(f"[dim]node {nodes.node_rank} of {nodes.nnodes}: its processes train silently; node 0 writes the run "
                       f"and prints its progress[/]", highlight=False)
@@ -163,3 +187,4 @@ def run_headless(
         if tail:
             console.print(escape(tail), highlight=False, soft_wrap=True)
     return code
+

@@ -1,7 +1,10 @@
-"""`gptbench sample RUN_DIR --prompt TEXT`: stream a continuation from a checkpoint.
+"""`gptbench sample SOURCE --prompt TEXT`: stream a continuation from a checkpoint.
 
-The model runs in the sampler subprocess (`python -m workbench.engine.sampler`),
-the same one the app's console uses for finished runs; we print its events.
+SOURCE is a run directory, or anything `model.init_from` takes: gpt2,
+gpt2-medium, gpt2-large, gpt2-xl or a Hugging Face GPT-2 folder (as nanoGPT's
+sample.py with init_from=gpt2). The model runs in the sampler subprocess
+(`python -m workbench.engine.sampler`), the same one the app's console uses for
+finished runs; we print its events.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from rich.markup import escape
 
 from ..config import ConfigError
 from ..launcher import TrainerProcess, sampler_command
-from ..runs import require_run_dir
+from .. import weights_source
 
 
-def sample(run_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int, top_p: float | None,
+def sample(source: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int, top_p: float | None,
            num_samples: int, checkpoint: str, seed: int | None) -> int:
-    run_dir = require_run_dir(run_dir)
+    weights_source.resolve(source)  # a missing folder, an unknown name, a run without checkpoints: answered now, without torch
+    run_dir = Path(source)
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint must be best or last, got {checkpoint!r}.", "use --checkpoint best")
     args = [

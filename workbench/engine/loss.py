@@ -23,9 +23,11 @@ import torch
 from torch import Tensor
 
 # Rows per chunk are chosen so a chunk's float32 logits take about this many
-# elements (2**26: 256 MiB): big enough for efficient matmuls, small next to a
-# GPU's memory. Small vocabularies (chars, digits) fit the whole batch in one.
-CHUNK_ELEMENTS = 1 << 26
+# elements (2**24: 64 MiB), about the size of the hidden states themselves for
+# GPT-2 (333 rows of 50,304), as Liger Kernel sizes its chunks: big enough for
+# efficient matmuls, small next to everything else in memory. Small
+# vocabularies (chars, digits) fit a whole batch in one chunk.
+CHUNK_ELEMENTS = 1 << 24
 
 
 def chunk_rows(padded_vocab: int) -> int:
@@ -61,10 +63,11 @@ class LinearCrossEntropy(torch.autograd.Function):
             lse = torch.logsumexp(logits, dim=-1)
             picked = ts.clamp(min=0)[:, None]  # -1 -> 0, masked out below
             loss_sum += ((lse - logits.gather(1, picked).squeeze(1)) * keep).sum()
-            # d(loss)/d(logits) = softmax - one_hot(target), zero for ignored rows
-            grad = torch.exp(logits - lse[:, None])
+            # d(loss)/d(logits) = softmax - one_hot(target), zero for ignored rows;
+            # computed in place: one chunk-sized buffer at a time
+            grad = logits.sub_(lse[:, None]).exp_()
             grad.scatter_add_(1, picked, torch.full_like(lse, -1.0)[:, None])
-            grad = (grad * keep[:, None]).to(xs.dtype)
+            grad = grad.mul_(keep[:, None]).to(xs.dtype)
             grad_x[start : start + rows] = grad @ weight.to(xs.dtype)
             grad_w += (grad.t() @ xs).float()
         count = counted.sum().clamp(min=1)

@@ -25,9 +25,10 @@ from typing import Callable
 
 import torch
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, TrainConfig
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
-from . import checkpoint
+from ..weights_source import is_pretrained
+from . import checkpoint, pretrained
 from .device import DeviceSetup, setup_device
 from .model import GPT
 from .tokenizers import load_tokenizer
@@ -179,7 +180,12 @@ def stream_sample(model: GPT, tokenizer, task, req: SampleRequest, setup: Device
 
 
 def load_for_sampling(run_dir: Path, which: str, device: str = "auto"):
-    """(model, tokenizer, task, setup) from a run directory's checkpoint."""
+    """(model, tokenizer, task, setup) from a run directory's checkpoint, or from
+    a pretrained source (gpt2, gpt2-medium, ..., a Hugging Face folder)."""
+    if is_pretrained(str(run_dir)):
+        setup = setup_device(TrainConfig(device=device, compile=False))
+        model, tokenizer = pretrained.for_sampling(str(run_dir), setup.device)
+        return model, tokenizer, None, setup
     run_dir = require_run_dir(run_dir)
     cfg = Config.from_dict(read_json(run_dir / CONFIG_FILE))
     cfg.train.device, cfg.train.compile = device, False
@@ -201,7 +207,7 @@ def load_for_sampling(run_dir: Path, which: str, device: str = "auto"):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workbench.engine.sampler", description="Sample from a run's checkpoint; events on stdout.")
-    p.add_argument("--run-dir", required=True)
+    p.add_argument("--run-dir", required=True, help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--device", default="auto")
     p.add_argument("--serve", action="store_true", help="answer JSON sample commands from stdin, one per line")

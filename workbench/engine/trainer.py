@@ -52,6 +52,7 @@ from .event_log import EventLog
 from .micro_batch import choose_micro_batch
 from .model import GPT
 from .optim import Schedule, make_optimizer
+from .pretrained import init_from
 from .sampler import SampleRequest, SampleSession
 
 SAMPLE_SHARE = 0.1  # a live sample may take this fraction of the time between two boundaries
@@ -77,6 +78,10 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(t.seed)
             self.model = GPT(cfg.model).to(setup.device)
+        init_note = ""
+        if cfg.model.init_from != "scratch" and resume_from is None:  # a resume's weights are in its checkpoint
+            with main_process_first(world):  # one process fills the download cache
+                init_note = init_from(self.model, cfg, self.dataset.tokenizer)
 
         # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation.
         self.batch_note = ""
@@ -98,7 +103,7 @@ class Trainer:
         self.last_metrics: dict = {}
         self.elapsed_before = self.active_before = 0.0  # time of earlier sessions of a resumed run
         self.run_start = time.time()
-        self.notes = [note for note in (setup.note, self.batch_note) if note]  # logged after run_started
+        self.notes = [note for note in (setup.note, self.batch_note, init_note) if note]  # logged after run_started
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -578,7 +583,7 @@ def write_run_files(trainer: Trainer) -> None:
         "world_size": world.size,
         "seed": cfg.train.seed,
         "host": platform.node(),
-        "argv": sys.argv,
+        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by launcher.TrainerProcess
         "started": time.time(),
     }
     (run_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")

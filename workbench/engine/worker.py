@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import presets
 from ..config import Config, ConfigError, estimate_params
 from ..events import encode, make
+from ..metric_sinks import start_follower
 from ..runs import EVENTS_FILE
 
 EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
@@ -29,8 +30,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m workbench.engine.worker", description="Run one training job; events on stdout.")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--preset", help="preset name (not needed with --resume)")
+    p.add_argument("--config", type=Path, help="a user's TOML config, over the preset (or the preset itself)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
+    p.add_argument("--dry-run", action="store_true", help="resolve the config on this device, print it as a log event, exit")
     return p.parse_args(argv)
 
 
@@ -43,9 +46,7 @@ def event_stream():
 
 
 def resolve_config(args: argparse.Namespace, device_kind: str) -> Config:
-    if not args.preset:
-        raise ConfigError("No preset given.", "pass --preset NAME, or --resume to continue a run.")
-    return presets.resolve(presets.load(args.preset), args.overrides, device_kind)
+    return presets.resolve_run(args.preset, args.config, args.overrides, device_kind)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     from .resume import plan_resume
     from .trainer import NonFiniteLoss, Trainer, write_run_files
 
+    if args.dry_run:
+        return dry_run(args, stream)
     is_main = rank == 0
     # Until the loop takes over (it turns signals into a graceful stop), SIGTERM
     # interrupts like Ctrl-C: a stop during tokenization or start-up ends cleanly.
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         del resume_from  # the trainer holds what it needs; free the checkpoint's copy
         if world.is_main:
             write_run_files(trainer)
+            start_follower(args.run_dir, cfg.log)  # TensorBoard / W&B / trackio, if on
         reason = trainer.run()
         trainer.finish(reason)
         finished = True
@@ -125,6 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         if world is not None:
             shutdown(world, clean=finished)
         log.close()
+
+
+def dry_run(args: argparse.Namespace, stream) -> int:
+    """`gptbench run --dry-run`: the config and device setup the run would get; touches no run directory."""
+    from .device import detect_kind, setup_device
+    from .resume import plan_resume
+
+    try:
+        cfg = plan_resume(args.run_dir, args.overrides)[0] if args.resume else resolve_config(args, detect_kind())
+        setup = setup_device(cfg.train, 0, estimate_params(cfg.model))
+    except ConfigError as exc:
+        stream.write(encode(make("error", kind="config", message=exc.message, hint=exc.hint)) + "\n")
+        return 2
+    stream.write(encode(make("log", message="dry run", config=cfg.to_dict(), device=str(setup.device), device_name=setup.name,
+                             dtype=setup.dtype, compile=setup.compile)) + "\n")
+    return 0
 
 
 def _fail(log, trainer, kind: str, message: str, hint: str, code: int) -> int:

@@ -1,0 +1,5 @@
+"""`python -m workbench`: the `gptbench` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""`gptbench run ... --dry-run`: what a run would be, without running it.
+
+The trainer resolves the config for the device it finds (the profile depends
+on it), so the dry run asks the trainer process itself (`worker --dry-run`,
+which touches no run directory); this module prints its answer: the resolved
+config as TOML (a valid `--config` file), then parameters, tokens per step and
+the device as comments.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .. import presets
+from ..config import Config, ConfigError, estimate_params, to_toml
+from ..events import ProtocolError, decode
+from ..launcher import trainer_command
+from ..progress import format_count
+from ..runs import new_run_dir, require_run_dir
+
+
+def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[str], nproc_per_node: int, resume: Path | None) -> int:
+    if resume is not None:
+        run_dir, preset_name, config_file = require_run_dir(resume), None, None
+    else:
+        presets.resolve_run(preset_name, config_file, overrides, "cpu")  # mistakes answer at once, without torch
+        run_dir = new_run_dir(preset_name or config_file.stem)
+    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, config_file=config_file, dry_run=True)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    events = []
+    for line in out.stdout.splitlines():
+        try:
+            events.append(decode(line))
+        except ProtocolError:
+            continue
+    for e in events:
+        if e["event"] == "error":
+            raise ConfigError(e["message"], e["hint"])
+    answer = next((e for e in events if e["event"] == "log" and "config" in e), None)
+    if answer is None:
+        sys.stderr.write(out.stderr[-3000:])
+        raise ConfigError(f"The dry run failed (exit {out.returncode}).", "the trainer's output is above.")
+    cfg = Config.from_dict(answer["config"])
+    vocab = cfg.model.vocab_size or presets.TYPICAL_VOCAB[cfg.data.tokenizer]
+    params = estimate_params(replace(cfg.model, vocab_size=vocab))
+    guessed = not cfg.model.vocab_size and cfg.data.tokenizer == "char"  # known once the text is read
+    vocab_note = f", a vocabulary of {vocab} characters assumed: the text decides it" if guessed else ""
+    t = cfg.train
+    if t.batch_size is None:
+        batch = f"batch_size auto (the largest that fits, found at start), {format_count(t.tokens_per_step)} tokens/step"
+    else:
+        accum = cfg.grad_accum_steps(nproc_per_node)
+        batch = (f"{format_count(cfg.tokens_per_step(nproc_per_node))} tokens/step = batch {t.batch_size} x block "
+                 f"{cfg.model.block_size} x {nproc_per_node} process{'es' if nproc_per_node > 1 else ''} x {accum} micro-step{'s' if accum > 1 else ''}")
+    lines = [
+        f"# dry run: {cfg.preset} · profile {cfg.profile}" + (f" · weights from {cfg.model.init_from}" if cfg.model.init_from != "scratch" else ""),
+        f"# {format_count(params)} parameters ({params:,}{vocab_note})",
+        f"# {batch}",
+        f"# {t.max_steps} steps · {answer['device_name']} · {answer['dtype']} · compile {'on' if answer['compile'] else 'off'}",
+        f"# run dir would be {run_dir}",
+    ]
+    sys.stdout.write(to_toml(cfg) + "\n".join(lines) + "\n")
+    return 0

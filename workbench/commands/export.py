@@ -1,0 +1,111 @@
+"""`gptbench export RUN_DIR --format hf|llmc|csv|tensorboard --out PATH`.
+
+- hf, llmc: weights out, written by `python -m workbench.engine.export` (the
+  CLI never imports torch); we print its lines.
+- csv, tensorboard: metrics out, from events.jsonl, here; a live run exports
+  what it has logged so far.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from ..config import ConfigError
+from ..launcher import TrainerProcess
+from ..metric_sinks import TensorBoardSink, scalars
+from ..runs import read_events, require_run_dir
+
+FORMATS = ("hf", "llmc", "csv", "tensorboard")
+STEP_COLUMNS = ("step", "elapsed_s", "tokens_seen", "loss", "val_loss", "lr", "grad_norm", "tokens_per_sec", "mfu")
+
+
+def export(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
+    run_dir = require_run_dir(run_dir)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}.", "e.g. --format hf for transformers.")
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint must be best or last, got {checkpoint!r}.", "use --checkpoint best")
+    if fmt == "csv":
+        rows = metric_rows(read_events(run_dir))
+        if str(out) == "-":
+            write_csv(rows, sys.stdout)
+        else:
+            with open(_new_file(out), "w", newline="", encoding="utf-8") as f:
+                write_csv(rows, f)
+            print(f"wrote {out} ({len(rows)} rows)")
+        return 0
+    out = _empty_folder(out)
+    if fmt == "tensorboard":
+        n = write_tensorboard(read_events(run_dir), out)
+        print(f"wrote {n} TensorBoard events to {out}: tensorboard --logdir {out}")
+        return 0
+    return _export_weights(run_dir, fmt, out, checkpoint)
+
+
+def metric_rows(events: list[dict]) -> list[dict]:
+    """One row per logged step; an eval's val loss and task metrics join the row of its step."""
+    rows: dict[int, dict] = {}
+    for e in events:
+        if e["event"] == "step":
+            rows.setdefault(e["step"], {}).update({k: e.get(k) for k in STEP_COLUMNS if k != "val_loss"})
+        elif e["event"] == "eval":
+            row = rows.setdefault(e["step"], {"step": e["step"]})
+            row["val_loss"] = e["val_loss"]
+            row.update(e.get("metrics") or {})
+    return [rows[step] for step in sorted(rows)]
+
+
+def write_csv(rows: list[dict], f) -> None:
+    extra = sorted({k for row in rows for k in row} - set(STEP_COLUMNS))  # task metrics, e.g. accuracy
+    writer = csv.DictWriter(f, fieldnames=[*STEP_COLUMNS, *extra], restval="")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+
+
+def write_tensorboard(events: list[dict], out: Path) -> int:
+    try:
+        sink = TensorBoardSink(out)
+    except ImportError:
+        raise ConfigError("--format tensorboard needs the tensorboard package, which is not installed.",
+                          'pip install "gptbench[tensorboard]", or use --format csv.') from None
+    n = 0
+    for e in events:
+        values = scalars(e)
+        if values:
+            sink.write(e["step"], values, e["t"])
+            n += 1
+    sink.close()
+    return n
+
+
+def _export_weights(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
+    errors: list[dict] = []
+
+    def on_event(e: dict) -> None:
+        if e["event"] == "error":
+            errors.append(e)
+        elif e["event"] == "log":
+            print(e["message"], flush=True)
+
+    argv = [sys.executable, "-m", "workbench.engine.export", "--run-dir", str(run_dir), "--format", fmt,
+            "--out", str(out), "--checkpoint", checkpoint]
+    code = TrainerProcess(argv, run_dir, on_event=on_event, on_stderr=lambda line: print(line, file=sys.stderr)).start().wait()
+    if errors:  # said like any other mistake: one sentence and a hint, exit code 2
+        raise ConfigError(errors[-1]["message"], errors[-1]["hint"])
+    return code
+
+
+def _empty_folder(out: Path) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} already exists and is not an empty folder.", "export into a new or empty folder; nothing was overwritten.")
+    return out
+
+
+def _new_file(out: Path) -> Path:
+    if out.exists():
+        raise ConfigError(f"{out} already exists.", "pick a new file name (nothing was overwritten), or --out - for stdout.")
+    if not out.parent.is_dir():
+        raise ConfigError(f"The folder {out.parent} does not exist.", "create it first, or write to an existing folder.")
+    return out

@@ -1,0 +1,168 @@
+"""Weights out: `python -m workbench.engine.export --run-dir D --format hf|llmc --out DIR`.
+
+- hf: a folder `transformers.AutoModelForCausalLM.from_pretrained` loads as a
+  GPT2LMHeadModel (config.json + model.safetensors) with the run's tokenizer
+  (see hf_tokenizer.py). transformers keeps GPT-2's Conv1D layout, (in, out),
+  hence the transposes; the head is tied to the embedding, so it is not stored.
+- llmc: llm.c's model file (train_gpt2.py's write_model: a 256-int32 header,
+  then every parameter in fp32, grouped by kind across layers, the vocabulary
+  padded to a multiple of 128) and its tokenizer file (write_tokenizer), so
+  llm.c's train_gpt2.c / .cu can evaluate or continue the model.
+
+Both need the biases GPT-2 has: a model trained with model.bias=false exports
+zeros there, which computes exactly the same function.
+
+Runs as a subprocess of `gptbench export` (the CLI never imports torch); it
+speaks the event protocol on stdout: `log` lines, or one `error`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import struct
+import sys
+from pathlib import Path
+
+import torch
+
+from ..config import Config, ConfigError
+from ..events import encode, make
+from ..runs import BEST_CKPT, LAST_CKPT, require_run_dir
+from ..weights_source import ACTIVATION_TO_HF
+from . import checkpoint
+from .hf_tokenizer import write_hf_tokenizer
+from .model import GPT
+from .tokenizers import GPT2Tokenizer, Tokenizer, load_tokenizer
+
+LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32 = 20240326, 3
+LLMC_TOKENIZER_MAGIC, LLMC_TOKENIZER_VERSION = 20240328, 2
+
+
+def gpt2_tensors(model: GPT) -> dict[str, torch.Tensor]:
+    """Every GPT-2 parameter under its transformers name, in nn.Linear layout (out, in).
+
+    The embedding keeps only the real vocabulary rows; absent biases are zeros.
+    """
+    cfg, ours = model.config, model.state_dict()
+    C = cfg.n_embd
+
+    def bias(name: str, size: int) -> torch.Tensor:
+        return ours[name] if name in ours else torch.zeros(size)
+
+    tensors = {"transformer.wte.weight": ours["transformer.wte.weight"][: cfg.vocab_size],
+               "transformer.wpe.weight": ours["transformer.wpe.weight"]}
+    for i in range(cfg.n_layer):
+        h = f"transformer.h.{i}."
+        for name, size in (("ln_1", C), ("attn.c_attn", 3 * C), ("attn.c_proj", C), ("ln_2", C), ("mlp.c_fc", 4 * C), ("mlp.c_proj", C)):
+            tensors[f"{h}{name}.weight"] = ours[f"{h}{name}.weight"]
+            tensors[f"{h}{name}.bias"] = bias(f"{h}{name}.bias", size)
+    tensors["transformer.ln_f.weight"] = ours["transformer.ln_f.weight"]
+    tensors["transformer.ln_f.bias"] = bias("transformer.ln_f.bias", C)
+    # fp32 copies: independent storage (safetensors refuses shared tensors), CPU, contiguous
+    return {k: v.detach().to("cpu", torch.float32).clone() for k, v in tensors.items()}
+
+
+def export_hf(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
+    from safetensors.torch import save_file
+
+    cfg = model.config
+    conv1d = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
+    tensors = {k: v.t().contiguous() if k.endswith(conv1d) else v for k, v in gpt2_tensors(model).items()}
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    eot = GPT2Tokenizer.eot if isinstance(tokenizer, GPT2Tokenizer) else None
+    config = {
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+        "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "n_positions": cfg.block_size,
+        "vocab_size": cfg.vocab_size, "activation_function": ACTIVATION_TO_HF[cfg.activation],
+        "layer_norm_epsilon": 1e-5, "initializer_range": 0.02, "tie_word_embeddings": True,
+        "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
+        "bos_token_id": eot, "eos_token_id": eot, "torch_dtype": "float32",
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    lines = [f"wrote {out / 'config.json'} and {out / 'model.safetensors'} (GPT2LMHeadModel, {cfg.activation} = {config['activation_function']})"]
+    lines.append(f"tokenizer: {write_hf_tokenizer(tokenizer, out, cfg.block_size)}")
+    if tokenizer.name == "digits":
+        lines.append("note: the tokenizer maps the ten digits only; the adder's prompt format (operands zero-padded "
+                     "to data.ndigit digits, the sum written reversed) is not part of it")
+    if not cfg.bias:
+        lines.append("the model has no biases (model.bias=false): they are exported as zeros, which computes the same function")
+    return lines
+
+
+def export_llmc(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
+    cfg = model.config
+    tensors = gpt2_tensors(model)
+    padded_vocab = math.ceil(cfg.vocab_size / 128) * 128  # llm.c's pad_vocab
+    wte = tensors["transformer.wte.weight"]
+    tensors["transformer.wte.weight"] = torch.cat([wte, wte.new_zeros(padded_vocab - cfg.vocab_size, cfg.n_embd)])
+    header = torch.zeros(256, dtype=torch.int32)
+    header[:8] = torch.tensor([LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32, cfg.block_size, cfg.vocab_size,
+                               cfg.n_layer, cfg.n_head, cfg.n_embd, padded_vocab])
+    # llm.c's order (write_tensors): each kind of tensor for all layers, then the next kind
+    per_layer = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
+                 "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"]
+    order = ["transformer.wte.weight", "transformer.wpe.weight",
+             *(f"transformer.h.{i}.{name}" for name in per_layer for i in range(cfg.n_layer)),
+             "transformer.ln_f.weight", "transformer.ln_f.bias"]
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "model.bin", "wb") as f:
+        f.write(header.numpy().tobytes())
+        for name in order:
+            f.write(tensors[name].numpy().tobytes())
+    lines = [f"wrote {out / 'model.bin'} (llm.c fp32, version {LLMC_MODEL_VERSION_FP32}, vocab padded {cfg.vocab_size} -> {padded_vocab})"]
+    write_llmc_tokenizer(tokenizer, out / "tokenizer.bin")
+    lines.append(f"wrote {out / 'tokenizer.bin'} (llm.c tokenizer, {tokenizer.vocab_size} tokens)")
+    if cfg.activation != "gelu_tanh":
+        lines.append("warning: llm.c computes GELU with the tanh approximation; this model was trained with the exact GELU "
+                     "(model.activation=gelu), so llm.c's outputs will differ slightly")
+    return lines
+
+
+def write_llmc_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
+    """llm.c's tokenizer file (write_tokenizer): a header, then each token's bytes with a 1-byte length."""
+    n = tokenizer.vocab_size
+    eot = tokenizer.start_id  # llm.c starts its samples from this token, as gptbench does
+    header = torch.zeros(256, dtype=torch.int32)
+    header[:4] = torch.tensor([LLMC_TOKENIZER_MAGIC, LLMC_TOKENIZER_VERSION, n, eot])
+    with open(path, "wb") as f:
+        f.write(header.numpy().tobytes())
+        for i in range(n):
+            piece = tokenizer.encoding.decode_single_token_bytes(i) if isinstance(tokenizer, GPT2Tokenizer) else tokenizer.decode([i]).encode()
+            f.write(struct.pack("<B", len(piece)) + piece)
+
+
+def load_run_model(run_dir: Path, which: str) -> tuple[GPT, Tokenizer]:
+    run_dir = require_run_dir(run_dir)
+    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT))
+    model = GPT(Config.from_dict(ckpt["config"]).model)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), load_tokenizer(run_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m workbench.engine.export", description="Export a run's weights; events on stdout.")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--format", required=True, choices=["hf", "llmc"])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    args = p.parse_args(argv)
+
+    def emit(event: str, **fields) -> None:
+        print(encode(make(event, **fields)), flush=True)
+
+    try:
+        model, tokenizer = load_run_model(args.run_dir, args.checkpoint)
+        lines = (export_hf if args.format == "hf" else export_llmc)(model, tokenizer, args.out)
+    except ConfigError as exc:
+        emit("error", kind="export", message=exc.message, hint=exc.hint)
+        return 2
+    for line in lines:
+        emit("log", message=line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
