@@ -8,7 +8,7 @@ HEADLESS = ["workbench.cli", "workbench.commands.run", "workbench.commands.sampl
             "workbench.events", "workbench.control", "workbench.config", "workbench.presets", "workbench.engine.tokenizers",
             "workbench.commands.export", "workbench.commands.dry_run", "workbench.commands.show_preset",
             "workbench.weights_source", "workbench.metric_sinks", "workbench.engine.hf_tokenizer",
-            "workbench.commands.data", "workbench.commands.eval",
+            "workbench.commands.data", "workbench.commands.eval", "workbench.system_monitor",
             # the data-prep subprocess's workers import these: they must start without torch
             "workbench.engine.prepare", "workbench.engine.corpus", "workbench.engine.shards"]
 

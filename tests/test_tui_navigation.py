@@ -47,7 +47,7 @@ async def test_runs_table_opens_a_run_and_compares_two(runs):
         await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs again")
         await pilot.press("space", "up", "space", "c")  # the cursor is still on addition-completed, the last row
         await until(pilot, lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot)), "the comparison")
-        assert len(app.screen.query_one("#compare-train", MetricPlot).curves) == 2
+        assert len(app.screen.query_one("#compare-plot", MetricPlot).curves) == 2
 
 
 async def test_the_command_palette_offers_the_screen_controls(runs):
@@ -55,11 +55,11 @@ async def test_the_command_palette_offers_the_screen_controls(runs):
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.state.finished, "the replay")
         screen = app.screen
-        assert screen.smoothing
+        assert app.plot_options.smoothing
         await pilot.press("ctrl+p", *"smoothing")
         await pilot.pause(0.5)  # the palette searches asynchronously
         await pilot.press("enter")
-        await until(pilot, lambda: not screen.smoothing, "smoothing off")
+        await until(pilot, lambda: not app.plot_options.smoothing, "smoothing off")
         # A finished run has nothing to pause: the palette does not offer it.
         commands = [b.action for b in ScreenActions(screen)._commands()]
-        assert "toggle_smoothing" in commands and "pause" not in commands and "stop" not in commands
+        assert "toggle_plot('smoothing')" in commands and "pause" not in commands and "stop" not in commands

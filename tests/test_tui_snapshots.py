@@ -6,6 +6,7 @@ change with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at
 the SVGs.
 """
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from workbench.tui.app import GPTBenchApp
+from workbench.tui.screens import picker as picker_module
 from workbench.tui.screens.compare import CompareScreen
+from workbench.tui.screens.help import HelpScreen
 from workbench.tui.screens.quit import QuitScreen
 from workbench.tui.screens.run import RunScreen
 from workbench.tui.screens.runs import RunsScreen
@@ -31,6 +34,8 @@ def runs(tmp_path, monkeypatch):
     monkeypatch.setenv("GPTBENCH_RUNS", "runs")
     monkeypatch.setenv("TZ", "UTC")  # the runs table shows local start times
     time.tzset()
+    monkeypatch.setattr(picker_module, "guess_device_kind", lambda: "cpu")  # the picker's estimate: not this machine's device
+    monkeypatch.delenv("NO_COLOR", raising=False)
     yield Path("runs")
     monkeypatch.undo()
     time.tzset()
@@ -78,6 +83,12 @@ def test_dashboard_of_a_finished_run_large(runs, snap_compare):
     assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=run_loaded, terminal_size=(200, 50))
 
 
+def test_dashboard_without_colour(runs, snap_compare, monkeypatch):
+    """NO_COLOR: every curve in the foreground colour (a dim grey from a dark colour would all but vanish)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=run_loaded)
+
+
 def test_dashboard_of_a_crashed_run(runs, snap_compare):
     assert snap_compare(GPTBenchApp(attach=runs / "addition-crashed"), run_before=run_loaded)
 
@@ -100,14 +111,65 @@ def test_runs_table(runs, snap_compare):
     assert snap_compare(GPTBenchApp(), run_before=listed)
 
 
+async def compared(pilot):
+    app = pilot.app
+    app.compare_runs([Path("runs") / "addition-completed", Path("runs") / "addition-lr1e-3"])
+    await until(pilot, lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot)))
+    await pilot.pause(0.1)
+
+
 def test_compare_runs(runs, snap_compare):
-    async def compare(pilot):
-        app = pilot.app
-        app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot)))
+    """Coloured legend and config diff (train.lr), the train loss overlaid."""
+    assert snap_compare(GPTBenchApp(), run_before=compared)
+
+
+def test_compare_runs_without_colour(runs, snap_compare, monkeypatch):
+    """NO_COLOR: each run keeps a marker of its own, in the curves, the legend and the diff."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def val_loss(pilot):
+        await compared(pilot)
+        await pilot.press("n")
         await pilot.pause(0.1)
 
-    assert snap_compare(GPTBenchApp(), run_before=compare)
+    assert snap_compare(GPTBenchApp(), run_before=val_loss)
+
+
+def test_help_screen(runs, snap_compare):
+    async def help_shown(pilot):
+        await run_loaded(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await pilot.pause(0.1)
+
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-completed"), run_before=help_shown, terminal_size=(100, 40))
+
+
+def test_system_pane(runs, snap_compare):
+    """200x50: stats, plots, log and the system pane (from a recorded system event, a GPU in it)."""
+    system = {"event": "system", "t": 1.0, "cpu_percent": 97, "cpu_count": 2, "ram_used_gb": 5.1, "ram_total_gb": 23.4,
+              "rss_gb": 0.41, "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "util_percent": 87, "mem_used_gb": 40.2,
+                                        "mem_total_gb": 79.6, "power_w": 512, "temp_c": 61}]}
+    with open(runs / "addition-lr1e-3" / "events.jsonl", "a") as f:
+        f.write(json.dumps(system) + "\n")
+
+    async def system_shown(pilot):
+        await run_loaded(pilot)
+        await pilot.press("u")
+        pilot.app.screen.redraw()
+        await pilot.pause(0.1)
+
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-lr1e-3"), run_before=system_shown, terminal_size=(200, 50))
+
+
+def test_run_config_tab(runs, snap_compare):
+    async def config_shown(pilot):
+        await run_loaded(pilot)
+        await pilot.press("f")
+        await until(pilot, lambda: pilot.app.screen.query_one("#run-config-table").row_count > 0)
+        await pilot.pause(0.1)
+
+    assert snap_compare(GPTBenchApp(attach=runs / "addition-lr1e-3"), run_before=config_shown)
 
 
 def test_quit_dialog(runs, snap_compare):

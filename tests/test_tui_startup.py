@@ -1,16 +1,19 @@
-"""The app starts fast because the UI process never imports torch."""
+"""The app starts fast because the UI process never imports torch.
+
+How fast is measured by bench/first_frame.py, not asserted here: a wall-clock
+threshold fails on a loaded machine for reasons that have nothing to do with
+the app. What makes it fast can be asserted anywhere: no torch at start-up.
+"""
 
 import subprocess
 import sys
 import textwrap
 
 # Runs in a fresh interpreter: any import of torch (direct or through a
-# dependency) would show in sys.modules, and the first frame must come in under
-# a second on this project's 2-core machines.
+# dependency) would show in sys.modules.
 PROBE = textwrap.dedent(
     """
-    import asyncio, sys, time
-    start = time.perf_counter()
+    import asyncio, sys
     import workbench.cli
     from workbench.tui.app import GPTBenchApp
 
@@ -18,17 +21,15 @@ PROBE = textwrap.dedent(
         app = GPTBenchApp()
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
-            return time.perf_counter() - start
+            return app.screen.__class__.__name__
 
-    seconds = asyncio.run(first_frame())
-    print("torch" in sys.modules, round(seconds, 3))
+    screen = asyncio.run(first_frame())
+    print(screen, "torch" in sys.modules)
     """
 )
 
 
-def test_the_ui_never_imports_torch_and_draws_its_first_frame_within_a_second(tmp_path):
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+def test_the_ui_draws_its_first_frame_without_importing_torch(tmp_path):
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    torch_loaded, seconds = out.stdout.split()
-    assert torch_loaded == "False"
-    assert float(seconds) < 1.0, f"first frame after {seconds}s"
+    assert out.stdout.split() == ["PickerScreen", "False"]

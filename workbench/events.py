@@ -40,6 +40,10 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "error": ("kind", "message", "hint"),
     # reason: completed | stopped | error
     "run_finished": ("reason", "step", "best_val_loss", "metrics"),
+    # the machine every few seconds, when a reading changed (see system_monitor.py): CPU % of all
+    # cores, RAM, the trainer's resident memory; gpus: [{index, name, util_percent, mem_used_gb,
+    # mem_total_gb, power_w, temp_c}], empty with a `gpu_note` saying why when NVML has none
+    "system": ("cpu_percent", "cpu_count", "ram_used_gb", "ram_total_gb", "rss_gb", "gpus"),
 }
 
 # sample_cancel {"id": ...}: drop a queued or streaming sample request

@@ -1,7 +1,8 @@
 """`gptbench runs [DIR] [--json]`: a table (or JSON) of the runs under a directory.
 
 A run whose events.jsonl holds damaged lines is listed from the lines that are
-fine, with one note on stderr.
+fine, with one note on stderr. The run's directory name (what `logs` and
+`attach` take) is never cut or folded: on a narrow terminal other columns go.
 """
 
 from __future__ import annotations
@@ -12,21 +13,57 @@ import sys
 from pathlib import Path
 
 from rich import box
-from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
-from rich.text import Text
 
 from ..config import ConfigError
 from ..runs import RunSummary, damage_note, runs_root
 from ..runs import list_runs as find_runs
 
-COLUMNS = ("run", "preset", "status", "steps", "best val", "task metric", "started")
-# On a narrow terminal these give way, in this order, each down to its floor;
-# the run's name (what `logs` and `attach` take) folds onto more lines, last.
-GIVE_WAY = {"started": 5, "task metric": 8, "preset": 6, "run": 14}
-TABLE_EDGES = 3  # per column: padding on both sides and the rule between columns
+# Every column but the run's name can go when the terminal is narrow, the
+# least needed first: the name already holds the preset and the start time.
+COLUMNS = ("run", "status", "steps", "best val", "task metric", "preset", "started")
+DROPPED_FIRST = ("preset", "started", "task metric", "best val")
+
+
+def runs_table(root: Path, summaries: list[RunSummary], console: Console) -> Table:
+    """The widest table that fits the console; the run's directory name is never cut or folded."""
+    columns = list(COLUMNS)
+    unlimited = console.options.update(width=10_000)  # measured as wide as it wants, not as the console allows
+    for drop in (None, *DROPPED_FIRST):
+        if drop:
+            columns.remove(drop)
+        names_only = _table(root, summaries, columns, run_cell=lambda s: escape(s.path.name))
+        if Measurement.get(console, unlimited, names_only).maximum <= console.width:
+            break
+    return _table(root, summaries, columns, run_cell=_run_cell)
+
+
+def _table(root: Path, summaries: list[RunSummary], columns: list[str], run_cell) -> Table:
+    table = Table(title=f"runs in {escape(str(root))}", title_justify="left", box=box.SIMPLE_HEAD)
+    name_width = max(len(s.path.name) for s in summaries)
+    for column in columns:
+        if column == "run":  # as wide as the longest name; the user's labels and notes fold under it
+            table.add_column(column, min_width=name_width, overflow="fold")
+        else:
+            table.add_column(column, justify="right" if column in ("steps", "best val") else "left", no_wrap=True)
+    for s in summaries:
+        cells = {
+            "run": run_cell(s), "preset": escape(s.preset), "status": s.status, "steps": f"{s.step}/{s.max_steps}",
+            "best val": f"{s.best_val_loss:.4f}" if s.best_val_loss is not None else "-",
+            "task metric": escape(s.metric_text), "started": s.started_text,
+        }
+        table.add_row(*(cells[c] for c in columns))
+    return table
+
+
+def _run_cell(s: RunSummary) -> str:
+    """The run directory's name; under it, the user's --name, --tag and --notes when there are any."""
+    labels = " ".join([f"[bold]{escape(s.name)}[/]" if s.name else "", *(f"#{escape(t)}" for t in s.tags)]).strip()
+    notes = f"[dim]{escape(s.notes)}[/]" if s.notes else ""
+    return "\n".join(part for part in (escape(s.path.name), labels, notes) if part)
 
 
 def as_dict(s: RunSummary) -> dict:
@@ -53,37 +90,4 @@ def list_runs(root: Path | None, as_json: bool = False) -> None:
     if not summaries:
         console.print(f"No runs under {escape(str(root))}. Start one with: gptbench run addition --headless")
         return
-    rows = [
-        (_run_cell(s), escape(s.preset), s.status, f"{s.step}/{s.max_steps}",
-         f"{s.best_val_loss:.4f}" if s.best_val_loss is not None else "-", escape(s.metric_text), s.started_text)
-        for s in summaries
-    ]
-    table = Table(title=f"runs in {escape(str(root))}", title_justify="left", box=box.SIMPLE_HEAD)
-    for column, width in zip(COLUMNS, fit_widths(rows, console.width)):
-        table.add_column(column, width=width, justify="right" if column in ("steps", "best val") else "left",
-                         no_wrap=column != "run", overflow="fold" if column == "run" else "ellipsis")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-
-
-def fit_widths(rows: list[tuple[str, ...]], available: int) -> list[int]:
-    """Column widths that fit `available` cells (Rich, left to choose, can squeeze the run's name away)."""
-    def width(markup: str) -> int:
-        return max(cell_len(line) for line in Text.from_markup(markup).plain.split("\n"))
-
-    widths = [max(width(cell) for cell in [head, *(row[i] for row in rows)]) for i, head in enumerate(COLUMNS)]
-    excess = sum(widths) + TABLE_EDGES * len(COLUMNS) + 1 - available
-    for column, floor in GIVE_WAY.items():
-        i = COLUMNS.index(column)
-        cut = max(0, min(excess, widths[i] - floor))
-        widths[i] -= cut
-        excess -= cut
-    return widths
-
-
-def _run_cell(s: RunSummary) -> str:
-    """The run directory's name; under it, the user's --name, --tag and --notes when there are any."""
-    labels = " ".join([f"[bold]{escape(s.name)}[/]" if s.name else "", *(f"#{escape(t)}" for t in s.tags)]).strip()
-    notes = f"[dim]{escape(s.notes)}[/]" if s.notes else ""
-    return "\n".join(part for part in (escape(s.path.name), labels, notes) if part)
+    console.print(runs_table(root, summaries, console))

@@ -42,6 +42,7 @@ from ..config import Config, ConfigError, flops_per_token
 from ..control import CommandInbox
 from ..events import PROTOCOL_VERSION
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
+from ..system_monitor import SystemMonitor
 from . import checkpoint
 from .cpu_threads import fair_threads
 from .data import build_dataset
@@ -123,6 +124,7 @@ class Trainer:
             self.train_model = self.compiled
 
         self.inbox = CommandInbox(run_dir) if world.is_main else None
+        self.system = SystemMonitor() if world.is_main else None
         self.vote = FlagVote(world)
         # Requests arrive any time (signals, commands); every rank acts on them
         # together at the next boundary.
@@ -277,6 +279,13 @@ class Trainer:
             tokens_seen=self.step * self.tokens_per_step, **extra,
         )
         self._share_cpu_threads()
+        self._report_system()
+
+    def _report_system(self) -> None:
+        """A `system` event every few seconds of wall time, when a reading changed (no device sync)."""
+        fields = self.system.poll() if self.system else None
+        if fields:
+            self.log.emit("system", **fields)
 
     # -------------------------------------------------------------- evaluation
 
@@ -480,6 +489,7 @@ class Trainer:
             self._read_commands()
             if not self._advance_sample(budget_s=0.05):  # nothing to decode: wait a little
                 time.sleep(0.05)
+            self._report_system()
             stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
             self.checkpoint_requested = False
             if save:

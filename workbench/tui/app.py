@@ -7,8 +7,10 @@ run in subprocesses that talk the event protocol (see workbench/events.py).
       PickerScreen   presets, config editing, launch
       RunScreen      one run: Watch (plots, stats, log) and Talk (sampling)
       RunsScreen     the runs directory: open, attach, compare
-      CompareScreen  loss curves of several runs overlaid
+      CompareScreen  any metric of several runs overlaid, and their config differences
       QuitScreen     stop or leave running the runs launched here
+      StoppingScreen the countdown while they stop; kill one that does not
+      HelpScreen     every key of the screen below it (`?`)
 
 Run screens of trainers launched here are installed (kept alive when you go
 back) because they hold the trainer's pipe; the others are made on demand.
@@ -20,27 +22,36 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import reactive
 
 from .. import presets
 from ..launcher import trainer_command
 from ..runs import new_run_dir, require_run_dir
 from .estimate import guess_device_kind
 from .palette import ScreenActions
+from .plot_options import PlotOptions
 from .screens.compare import CompareScreen
+from .screens.help import HelpScreen
 from .screens.picker import PickerScreen
-from .screens.quit import QuitScreen
+from .screens.quit import QuitScreen, StoppingScreen
 from .screens.run import RunScreen
 from .screens.runs import RunsScreen
 
-# After "stop and quit", how long to wait for trainers to checkpoint and exit.
-STOP_TIMEOUT_S = 120
+# After "stop and quit", how long to wait for trainers to checkpoint and exit before offering to kill them.
+STOP_TIMEOUT_S = 60
 
 
 class GPTBenchApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "gptbench"
     COMMANDS = App.COMMANDS | {ScreenActions}
-    BINDINGS = [Binding("q", "quit", "Quit", tooltip="Quit (asks first if a run launched here still trains)", id="app.quit")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Quit (asks first if a run launched here still trains)", id="app.quit"),
+        Binding("question_mark", "help", "Help", tooltip="Every key of this screen, one line each", id="app.help"),
+    ]
+
+    # How every plot is drawn; the run and compare screens watch it.
+    plot_options: reactive[PlotOptions] = reactive(PlotOptions())
 
     def __init__(self, attach: Path | None = None, preset: str | None = None, overrides: list[str] = ()):
         """`attach`: open that run. `preset`: launch it (with `overrides`) at once."""
@@ -49,6 +60,7 @@ class GPTBenchApp(App):
         self.preset, self.overrides = preset, list(overrides)
         self.run_screens: dict[Path, RunScreen] = {}  # the installed ones, by run dir
         self.quitting = False
+        self.stop_timeout_s = STOP_TIMEOUT_S
 
     def on_mount(self) -> None:
         self.push_screen(PickerScreen())
@@ -89,6 +101,15 @@ class GPTBenchApp(App):
     def compare_runs(self, paths: list[Path]) -> None:
         self.push_screen(CompareScreen(paths))
 
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def report_error(self, what: str, error: BaseException | None) -> None:
+        """The one path for failures in the background: a notification; the traceback goes to the Textual log."""
+        self.log.error(what, error)
+        self.notify(f"{what}: {type(error).__name__}: {error}" if error else what, severity="error", timeout=10)
+
     # -- quitting -------------------------------------------------------------
 
     def training_here(self) -> list[RunScreen]:
@@ -105,11 +126,19 @@ class GPTBenchApp(App):
         if choice == "leave":
             self.exit()
         elif choice == "stop":
+            # Never quit while a trainer the user asked to stop still runs: wait, then offer to kill it.
             self.quitting = True
-            for screen in self.training_here():
+            training = self.training_here()
+            for screen in training:
                 screen.stop_for_quit()
-            self.notify("Waiting for the trainer to checkpoint and stop…", timeout=STOP_TIMEOUT_S)
-            self.set_timer(STOP_TIMEOUT_S, self.exit)
+            self.push_screen(StoppingScreen(training, self.stop_timeout_s), self._stopping_chosen)
+
+    def _stopping_chosen(self, choice: str | None) -> None:
+        if choice == "kill":
+            for screen in self.training_here():
+                screen.kill_trainer()
+        else:  # back to the app; the trainers go on stopping
+            self.quitting = False
 
     def run_ended(self, screen: RunScreen) -> None:
         if self.quitting and not self.training_here():

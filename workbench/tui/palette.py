@@ -13,12 +13,13 @@ from textual.actions import parse as parse_action
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from .key_bindings import declared_bindings
+
 
 class ScreenActions(Provider):
     def _commands(self) -> list[Binding]:
         screen = self.screen
-        bindings = [b for b in screen.BINDINGS if isinstance(b, Binding) and b.description]
-        return [b for b in bindings if screen.check_action(*parse_action(b.action)[1:]) is True]
+        return [b for b in declared_bindings(screen) if screen.check_action(*parse_action(b.action)[1:]) is True]
 
     def _run(self, binding: Binding) -> partial:
         return partial(self.app.run_action, binding.action, self.screen)

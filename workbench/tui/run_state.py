@@ -18,6 +18,12 @@ from ..progress import eta_seconds
 
 # The ETA is taken at the pace of the last few step events (as headless prints it).
 ETA_WINDOW = 5
+# A command the user gave, and the states of the trainer that answer it.
+ANSWERED_BY = {
+    "stop": ("stopping", "finished", "crashed"),
+    "pause": ("paused", "stopping", "finished", "crashed"),
+    "resume": ("starting", "compiling", "training", "evaluating", "sampling", "stopping", "finished", "crashed"),
+}
 
 
 @dataclass
@@ -72,15 +78,30 @@ class RunState:
         self.finished: dict | None = None  # the run_finished event
         self.crash: Crash | None = None
         self.series = {name: Series() for name in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_sec")}
+        self.task_series: dict[str, Series] = {}  # the task's eval metrics (addition: accuracy, accuracy_all)
+        self.system: dict | None = None  # the latest system event
+        self.requested: str | None = None  # a command sent and not yet answered by a status event
+        self.bad_events = 0  # events that did not parse as their type (a corrupt events.jsonl)
         self.version = 0  # bumped on every applied event
 
     # -- feeding -----------------------------------------------------------
 
-    def apply(self, event: dict) -> None:
-        kind = event["event"]
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler:
-            handler(event)
+    def apply(self, event: dict) -> bool:
+        """Take in one event; False (and counted in bad_events) if it lacks what its type needs."""
+        handler = getattr(self, f"_on_{event['event']}", None)
+        try:
+            if handler:
+                handler(event)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.bad_events += 1
+            return False
+        finally:
+            self.version += 1
+        return True
+
+    def request(self, command: str) -> None:
+        """The user sent `command`; the status shows it as requested until the trainer answers."""
+        self.requested = command
         self.version += 1
 
     def _on_run_started(self, e: dict) -> None:
@@ -91,25 +112,37 @@ class RunState:
         self.recent_steps = []
 
     def _on_step(self, e: dict) -> None:
-        self.last_step = e
-        self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], e]
+        # elapsed_s goes on across resumes (the trainer keeps it in the checkpoint), so curves never jump back.
         step, elapsed = e["step"], e.get("elapsed_s") or 0.0
+        self.last_step = e
+        # The ETA's pace is the trainer's active time (paused and sampling time left out), where it reports one.
+        self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], {**e, "elapsed_s": e.get("active_s", elapsed)}]
         for name in ("loss", "lr", "grad_norm", "tokens_per_sec"):
             self.series[name].add(step, elapsed, e.get(name))
         if self.status in ("starting", "compiling"):
             self.status = "training"
+        if self.requested == "resume":  # a pause and a resume read together change no state: steps answer it
+            self.requested = None
 
     def _on_eval(self, e: dict) -> None:
         # Evals carry no elapsed time of their own; they belong to the step just logged.
-        elapsed = self.last_step.get("elapsed_s", 0.0) if self.last_step else 0.0
+        elapsed = self.elapsed_s or 0.0
         self.series["val_loss"].add(e["step"], elapsed, e.get("val_loss"))
         val = e.get("val_loss")
         if val is not None and (self.best_val_loss is None or val < self.best_val_loss):
             self.best_val_loss = val
         self.metrics = e.get("metrics") or self.metrics
+        for name, value in (e.get("metrics") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.task_series.setdefault(name, Series()).add(e["step"], elapsed, value)
 
     def _on_status(self, e: dict) -> None:
         self.status = e["state"]
+        if self.requested and self.status in ANSWERED_BY[self.requested]:
+            self.requested = None
+
+    def _on_system(self, e: dict) -> None:
+        self.system = e
 
     def _on_checkpoint(self, e: dict) -> None:
         self.last_checkpoint = e
@@ -130,6 +163,7 @@ class RunState:
     def mark_crashed(self, exit_code: int | None, stderr_tail: list[str]) -> None:
         """The trainer is gone without a clean run_finished (exception, OOM, killed)."""
         self.status = "crashed"
+        self.requested = None
         self.crash = Crash(exit_code=exit_code, stderr_tail=list(stderr_tail), error=self.last_error)
         self.version += 1
 
@@ -160,11 +194,12 @@ class RunState:
 
     @property
     def elapsed_s(self) -> float | None:
+        """The run's time so far, across resumes."""
         return self.last_step.get("elapsed_s") if self.last_step else None
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds to max_steps at the pace of the last few logged steps."""
+        """Seconds to max_steps at the pace of the last few logged steps (paused and sampling time left out)."""
         if self.finished or self.status in ("paused", "crashed"):
             return None
         return eta_seconds(self.recent_steps, self.max_steps, window=ETA_WINDOW)
@@ -181,3 +216,12 @@ class RunState:
     @property
     def is_over(self) -> bool:
         return self.status in ("finished", "crashed")
+
+    @property
+    def badge(self) -> str:
+        """The status as the header shows it: a command waiting for its answer, how a run ended."""
+        if self.requested:
+            return f"{self.requested} requested"
+        if self.status == "finished" and self.finished:
+            return {"completed": "completed", "stopped": "stopped"}.get(self.finished["reason"], "finished")
+        return self.status

@@ -15,6 +15,8 @@ the same for a run we launched, one we attached to, and one we replay.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -66,6 +68,14 @@ class LaunchedTrainer:
     def send(self, cmd: str, **fields) -> None:
         send_command(self.run_dir, cmd, **fields)
 
+    def kill(self) -> None:
+        """End the trainer now, and what it started (torchrun's workers): its own session is its process group."""
+        if self.running:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it exited on its own just now
+
     def close(self) -> None:
         """Stop watching; the process itself is left alone (it may outlive us)."""
         self.closed = True
@@ -84,8 +94,8 @@ class FollowedRun:
         self.finished_read = False  # the follower has passed a run_finished (of the latest run_started)
 
     def start(self) -> None:
-        self.owner.run_worker(self._follow, thread=True, group="trainer", name="follow events.jsonl")
-        self.owner.run_worker(self._watch_liveness, thread=True, group="trainer", name="watch the control FIFO")
+        self.owner.run_worker(self._follow, thread=True, group="trainer", name="following events.jsonl", exit_on_error=False)
+        self.owner.run_worker(self._watch_liveness, thread=True, group="trainer", name="watching the control FIFO", exit_on_error=False)
 
     def _follow(self) -> None:
         worker = get_current_worker()

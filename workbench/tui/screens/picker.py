@@ -1,36 +1,33 @@
 """PickerScreen: choose a preset, adjust its config, launch it.
 
-Every edit is validated on the spot by resolving the whole config exactly as
-`gptbench run PRESET --set KEY=VALUE` would, so the messages are the CLI's.
+Every edit is validated on the spot, as you type, by resolving the whole
+config exactly as `gptbench run PRESET --set KEY=VALUE` would, so the messages
+are the CLI's. Edits are kept per preset while you look at the others. Only
+`l` launches (enter edits), and a run estimated at over an hour on this
+machine asks first.
 """
 
 from __future__ import annotations
-
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ... import presets
-from ...config import Config, ConfigError, all_keys
-from ..estimate import guess_device_kind, train_seconds
+from ...config import Config, ConfigError
+from ..config_values import flat_values
+from ..estimate import guess_device_kind, rough_duration, train_seconds
 from ..widgets.config_editor import ConfigEditor
 from ..widgets.preset_details import PresetDetails
+from .confirm_launch import ConfirmLaunchScreen
+from .workbench_screen import WorkbenchScreen
 
-def flat_values(cfg: Config) -> dict[str, str]:
-    """{"train.lr": "0.003", ...} in the order `gptbench` documents the keys."""
-    d = cfg.to_dict()
-    values = {}
-    for key in all_keys():
-        section, _, name = key.partition(".")
-        value = d[section][name] if name else d[section]
-        values[key] = "auto" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    return values
+# Runs estimated to take longer than this on this machine ask before they start.
+ASK_BEFORE_S = 3600
 
 
 class PresetsLoaded(Message):
@@ -39,9 +36,10 @@ class PresetsLoaded(Message):
         self.found, self.error = found, error
 
 
-class PickerScreen(Screen):
+class PickerScreen(WorkbenchScreen):
+    HELP_TITLE = "picker"
     BINDINGS = [
-        Binding("l", "launch", "Launch", tooltip="Start training the preset with your edits", id="picker.launch"),
+        Binding("l", "launch", "Launch", tooltip="Start training the preset with your edits (asks first if it would take hours)", id="picker.launch"),
         Binding("r", "show_runs", "Runs", tooltip="Past and running runs", id="picker.runs"),
     ]
 
@@ -50,10 +48,15 @@ class PickerScreen(Screen):
         self.device_kind = guess_device_kind()
         self.presets: dict[str, presets.Preset] = {}
         self.current: str | None = None
-        self.overrides: dict[str, str] = {}  # per current preset: key -> value as typed
+        self.edits: dict[str, dict[str, str]] = {}  # per preset: key -> value as typed
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """The current preset's edits."""
+        return self.edits.setdefault(self.current, {})
 
     def compose(self) -> ComposeResult:
-        yield Static("gptbench · pick a preset, edit its config, press l to launch", id="picker-title")
+        yield Static("gptbench · pick a preset · enter edits its config · l launches · ? keys", id="picker-title")
         with Horizontal(id="picker-body"):
             yield OptionList(id="preset-list")
             with Vertical(id="picker-right"):
@@ -65,7 +68,7 @@ class PickerScreen(Screen):
         self.query_one("#preset-list").border_title = "presets"
         self.load_presets()
 
-    @work(thread=True)
+    @work(thread=True, name="reading the presets", exit_on_error=False)
     def load_presets(self) -> None:
         try:
             self.post_message(PresetsLoaded(presets.available(), None))
@@ -88,12 +91,12 @@ class PickerScreen(Screen):
     def _preset_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option_id != self.current:
             self.current = event.option_id
-            self.overrides = {}
             self._show()
 
     @on(OptionList.OptionSelected, "#preset-list")
     def _preset_selected(self, event: OptionList.OptionSelected) -> None:
-        self.action_launch()
+        """enter on a preset goes to its config (only l launches)."""
+        self.query_one("#config-table").focus()
 
     @staticmethod
     def _override_list(overrides: dict[str, str]) -> list[str]:
@@ -119,12 +122,18 @@ class PickerScreen(Screen):
                 params=summary["params"],
                 tokens_per_step=summary["tokens_per_step"],
                 max_steps=summary["max_steps"],
-                device=self.device_kind if cfg.train.device == "auto" else cfg.train.device,
+                device=self._device(cfg),
                 profile=summary["profile"],
-                seconds=train_seconds(cfg, summary["params"], self.device_kind),
+                seconds=self._seconds(cfg, summary["params"]),
             ),
         )
-        self.query_one(ConfigEditor).show_config(flat_values(cfg), set(self.overrides))
+        self.query_one(ConfigEditor).show_config(flat_values(cfg.to_dict()), set(self.overrides))
+
+    def _device(self, cfg: Config) -> str:
+        return self.device_kind if cfg.train.device == "auto" else cfg.train.device
+
+    def _seconds(self, cfg: Config, params: int) -> float:
+        return train_seconds(cfg, params, self._device(cfg).split(":")[0])
 
     @on(ConfigEditor.EditSubmitted)
     def _edit(self, message: ConfigEditor.EditSubmitted) -> None:
@@ -134,7 +143,10 @@ class PickerScreen(Screen):
         except ConfigError as exc:
             self.query_one(ConfigEditor).show_error(exc.message, exc.hint)
             return
-        self.overrides = candidate
+        if isinstance(message, ConfigEditor.EditChanged):
+            self.query_one(ConfigEditor).show_valid()
+            return
+        self.edits[self.current] = candidate
         self._show()
 
     @on(ConfigEditor.KeyReset)
@@ -146,11 +158,22 @@ class PickerScreen(Screen):
         if self.current is None:
             return
         try:
-            self._resolve(self.overrides)
+            summary = presets.summary(self.presets[self.current], self.device_kind, self._override_list(self.overrides))
         except ConfigError as exc:
             self.query_one(ConfigEditor).show_error(exc.message, exc.hint)
             return
-        self.app.launch_run(self.current, [f"{k}={v}" for k, v in self.overrides.items()])
+        preset, overrides = self.current, self._override_list(self.overrides)
+        seconds = self._seconds(summary["config"], summary["params"])
+        if seconds <= ASK_BEFORE_S:
+            self.app.launch_run(preset, overrides)
+            return
+
+        def chosen(launch: bool | None) -> None:
+            if launch:
+                self.app.launch_run(preset, overrides)
+
+        device = self._device(summary["config"])
+        self.app.push_screen(ConfirmLaunchScreen(preset, rough_duration(seconds), device), chosen)
 
     def action_show_runs(self) -> None:
         self.app.show_runs()

@@ -1,11 +1,13 @@
-"""RunScreen: one run, live or finished: Watch (dashboard) and Talk (sampling).
+"""RunScreen: one run, live or finished: Watch (dashboard), Talk (sampling), Config.
 
 The screen owns the orchestration: it connects to the trainer (a
 `LaunchedTrainer` it started, or a `FollowedRun` read from the run directory),
 feeds every event into the `RunState`, routes sample answers to the console,
 and turns key presses into commands on the run's control channel. Widgets only
 render: the numbers redraw from the state once a second and the plots as
-often as a CPU budget allows (see FramePacer), however fast events arrive.
+often as a CPU budget allows (see FramePacer), however fast events arrive,
+except for what a person is waiting to see: a command's "requested" state,
+the first data of a plot, and a replay, which draw at once.
 """
 
 from __future__ import annotations
@@ -13,30 +15,45 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.events import Resize
+from textual.message import Message
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from ...config import ConfigError
 from ...control import RunNotLive
+from ...events import make
 from ...launcher import trainer_command
-from ...runs import BEST_CKPT, LAST_CKPT
+from ...runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json
 from ..checkpoint_sampler import CheckpointSampler
+from ..config_values import flat_values, preset_values
 from ..frame_pacer import FramePacer
 from ..messages import OutputArrived, SamplerExited, TrainerExited, TrainerLiveness
 from ..run_state import RunState
 from ..trainer_link import FollowedRun, LaunchedTrainer
+from ..widgets.metric_plot import MetricPlot
+from ..widgets.run_config import RunConfig
 from ..widgets.run_dashboard import RunDashboard
 from ..widgets.run_header import RunHeader
 from ..widgets.sample_console import SampleConsole
-from ..widgets.trainer_log import TrainerLog
+from .workbench_screen import PlotScreen
 
 NUMBERS_S = 1.0  # stats and header: cheap text, redrawn once a second
 PLOTS_CHECK_S = 0.5  # plots: redrawn when the CPU budget allows; this is how often we ask
+CHECKPOINTS = {"best": BEST_CKPT, "last": LAST_CKPT}
 
 
-class RunScreen(Screen):
+class ConfigLoaded(Message):
+    def __init__(self, values: dict[str, str], preset: dict[str, str] | None, note: str):
+        super().__init__()
+        self.values, self.preset, self.note = values, preset, note
+
+
+class RunScreen(PlotScreen):
+    HELP_TITLE = "run screen"
+    ESCAPE_TO_MINIMIZE = False  # escape puts a plot's cursor away first (see action_back)
     BINDINGS = [
         Binding("p", "pause", "Pause", tooltip="Pause training (the trainer waits between steps)", id="run.pause"),
         Binding("p", "resume", "Resume", tooltip="Resume training", id="run.resume"),
@@ -45,10 +62,12 @@ class RunScreen(Screen):
         Binding("R", "resume_run", "Resume run", tooltip="Resume the crashed run from its last checkpoint", id="run.resume_run"),
         Binding("t", "show_tab('talk')", "Talk", tooltip="Sampling console: prompt the model", id="run.talk"),
         Binding("w", "show_tab('watch')", "Watch", tooltip="Dashboard: plots, stats, log", id="run.watch"),
-        Binding("e", "toggle_smoothing", "EMA", tooltip="Toggle EMA smoothing of the curves", id="run.smoothing"),
-        Binding("g", "toggle_log_scale", "Log y", tooltip="Toggle a log-scale y axis for loss and grad norm", id="run.log_scale"),
-        Binding("x", "toggle_x_axis", "X axis", tooltip="Toggle the x axis between step and elapsed time", id="run.x_axis"),
-        Binding("escape", "back", "Back", tooltip="Back to the previous screen (the run keeps going)", show=False, id="run.back"),
+        Binding("f", "show_tab('config')", "Config", tooltip="The run's resolved config, keys changed from the preset marked", id="run.config"),
+        Binding("m", "maximize_plot", "Max plot", tooltip="Maximise the focused plot (tab picks one; esc restores)", show=False, id="run.maximize"),
+        Binding("i", "toggle_part('stats-line')", "Stats", tooltip="Fold the stats into one line, or unfold them", show=False, id="run.stats"),
+        Binding("o", "toggle_part('log-line')", "Log", tooltip="Fold the log into one line, or unfold it", show=False, id="run.log"),
+        Binding("u", "toggle_part('system')", "System", tooltip="Show or hide the system pane: CPU, RAM, trainer memory, GPU", id="run.system"),
+        Binding("escape", "back", "Back", tooltip="Cancel the answer coming in (Talk), or back to the previous screen (the run keeps going)", show=False, id="run.back"),
     ]
 
     def __init__(self, run_dir: Path, argv: list[str] | None = None):
@@ -58,8 +77,9 @@ class RunScreen(Screen):
         self.state = RunState(self.run_dir)
         self.link: LaunchedTrainer | FollowedRun = LaunchedTrainer(self, argv, self.run_dir) if argv else FollowedRun(self, self.run_dir)
         self.sampler: CheckpointSampler | None = None
-        self.smoothing, self.log_scale, self.x_axis = True, False, "step"
+        self.live_samples: set[str] = set()  # ids of prompts the live trainer answers (the others: the sampler)
         self.plot_pacer = FramePacer()
+        self._config_shown_for: dict | None = None
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
@@ -68,10 +88,12 @@ class RunScreen(Screen):
                 yield RunDashboard(self.state, id="dashboard")
             with TabPane("Talk", id="talk"):
                 yield SampleConsole(id="console")
+            with TabPane("Config", id="config"):
+                yield RunConfig(id="run-config")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(SampleConsole).show_checkpoint_choice(not self.link.owns_process)
+        self._show_checkpoints()
         self.link.start()
         self.set_interval(NUMBERS_S, self._refresh_numbers)
         self.set_interval(PLOTS_CHECK_S, self._maybe_refresh_plots)
@@ -80,6 +102,10 @@ class RunScreen(Screen):
     def on_unmount(self) -> None:
         if self.sampler:
             self.sampler.close()
+
+    def on_resize(self, event: Resize) -> None:
+        self.query_one(RunDashboard).fit(event.size.width, event.size.height)
+        self._refresh_numbers()
 
     # -- what the run is doing -----------------------------------------------
 
@@ -99,8 +125,10 @@ class RunScreen(Screen):
         self.query_one(RunDashboard).refresh_numbers(resumable=self.resumable)
 
     def _maybe_refresh_plots(self) -> None:
-        if self.plot_pacer.frame_due():
-            self.query_one(RunDashboard).refresh_plots()
+        # A run that no longer trains draws at once (its curves change no more); a live one within the CPU budget.
+        dashboard = self.query_one(RunDashboard)
+        if dashboard.plots_waiting or not self.trainer_running or self.plot_pacer.frame_due():
+            dashboard.refresh_plots()
 
     def redraw(self) -> None:
         """Everything, now: for state changes a person is waiting to see."""
@@ -119,17 +147,30 @@ class RunScreen(Screen):
             for event in events:
                 self._route_sample(console, event, from_sampler=True)
             return
-        log = self.query_one(TrainerLog)
-        status = self.state.status
+        dashboard = self.query_one(RunDashboard)
+        before = (self.state.status, self.state.requested)
+        applied, logged = [], []
         for event in events:
-            if not self._route_sample(console, event, from_sampler=False):
-                self.state.apply(event)
-        log.add_events(events)
-        log.add_stderr(stderr)
+            if self._route_sample(console, event, from_sampler=False):
+                continue
+            if self.state.apply(event):
+                applied.append(event)
+                logged.append(event)
+            else:  # said in the log where it happened, and left out of the run's state
+                logged.append(make("error", kind="events", message=f"skipped a malformed {event['event']} event in events.jsonl", hint=""))
+        dashboard.add_log(logged, stderr)
+        kinds = {e["event"] for e in applied}
+        if "run_started" in kinds:
+            console.set_task(addition=self.state.config.get("data", {}).get("kind") == "addition")
+            self._load_config()
+        if "checkpoint" in kinds:
+            self._show_checkpoints()
         self._detect_attached_crash()
-        if self.state.status != status:  # the badge and the footer's controls follow at once
+        if (self.state.status, self.state.requested) != before:  # the badge and the footer's controls follow at once
             self.refresh_bindings()
             self._refresh_numbers()
+        if dashboard.plots_waiting:  # the first points: no reason to wait for the pacer
+            dashboard.refresh_plots()
 
     def _route_sample(self, console: SampleConsole, event: dict, from_sampler: bool) -> bool:
         """Hand sampling answers to the console; True if the event was one."""
@@ -166,7 +207,7 @@ class RunScreen(Screen):
             state.mark_crashed(None, [])
 
     def _run_changed(self) -> None:
-        self.query_one(SampleConsole).show_checkpoint_choice(not self.trainer_running)
+        self._show_checkpoints()
         self.refresh_bindings()
         self.redraw()
 
@@ -175,18 +216,21 @@ class RunScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         running = self.trainer_running
         paused = self.state.status == "paused"
+        pause_asked = self.state.requested == "pause"
         if action == "pause":
-            return running and not paused
-        if action == "resume":
-            return running and paused
+            return running and not paused and not pause_asked
+        if action == "resume":  # also takes back a pause the trainer has not reached yet
+            return running and (paused or pause_asked)
         if action in ("stop", "checkpoint"):
             if not running:
                 return False
-            return self.state.status != "stopping" or None  # greyed out while it winds down
+            return (self.state.status != "stopping" and self.state.requested != "stop") or None  # greyed out while it winds down
         if action == "resume_run":
             return self.resumable
-        if action == "show_tab":  # offer the other tab only
+        if action == "show_tab":  # offer the other tabs only
             return parameters[0] != self.query_one(TabbedContent).active
+        if action in ("maximize_plot", "toggle_part"):
+            return self.query_one(TabbedContent).active == "watch"
         return True
 
     def _send(self, cmd: str, **fields) -> bool:
@@ -197,23 +241,35 @@ class RunScreen(Screen):
             return False
         return True
 
+    def _command(self, cmd: str) -> None:
+        """Send a command and show it as requested at once, until the trainer's status answers it."""
+        if self._send(cmd):
+            self.state.request(cmd)
+            self.refresh_bindings()
+            self._refresh_numbers()
+
     def action_pause(self) -> None:
-        self._send("pause")
+        self._command("pause")
 
     def action_resume(self) -> None:
-        self._send("resume")
+        self._command("resume")
 
     def action_stop(self) -> None:
-        if self._send("stop"):
-            self.notify("Stopping: the trainer checkpoints, then finishes.")
+        self._command("stop")
 
     def action_checkpoint(self) -> None:
-        self._send("checkpoint")
+        if self._send("checkpoint"):
+            self.notify("Checkpoint requested.", timeout=2)
 
     def stop_for_quit(self) -> None:
         """The app is quitting and the user chose to stop this run."""
         if self.trainer_running:
-            self._send("stop")
+            self._command("stop")
+
+    def kill_trainer(self) -> None:
+        """The user gave up waiting for a stop: end the trainer now (last.pt stays)."""
+        if isinstance(self.link, LaunchedTrainer):
+            self.link.kill()
 
     def action_resume_run(self) -> None:
         """Start a new trainer that picks the crashed run up from last.pt."""
@@ -231,31 +287,63 @@ class RunScreen(Screen):
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
         # Focus follows the tab: left inside the hidden tab, it would switch right back.
-        self.query_one("#prompt" if tab == "talk" else "#log").focus()
+        self.query_one({"talk": "#prompt", "watch": "#plot-loss", "config": "#run-config-table"}[tab]).focus()
+        if tab == "config":
+            self._load_config()
 
-    def action_toggle_smoothing(self) -> None:
-        self.smoothing = not self.smoothing
-        self._apply_plot_options(f"EMA smoothing {'on' if self.smoothing else 'off'}")
+    def action_maximize_plot(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        plot = self.focused if isinstance(self.focused, MetricPlot) else self.query_one("#plot-loss", MetricPlot)
+        plot.focus()
+        self.maximize(plot, container=False)
 
-    def action_toggle_log_scale(self) -> None:
-        self.log_scale = not self.log_scale
-        self._apply_plot_options(f"log scale {'on' if self.log_scale else 'off'}")
-
-    def action_toggle_x_axis(self) -> None:
-        self.x_axis = "time" if self.x_axis == "step" else "step"
-        self._apply_plot_options(f"x axis: {'elapsed seconds' if self.x_axis == 'time' else 'step'}")
-
-    def _apply_plot_options(self, what: str) -> None:
-        self.query_one(RunDashboard).set_plot_options(smoothing=self.smoothing, log_scale=self.log_scale, x_axis=self.x_axis)
-        self.notify(what, timeout=1.5)
+    def action_toggle_part(self, part: str) -> None:
+        self.query_one(RunDashboard).toggle(part)
+        self._refresh_numbers()
 
     def action_back(self) -> None:
-        if self.query_one(TabbedContent).active == "talk":
+        if self.maximized is not None:
+            self.minimize()
+        elif self.query_one(TabbedContent).active == "talk":
+            if self.query_one(SampleConsole).streaming_id:
+                self._cancel_sample()
+            else:
+                self.action_show_tab("watch")
+        elif self.query_one(TabbedContent).active == "config":
             self.action_show_tab("watch")
         elif len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
+    # -- the run's config -------------------------------------------------------
+
+    def _load_config(self) -> None:
+        if self.query_one(TabbedContent).active == "config" and self._config_shown_for is not self.state.config:
+            self._config_shown_for = self.state.config
+            self.read_config(self.state.config)
+
+    @work(thread=True, exclusive=True, group="config", name="reading the run's config", exit_on_error=False)
+    def read_config(self, config: dict) -> None:
+        config = config or read_json(self.run_dir / CONFIG_FILE)
+        if not config:
+            self.post_message(ConfigLoaded({}, None, "this run has no config yet (no run_started event, no config.json)"))
+            return
+        try:
+            preset, note = preset_values(config), ""
+        except ConfigError as exc:
+            preset, note = None, f"the preset cannot be read, so changes are not marked: {exc.message}"
+        self.post_message(ConfigLoaded(flat_values(config), preset, note))
+
+    @on(ConfigLoaded)
+    def _config_loaded(self, message: ConfigLoaded) -> None:
+        self.query_one(RunConfig).show(message.values, message.preset, message.note)
+
     # -- sampling -------------------------------------------------------------
+
+    def _show_checkpoints(self) -> None:
+        available = [name for name, file in CHECKPOINTS.items() if (self.run_dir / file).exists()]
+        self.query_one(SampleConsole).show_checkpoints(not self.trainer_running, available)
 
     @on(SampleConsole.Submitted)
     def _sample(self, message: SampleConsole.Submitted) -> None:
@@ -264,19 +352,34 @@ class RunScreen(Screen):
         fields = dict(id=sample_id, prompt=message.prompt, **message.settings.command_fields())
         if self.trainer_running:
             console.begin(sample_id, message.prompt, f"live model, step {self.state.step}")
+            self.live_samples.add(sample_id)
             if not self._send("sample", **fields):
                 console.fail(sample_id, "The trainer is not listening.", "it may have just finished; try again.")
             return
+        self._show_checkpoints()
         checkpoint = console.checkpoint
-        console.begin(sample_id, message.prompt, f"{checkpoint}.pt")
-        if not (self.run_dir / (BEST_CKPT if checkpoint == "best" else LAST_CKPT)).exists():
-            console.fail(sample_id, f"This run has no {checkpoint}.pt checkpoint.", "train longer, or pick the other checkpoint.")
+        if checkpoint is None:
+            console.begin(sample_id, message.prompt, "no checkpoint")
+            console.fail(sample_id, "This run has no checkpoint to sample from.", "train until the first eval or press c while it trains.")
             return
+        console.begin(sample_id, message.prompt, f"{checkpoint}.pt")
         sampler = self._checkpoint_sampler(checkpoint)
         try:
             sampler.ask(**fields)
         except OSError:
             console.fail(sample_id, "The sampler is not running.", "see the log; submit again to restart it.")
+            self.sampler = None
+
+    def _cancel_sample(self) -> None:
+        """esc while an answer streams: stop showing it now, and stop whoever generates it."""
+        console = self.query_one(SampleConsole)
+        sample_id = console.streaming_id
+        console.cancel(sample_id)
+        if sample_id in self.live_samples:
+            if self.trainer_running:
+                self._send("sample_cancel", id=sample_id)
+        elif self.sampler:
+            self.sampler.close()  # a checkpoint sampler holds nothing worth keeping; the next prompt starts one
             self.sampler = None
 
     def _checkpoint_sampler(self, checkpoint: str) -> CheckpointSampler:
@@ -303,4 +406,4 @@ class RunScreen(Screen):
         if message.exit_code != 0:
             last = next((line for line in reversed(message.stderr_tail) if line.strip()), "")
             self.query_one(SampleConsole).fail_pending(f"The sampler exited with code {message.exit_code}. {last}", "")
-            self.query_one(TrainerLog).add_stderr(message.stderr_tail)
+            self.query_one(RunDashboard).add_log([], message.stderr_tail)

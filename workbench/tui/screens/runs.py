@@ -8,13 +8,27 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...runs import RunSummary, list_runs, runs_root
+from ...runs import RunSummary, is_run_dir, runs_root, summarize
 from ..widgets.runs_table import RunsTable
+from .workbench_screen import WorkbenchScreen
 
 REFRESH_S = 2.0
+
+
+def summaries(root: Path) -> list[RunSummary]:
+    """Every run under `root`, newest first; one that cannot be read is listed as "unreadable",
+    so a corrupt run directory costs its own row, never the table."""
+    found = []
+    for path in root.iterdir() if root.is_dir() else ():
+        if not (path.is_dir() and is_run_dir(path)):
+            continue
+        try:
+            found.append(summarize(path))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            found.append(RunSummary(path=path, status="unreadable"))
+    return sorted(found, key=lambda s: s.started or 0, reverse=True)
 
 
 class RunsListed(Message):
@@ -23,11 +37,12 @@ class RunsListed(Message):
         self.summaries = summaries
 
 
-class RunsScreen(Screen):
+class RunsScreen(WorkbenchScreen):
+    HELP_TITLE = "runs"
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="Replay a finished run, or attach to a running one", id="runs.open"),
         Binding("space", "mark", "Mark", tooltip="Mark the run for comparison", id="runs.mark"),
-        Binding("c", "compare", "Compare", tooltip="Overlay the loss curves of the marked runs", id="runs.compare"),
+        Binding("c", "compare", "Compare", tooltip="Overlay the marked runs' curves and list their config differences", id="runs.compare"),
         Binding("n", "new_run", "New run", tooltip="Back to the preset picker", id="runs.new"),
         Binding("escape", "back", "Back", show=False, id="runs.back"),
     ]
@@ -41,9 +56,9 @@ class RunsScreen(Screen):
         self.refresh_runs()
         self.set_interval(REFRESH_S, self.refresh_runs)
 
-    @work(thread=True, exclusive=True, group="list-runs")
+    @work(thread=True, exclusive=True, group="list-runs", name="listing the runs", exit_on_error=False)
     def refresh_runs(self) -> None:
-        self.post_message(RunsListed(list_runs()))
+        self.post_message(RunsListed(summaries(runs_root())))
 
     @on(RunsListed)
     def _listed(self, message: RunsListed) -> None:

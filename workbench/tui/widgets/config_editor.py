@@ -1,9 +1,11 @@
 """ConfigEditor: every config key of the picked preset, editable in place.
 
 The editor shows values and takes edits; it does not judge them. It posts
-`EditSubmitted` and the picker screen validates the whole config with the same
-`presets.resolve` the CLI uses, then either accepts the edit (`show_config`) or
-hands the error back (`show_error`) with the CLI's exact message and hint.
+`EditChanged` as you type and `EditSubmitted` on enter (or when you leave the
+box: an edit is never dropped because the focus moved), and the picker screen
+validates the whole config with the same `presets.resolve` the CLI uses, then
+either accepts the edit (`show_config`) or hands the error back (`show_error`)
+with the CLI's exact message and hint; a value that is fine again clears it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from textual.widgets import DataTable, Input, Static
 
 
 class ConfigEditor(Vertical):
+    HELP_TITLE = "config (enter edits the selected key)"
     BINDINGS = [
         Binding("d", "reset_key", "Reset key", tooltip="Drop your edit of the selected key", id="config.reset"),
     ]
@@ -27,6 +30,9 @@ class ConfigEditor(Vertical):
             super().__init__()
             self.key, self.value = key, value
 
+    class EditChanged(EditSubmitted):
+        """The value in the box changed (not applied yet): check it."""
+
     class KeyReset(Message):
         def __init__(self, key: str):
             super().__init__()
@@ -35,6 +41,7 @@ class ConfigEditor(Vertical):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
         self.editing: str | None = None  # the key being edited
+        self._original = ""  # its value when the edit began
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="config-table", cursor_type="row", zebra_stripes=True)
@@ -48,7 +55,7 @@ class ConfigEditor(Vertical):
         self.query_one("#config-input").display = False
 
     def show_config(self, values: dict[str, str], edited: set[str]) -> None:
-        """Show resolved values; the keys you edited stand out."""
+        """Show resolved values; the keys you edited stand out. Any error is gone with the bad value."""
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -56,11 +63,20 @@ class ConfigEditor(Vertical):
             style = "bold yellow" if key in edited else ""
             table.add_row(Text(key, style=style), Text(value, style=style), key=key)
         table.move_cursor(row=min(row, table.row_count - 1))
+        self.query_one("#config-error", Static).update("")
         if self.editing:
             self._end_edit()
 
     def show_error(self, message: str, hint: str) -> None:
         self.query_one("#config-error", Static).update(Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else ""))
+
+    def show_valid(self) -> None:
+        """The value being typed is fine (as far as the whole config goes)."""
+        if self.editing:
+            self.query_one("#config-error", Static).update(self._editing_hint())
+
+    def _editing_hint(self) -> Text:
+        return Text(f"{self.editing} = …  (enter applies, escape cancels)", style="dim")
 
     @on(DataTable.RowSelected)
     def _begin_edit(self, event: DataTable.RowSelected) -> None:
@@ -71,18 +87,32 @@ class ConfigEditor(Vertical):
         box.placeholder = key
         box.display = True
         box.focus()
-        self.query_one("#config-error", Static).update(Text(f"{key} = …  (enter to apply, escape to cancel)", style="dim"))
+        self._original = box.value
+        self.query_one("#config-error", Static).update(self._editing_hint())
 
     @on(Input.Submitted, "#config-input")
     def _submit(self, event: Input.Submitted) -> None:
         if self.editing:
             self.post_message(self.EditSubmitted(self.editing, event.value.strip()))
 
+    @on(Input.Changed, "#config-input")
+    def _changed(self, event: Input.Changed) -> None:
+        if self.editing:
+            self.post_message(self.EditChanged(self.editing, event.value.strip()))
+
+    @on(Input.Blurred, "#config-input")
+    def _left(self, event: Input.Blurred) -> None:
+        """Leaving the box (a click elsewhere, tab) applies what was typed, as enter would."""
+        if self.editing and event.value != self._original:
+            self.post_message(self.EditSubmitted(self.editing, event.value.strip()))
+
     def _end_edit(self) -> None:
         self.editing = None
-        self.query_one("#config-input").display = False
+        box = self.query_one("#config-input")
+        if box.has_focus:  # back to the keys; but never take the focus from where a click put it
+            self.query_one(DataTable).focus()
+        box.display = False
         self.query_one("#config-error", Static).update("")
-        self.query_one(DataTable).focus()
 
     def key_escape(self) -> None:
         if self.editing:

@@ -3,143 +3,227 @@
 The plot keeps references to the run's `Series` and draws them when it is
 rendered, downsampled to its own width, so adding points costs nothing here:
 the screen calls `refresh_if_stale()` from a timer and the plot rebuilds only
-when a series or a display option changed since the last draw.
+when a series, a display option or the cursor changed since the last draw.
+
+A plot takes focus (tab, or a click): the arrow keys then move a value
+cursor along it, and the title reads the step, every curve's value there and
+the elapsed time; escape puts the cursor away.
 """
 
 from __future__ import annotations
 
-import math
+import bisect
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import RenderResult
+from textual.binding import Binding
 from textual_plotext import PlotextPlot
 
 from ...progress import format_duration
+from .. import units
+from ..curve_styles import CurveStyle
+from ..plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
+from ..plot_options import PlotOptions
 from ..run_state import Series
-
-# TensorBoard's default smoothing weight.
-EMA_WEIGHT = 0.6
 
 
 @dataclass
 class Curve:
     label: str
     series: Series
-    color: str
+    style: CurveStyle
     smooth: bool = True  # EMA applies (noisy per-step metrics, not lr or val loss)
     points: bool = False  # sparse data (val loss): draw markers, not a line
 
 
-def ema(values: list[float], weight: float = EMA_WEIGHT) -> list[float]:
-    """TensorBoard's debiased exponential moving average."""
-    smoothed, last, n = [], 0.0, 0
-    for v in values:
-        n += 1
-        last = last * weight + (1 - weight) * v
-        smoothed.append(last / (1 - weight**n))
-    return smoothed
+@dataclass
+class CurveView:
+    """One curve as drawn: the points in the window, smoothed and log-filtered, not yet downsampled."""
+
+    curve: Curve
+    steps: list[int]
+    xs: list[float]
+    ys: list[float]
+    raw: list[float]
 
 
-def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
-    """About `count` round values (1, 2 or 5 times a power of ten) spanning [lo, hi]."""
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(1, count)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+class MetricPlot(PlotextPlot, can_focus=True):
+    HELP_TITLE = "a plot (tab or a click focuses one)"
+    BINDINGS = [
+        Binding("left", "move_cursor(-1)", "Cursor left", show=False, tooltip="Move the value cursor back", id="plot.cursor_left"),
+        Binding("right", "move_cursor(1)", "Cursor right", show=False, tooltip="Move the value cursor on", id="plot.cursor_right"),
+        Binding("escape", "hide_cursor", "Hide cursor", show=False, tooltip="Put the value cursor away", id="plot.hide_cursor"),
+    ]
 
-
-def tick_label(value: float) -> str:
-    """Ticks are round numbers: 0.002, 250, 31k, 1.5M."""
-    for factor, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:g}{suffix}"
-    return f"{value:.3g}"
-
-
-def downsample(xs: list[float], ys: list[float], buckets: int) -> tuple[list[float], list[float]]:
-    """At most `buckets` points: the mean of each run of consecutive points."""
-    n = len(xs)
-    if n <= buckets or buckets < 1:
-        return xs, ys
-    out_x, out_y = [], []
-    for b in range(buckets):
-        lo, hi = b * n // buckets, (b + 1) * n // buckets
-        out_x.append(sum(xs[lo:hi]) / (hi - lo))
-        out_y.append(sum(ys[lo:hi]) / (hi - lo))
-    return out_x, out_y
-
-
-class MetricPlot(PlotextPlot):
-    def __init__(self, title: str, curves: list[Curve] = (), *, id: str | None = None):
-        """The title names the curves (a legend inside a small plot hides the data)."""
+    def __init__(self, metric: str, curves: list[Curve] = (), *, loggable: bool = True, id: str | None = None):
+        """`metric` names the curves in the title (a legend inside a small plot hides the data);
+        `loggable`: the log-y option applies (loss-like curves; lr and tok/s read better linear)."""
         super().__init__(id=id)
-        self.border_title = title
+        self.metric = metric
         self.curves = list(curves)
-        self.smoothing = True
-        self.log_scale = False
-        self.x_axis = "step"  # or "time" (elapsed seconds)
+        self.loggable = loggable
+        self.options = PlotOptions()
+        self.cursor_step: int | None = None
+        self.has_data = False  # the last frame drew a curve (not "waiting for data")
         self._drawn: tuple | None = None
+        self._update_title()
 
     def set_curves(self, curves: list[Curve]) -> None:
         self.curves = curves
+        self._update_title()
         self.refresh()
 
-    def set_options(self, *, smoothing: bool, log_scale: bool, x_axis: str) -> None:
-        self.smoothing, self.log_scale, self.x_axis = smoothing, log_scale, x_axis
+    def set_options(self, options: PlotOptions) -> None:
+        self.options = options
+        self._update_title()
         self.refresh_if_stale()
 
     def _fingerprint(self) -> tuple:
-        return (self.smoothing, self.log_scale, self.x_axis, *(c.series.version for c in self.curves))
+        return (self.options, self.cursor_step, self.app.no_color, *(c.series.version for c in self.curves))
+
+    @property
+    def stale(self) -> bool:
+        return self._fingerprint() != self._drawn
 
     def refresh_if_stale(self) -> None:
-        if self._fingerprint() != self._drawn:
+        if self.stale:
+            if self.cursor_step is not None:
+                self._update_title()  # the values under the cursor may have changed
             self.refresh()
+
+    # -- what is drawn -----------------------------------------------------
+
+    def views(self) -> list[CurveView]:
+        """Every curve with points in the window."""
+        o = self.options
+        last_steps = [c.series.steps[-1] for c in self.curves if c.series.steps]
+        first_step = max(last_steps) - o.window if (o.window and last_steps) else None
+        log = o.log_scale and self.loggable
+        views = []
+        for curve in self.curves:
+            s = curve.series
+            # Smooth the whole series, then cut the window: zooming must not restart the average.
+            ys = ema(s.values) if (o.smoothing and curve.smooth) else s.values
+            xs = s.steps if o.x_axis == "step" else s.times
+            keep = [
+                i for i in range(len(ys))
+                if (first_step is None or s.steps[i] > first_step) and (not log or ys[i] > 0)  # log has no place for <= 0
+            ]
+            if keep:
+                views.append(CurveView(curve, [s.steps[i] for i in keep], [xs[i] for i in keep], [ys[i] for i in keep], [s.values[i] for i in keep]))
+        return views
 
     def render(self) -> RenderResult:
         self._drawn = self._fingerprint()
         if self.size.width < 8 or self.size.height < 3:
             return Text("")
+        views = self.views()
+        self.has_data = bool(views)
+        if not views:
+            return Text("waiting for data…", style="dim")
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
+        no_color = self.app.no_color
         # Braille markers give two points per cell across.
         buckets = 2 * self.size.width
         all_x: list[float] = []
         all_y: list[float] = []
-        for curve in self.curves:
-            xs, ys = self._points(curve, buckets)
-            if not xs:
-                continue
+        for view in views:
+            xs, ys = downsample(view.xs, view.ys, buckets)
             all_x += xs
             all_y += ys
-            if curve.points:
-                plt.scatter(xs, ys, marker="dot", color=curve.color)
+            style = view.curve.style
+            if view.curve.points:
+                plt.scatter(xs, ys, marker=style.marker, color=style.plot_color(no_color))
             else:
-                plt.plot(xs, ys, marker="braille", color=curve.color)
-        if not all_x:
-            return Text("waiting for data…", style="dim")
+                plt.plot(xs, ys, marker=style.marker, color=style.plot_color(no_color))
+        cursor = self._cursor_point(views[0])
+        if cursor is not None:
+            plt.vline(views[0].xs[cursor], "default")
         plt.frame(False)
         plt.xaxes(True, False)
         plt.yaxes(True, False)
-        # Round tick values, few enough to stay readable in a small plot.
-        x_ticks = nice_ticks(min(all_x), max(all_x), max(2, self.size.width // 10))
-        plt.xticks(x_ticks, [format_duration(x) if self.x_axis == "time" else tick_label(x) for x in x_ticks])
-        if self.log_scale:
-            plt.yscale("log")
+        # Round tick values, at least two on each axis, few enough to stay readable in a small plot.
+        x_lo, x_hi = spread(min(all_x), max(all_x))
+        plt.xlim(x_lo, x_hi)
+        x_count = max(2, self.size.width // 10)
+        if self.options.x_axis == "time":
+            x_ticks = time_ticks(x_lo, x_hi, x_count)
+            plt.xticks(x_ticks, [format_duration(x) for x in x_ticks])
         else:
-            y_ticks = nice_ticks(min(all_y), max(all_y), max(2, self.size.height // 2))
-            plt.yticks(y_ticks, [tick_label(y) for y in y_ticks])
+            x_ticks = nice_ticks(x_lo, x_hi, x_count, integer=True)
+            plt.xticks(x_ticks, tick_labels(x_ticks))
+        log = self.options.log_scale and self.loggable
+        y_lo, y_hi = spread(min(all_y), max(all_y), log)
+        plt.ylim(y_lo, y_hi)
+        y_count = max(2, self.size.height // 3)
+        if log:
+            plt.yscale("log")
+            y_ticks = log_ticks(y_lo, y_hi, y_count)
+        else:
+            y_ticks = nice_ticks(y_lo, y_hi, y_count)
+        plt.yticks(y_ticks, tick_labels(y_ticks))
         return super().render()
 
-    def _points(self, curve: Curve, buckets: int) -> tuple[list[float], list[float]]:
-        s = curve.series
-        xs: list[float] = list(s.steps if self.x_axis == "step" else s.times)
-        ys = ema(s.values) if (self.smoothing and curve.smooth) else list(s.values)
-        if self.log_scale:  # log of a non-positive value has no place on the axis
-            kept = [(x, y) for x, y in zip(xs, ys) if y > 0]
-            xs, ys = [p[0] for p in kept], [p[1] for p in kept]
-        return downsample(xs, ys, buckets)
+    # -- the value cursor -----------------------------------------------------
+
+    def _cursor_point(self, view: CurveView) -> int | None:
+        """The index in `view` at or before the cursor step (None: no cursor, or before the view)."""
+        if self.cursor_step is None:
+            return None
+        index = bisect.bisect_right(view.steps, self.cursor_step) - 1
+        return index if index >= 0 else None
+
+    def action_move_cursor(self, direction: int) -> None:
+        views = self.views()
+        if not views:
+            return
+        primary = views[0]
+        here = self._cursor_point(primary)
+        if self.cursor_step is None or here is None:
+            index = len(primary.steps) - 1
+        else:
+            # One press moves one column of the plot, however many points it holds.
+            stride = max(1, len(primary.steps) // max(1, self.size.width - 6))
+            index = min(max(here + direction * stride, 0), len(primary.steps) - 1)
+        self.cursor_step = primary.steps[index]
+        self._update_title()
+        self.refresh()
+
+    def action_hide_cursor(self) -> None:
+        if self.cursor_step is None:
+            raise SkipAction()  # escape means "back" to the screen
+        self.cursor_step = None
+        self._update_title()
+        self.refresh()
+
+    def readout(self) -> str:
+        """What the cursor reads: step, each curve's value there, elapsed time."""
+        views = self.views() if self.cursor_step is not None else []
+        if not views or self._cursor_point(views[0]) is None:
+            return ""
+        primary, index = views[0], self._cursor_point(views[0])
+        parts = [f"step {primary.steps[index]:,}"]
+        for view in views:
+            i = self._cursor_point(view)
+            if i is None:
+                continue
+            value = units.number(view.ys[i])
+            if view.ys[i] != view.raw[i]:
+                value += f" (raw {units.number(view.raw[i])})"
+            label = f"{view.curve.style.symbol} " if len(views) > 1 else ""
+            parts.append(label + value)
+        elapsed = primary.curve.series.times[primary.curve.series.steps.index(primary.steps[index])]
+        parts.append(format_duration(elapsed))
+        return " · ".join(parts)
+
+    def _update_title(self) -> None:
+        readout = self.readout()
+        if readout:
+            self.border_title = f"{self.metric} ▸ {readout}"
+            return
+        described = self.options.describe(smoothable=any(c.smooth for c in self.curves), loggable=self.loggable)
+        self.border_title = f"{self.metric} · {described}" if described else self.metric

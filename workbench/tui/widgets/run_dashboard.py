@@ -1,15 +1,28 @@
-"""RunDashboard: the Watch tab: plots, stats, crash report and log of one run."""
+"""RunDashboard: the Watch tab: plots, stats, system pane, crash report and log of one run.
+
+On a small terminal the stats and the log fold into one line each, so the
+plots keep the room; the run screen's keys unfold them (`i`, `o`) and show
+the system pane (`u`). The classes on the dashboard say which is which.
+"""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Static
 
+from ..curve_styles import GRAD_NORM, LEARNING_RATE, TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS
+from ..plot_options import PlotOptions
 from ..run_state import RunState
 from .crash_panel import CrashPanel
 from .metric_plot import Curve, MetricPlot
-from .run_stats import RunStats
+from .run_stats import RunStats, RunStatsLine
+from .system_pane import SystemPane
 from .trainer_log import TrainerLog
+
+# Below this size the stats and the log start folded into one line each.
+ROOMY_WIDTH, ROOMY_HEIGHT = 100, 32
 
 
 class RunDashboard(Vertical):
@@ -21,35 +34,78 @@ class RunDashboard(Vertical):
     def compose(self) -> ComposeResult:
         s = self.state.series
         yield CrashPanel(id="crash")
+        yield RunStatsLine(id="stats-line")
         with Horizontal(id="plots-and-stats"):
             with Grid(id="plots"):
                 yield MetricPlot(
-                    "loss (train, val •)",
-                    [Curve("train", s["loss"], "cyan"), Curve("val", s["val_loss"], "orange", smooth=False, points=True)],
+                    f"loss (train {TRAIN_LOSS.symbol}, val {VAL_LOSS.symbol})",
+                    [Curve("train", s["loss"], TRAIN_LOSS), Curve("val", s["val_loss"], VAL_LOSS, smooth=False, points=True)],
                     id="plot-loss",
                 )
-                yield MetricPlot("learning rate", [Curve("lr", s["lr"], "green", smooth=False)], id="plot-lr")
-                yield MetricPlot("grad norm", [Curve("grad norm", s["grad_norm"], "magenta")], id="plot-grad-norm")
-                yield MetricPlot("tokens/sec", [Curve("tok/s", s["tokens_per_sec"], "yellow")], id="plot-tokens-per-sec")
+                yield MetricPlot("learning rate", [Curve("lr", s["lr"], LEARNING_RATE, smooth=False)], loggable=False, id="plot-lr")
+                yield MetricPlot("grad norm", [Curve("grad norm", s["grad_norm"], GRAD_NORM)], id="plot-grad-norm")
+                yield MetricPlot("tokens/sec", [Curve("tok/s", s["tokens_per_sec"], TOKENS_PER_SEC)], loggable=False, id="plot-tokens-per-sec")
             yield RunStats(id="stats")
+            yield SystemPane(id="system")
         yield TrainerLog(id="log")
+        yield Static(id="log-line")
 
-    def set_plot_options(self, *, smoothing: bool, log_scale: bool, x_axis: str) -> None:
+    # -- layout ------------------------------------------------------------
+
+    def fit(self, width: int, height: int) -> None:
+        """Fold stats and log into lines when the terminal is small."""
+        small = width < ROOMY_WIDTH or height < ROOMY_HEIGHT
+        self.set_class(small, "-stats-line")
+        self.set_class(small, "-log-line")
+        self._refresh_lines()
+
+    def toggle(self, part: str) -> None:
+        """`part`: stats-line, log-line (fold / unfold) or system (show / hide); the screen redraws the numbers."""
+        self.toggle_class(f"-{part}")
+        self._shown_version = -1
+        self._refresh_lines()
+
+    def is_showing(self, part: str) -> bool:
+        return self.has_class(f"-{part}")
+
+    # -- content ------------------------------------------------------------
+
+    def set_plot_options(self, options: PlotOptions) -> None:
         for plot in self.query(MetricPlot):
-            # Log scale is for loss-like curves; lr and tok/s read better linear.
-            plot.set_options(smoothing=smoothing, log_scale=log_scale and plot.id in ("plot-loss", "plot-grad-norm"), x_axis=x_axis)
+            plot.set_options(options)
+
+    @property
+    def plots_waiting(self) -> bool:
+        """A plot still says "waiting for data" although its data is there (replay, first steps)."""
+        return any(plot.stale and not plot.has_data and any(c.series.steps for c in plot.curves) for plot in self.query(MetricPlot))
 
     def refresh_plots(self) -> None:
         """Redraw the plots whose data or options changed (the costly part of a frame)."""
         for plot in self.query(MetricPlot):
             plot.refresh_if_stale()
 
+    def add_log(self, events: list[dict], stderr: list[str]) -> None:
+        log = self.query_one(TrainerLog)
+        log.add_events(events)
+        log.add_stderr(stderr)
+        self._refresh_lines()
+
+    def _refresh_lines(self) -> None:
+        if self.is_showing("log-line"):
+            last = self.query_one(TrainerLog).last_line
+            self.query_one("#log-line", Static).update(Text.assemble(("log › ", "dim"), last, (" (o: whole log)", "dim")), layout=False)
+
     def refresh_numbers(self, resumable: bool) -> None:
-        """Stats and crash report: cheap, and a no-op when no event came in."""
+        """Stats, system pane and crash report: cheap, and a no-op when no event came in."""
         if self.state.version == self._shown_version:
             return
         self._shown_version = self.state.version
-        self.query_one(RunStats).show(self.state)
+        if self.is_showing("stats-line"):
+            self.query_one(RunStatsLine).show(self.state)
+        else:
+            self.query_one(RunStats).show(self.state)
+        if self.is_showing("system"):
+            self.query_one(SystemPane).show(self.state)
         crash = self.query_one(CrashPanel)
         if crash.display != (self.state.crash is not None):
             crash.display = self.state.crash is not None

@@ -1,4 +1,4 @@
-"""RunHeader: one line naming the run, its status badge and where it comes from."""
+"""RunHeader: one line naming the run, its status badge (a command waiting for its answer too) and where it comes from."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ class RunHeader(Horizontal):
 
     def show(self, state: RunState, source: str) -> None:
         """`source` says where the events come from: launched here, attached, replay."""
-        if (state.status, state.preset, source) == self._shown:
+        if (state.badge, state.status, state.preset, source) == self._shown:
             return  # called on every redraw tick; the header rarely changes
-        self._shown = (state.status, state.preset, source)
+        self._shown = (state.badge, state.status, state.preset, source)
         badge = self.query_one("#status-badge", Static)
-        badge.update(f" {state.status.upper()} ")
-        badge.set_classes(f"status-{state.status}")
+        badge.update(f" {state.badge.upper()} ")
+        badge.set_classes("status-requested" if state.requested else f"status-{state.status}")
         title = Text.assemble((state.name, "bold"), (f"  {state.preset}" if state.preset else ""), (f"  · {source}", "dim"))
         self.query_one("#run-title", Static).update(title, layout=False)

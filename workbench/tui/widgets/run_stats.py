@@ -1,4 +1,4 @@
-"""RunStats: the numbers beside the plots, rendered from a RunState."""
+"""RunStats: the numbers beside the plots, rendered from a RunState; one line of them on small screens."""
 
 from __future__ import annotations
 
@@ -48,3 +48,27 @@ class RunStats(Static):
         if step.get("gpu_mem_gb") is not None:
             rows.append(("GPU mem", f"{step['gpu_mem_gb']:.1f} GB"))
         return rows
+
+
+class RunStatsLine(Static):
+    """The stats that matter most, on one line (the dashboard on a small terminal; `i` shows them all).
+
+    Most needed first, so what an 80-column line cannot hold is the least needed."""
+
+    def show(self, state: RunState) -> None:
+        step = state.last_step or {}
+        headline = next(iter(state.metrics.items()), None)  # the task's metric (addition: held-out accuracy)
+        parts = [
+            ("step", f"{state.step:,}/{state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
+            ("loss", units.number(step.get("loss"), 3)),
+            ("val", units.number(state.best_val_loss, 3)),
+            *([(headline[0].replace("_", " "), units.number(headline[1], 3))] if headline else []),
+            ("ETA", format_duration(state.eta_s)),
+            ("tok/s", format_count(step.get("tokens_per_sec"))),
+            ("elapsed", format_duration(state.elapsed_s)),
+        ]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, (label, value) in enumerate(parts):
+            text.append(("  " if i else "") + label + " ", style="dim")
+            text.append(value)
+        self.update(text, layout=False)

@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 from .. import units
 from ...runs import RunSummary
 
-STATUS_STYLE = {"running": "bold green", "completed": "green", "stopped": "yellow", "error": "red", "crashed": "bold red", "empty": "dim"}
+STATUS_STYLE = {"running": "bold green", "completed": "green", "stopped": "yellow", "error": "red", "crashed": "bold red", "empty": "dim", "unreadable": "bold red"}
 
 
 class RunsTable(DataTable):

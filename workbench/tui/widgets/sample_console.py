@@ -47,7 +47,12 @@ class SampleExchange(Static):
         self.text = ""
         self.final: dict | None = None  # the done=True event (answer/expected/correct for addition)
         self.error: tuple[str, str] | None = None
+        self.cancelled = False
         self.redraw()
+
+    @property
+    def streaming(self) -> bool:
+        return self.final is None and self.error is None and not self.cancelled
 
     def redraw(self) -> None:
         parts = [Text.assemble(("› ", "bold"), (self.prompt, "bold"), (f"   {self.source}", "dim"))]
@@ -59,8 +64,10 @@ class SampleExchange(Static):
         if self.error:
             message, hint = self.error
             parts.append(Text(f"{message}{f' Hint: {hint}' if hint else ''}", style="bold red"))
+        elif self.cancelled:
+            parts.append(Text("(cancelled)", style="dim"))
         elif self.final is None:
-            parts.append(Text("…", style="dim"))
+            parts.append(Text("…  (esc cancels)", style="dim"))
         self.update(Group(*parts))
 
 
@@ -95,11 +102,14 @@ class SampleConsole(Vertical):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
         self._exchanges: dict[str, SampleExchange] = {}
+        self._available: list[str] = ["best", "last"]  # checkpoints there are to sample from
 
     def compose(self) -> ComposeResult:
         defaults = SampleSettings()
         yield VerticalScroll(id="history")
         with Horizontal(id="sample-settings"):
+            # Addition has one right answer: the sampler decodes it greedily, so the settings would do nothing.
+            yield Static(Text("addition: greedy decoding, exactly n+1 digits; no sampling settings", style="dim"), id="greedy-note")
             for field, label, value, kind in (
                 ("temperature", "temp", defaults.temperature, "number"),
                 ("top_k", "top-k", defaults.top_k, "integer"),
@@ -108,16 +118,44 @@ class SampleConsole(Vertical):
             ):
                 yield Label(label)
                 yield Input(str(value), type=kind, id=field, compact=True, classes="setting")
-            yield Select([("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True)
+        yield Select([("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True)
         yield Input(placeholder="prompt, enter samples (addition: 23+58); esc back to the dashboard", id="prompt")
 
-    def show_checkpoint_choice(self, visible: bool) -> None:
-        """Only a finished run samples from a checkpoint; a live one uses the training model."""
-        self.query_one("#checkpoint", Select).display = visible
+    def on_mount(self) -> None:
+        self.query_one("#greedy-note").display = False
+
+    def set_task(self, addition: bool) -> None:
+        """Addition shows why there are no sampling settings instead of settings that would be ignored."""
+        self.query_one("#greedy-note").display = addition
+        for widget in self.query("#sample-settings > Label, #sample-settings > .setting"):
+            widget.display = not addition
+
+    def show_checkpoints(self, visible: bool, available: list[str]) -> None:
+        """Only a finished run samples from a checkpoint (`available`: "best", "last"); a live one uses the training model."""
+        select = self.query_one("#checkpoint", Select)
+        select.display = visible and bool(available)
+        if available and available != self._available:
+            current = select.value
+            select.set_options([(f"{name}.pt", name) for name in available])
+            select.value = current if current in available else available[0]
+        self._available = list(available)
 
     @property
-    def checkpoint(self) -> str:
-        return str(self.query_one("#checkpoint", Select).value)
+    def checkpoint(self) -> str | None:
+        """The checkpoint to sample from; None when the run has none."""
+        return str(self.query_one("#checkpoint", Select).value) if self._available else None
+
+    @property
+    def streaming_id(self) -> str | None:
+        """The prompt whose answer is still coming in, if any."""
+        return next((sample_id for sample_id, e in reversed(self._exchanges.items()) if e.streaming), None)
+
+    def cancel(self, sample_id: str) -> None:
+        """Stop showing that answer at once; pieces still on their way are dropped."""
+        exchange = self._exchanges.get(sample_id)
+        if exchange is not None:
+            exchange.cancelled = True
+            exchange.redraw()
 
     @on(Input.Submitted, "#prompt")
     def _submit(self, event: Input.Submitted) -> None:
@@ -148,10 +186,12 @@ class SampleConsole(Vertical):
 
     def add_piece(self, event: dict) -> None:
         exchange = self._exchanges.get(event["id"])
-        if exchange is None:
-            return  # someone else's prompt (another app attached to the same run)
+        if exchange is None or exchange.cancelled:
+            return  # someone else's prompt (another app attached to the same run), or one cancelled
         exchange.text += event.get("text", "")
-        if event.get("done"):
+        if event.get("cancelled"):  # ended by the trainer (a stop, another app's cancel)
+            exchange.cancelled = True
+        elif event.get("done"):
             exchange.final = event
         exchange.redraw()
         self.query_one("#history", VerticalScroll).scroll_end(animate=False)
@@ -165,5 +205,5 @@ class SampleConsole(Vertical):
     def fail_pending(self, message: str, hint: str = "") -> None:
         """The sampler died: every unanswered prompt gets the reason."""
         for sample_id, exchange in self._exchanges.items():
-            if exchange.final is None and exchange.error is None:
+            if exchange.streaming:
                 self.fail(sample_id, message, hint)

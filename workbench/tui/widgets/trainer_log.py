@@ -41,18 +41,26 @@ class TrainerLog(RichLog):
         super().__init__(id=id, max_lines=2000, wrap=True, markup=False)
         self.border_title = "log"
         self._status = ""
+        self.last_line = Text("")  # for the one-line log of a small screen
 
     def add_events(self, events: list[dict]) -> None:
         for event in events:
             if event["event"] == "status":
                 # The trainer re-announces its state at phase boundaries; log changes only.
-                if event["state"] == self._status:
+                if event.get("state") == self._status:
                     continue
-                self._status = event["state"]
-            line = describe(event)
+                self._status = event.get("state", "")
+            try:
+                line = describe(event)
+            except (KeyError, TypeError, ValueError):
+                line = Text(f"skipped a malformed {event['event']} event", style="bold red")
             if line is not None:
-                self.write(line)
+                self.add_line(line)
 
     def add_stderr(self, lines: list[str]) -> None:
         for line in lines:
-            self.write(Text(line, style="dim"))
+            self.add_line(Text(line, style="dim"))
+
+    def add_line(self, line: Text) -> None:
+        self.write(line)
+        self.last_line = line

@@ -1,0 +1,227 @@
+"""What the app shows on recorded runs (no training): help, plots, config, system, compare, small terminals, corrupt runs."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.style import Style
+from screen_text import until, visible_text
+
+from workbench.tui.app import GPTBenchApp
+from workbench.tui.curve_styles import RUN_STYLES
+from workbench.tui.screens.compare import CompareScreen
+from workbench.tui.screens.help import HelpScreen
+from workbench.tui.screens.run import RunScreen
+from workbench.tui.screens.runs import RunsScreen
+from workbench.tui.widgets.metric_plot import MetricPlot
+from workbench.tui.widgets.runs_table import RunsTable
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+SYSTEM_EVENT = {
+    "event": "system", "t": 1.0, "cpu_percent": 97, "cpu_count": 2, "ram_used_gb": 5.1, "ram_total_gb": 23.4, "rss_gb": 0.41,
+    "gpus": [], "gpu_note": "nvidia-ml-py is not installed",
+}
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch) -> Path:
+    shutil.copytree(FIXTURES, tmp_path / "runs")
+    monkeypatch.setenv("GPTBENCH_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+async def replayed(pilot) -> RunScreen:
+    await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.state.finished, "the replay")
+    return pilot.app.screen
+
+
+async def test_a_replay_draws_its_plots_at_once(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await replayed(pilot)
+        # No redraw forced here: the plots must not wait for the CPU budget's next frame.
+        await until(pilot, lambda: all(p.has_data for p in screen.query(MetricPlot)), "the curves", timeout=1.5)
+        assert "waiting for data" not in visible_text(app)
+
+
+async def test_help_lists_every_key_of_the_screen(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(100, 50)) as pilot:
+        await replayed(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        text = visible_text(app)
+        for line in ("Pause", "Max plot", "System", "Zoom", "Cursor left", "Quit"):
+            assert line in text, line
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run again")
+
+
+async def test_plot_options_are_one_for_every_screen_and_show_in_the_titles(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await replayed(pilot)
+        loss = screen.query_one("#plot-loss", MetricPlot)
+        assert loss.border_title.endswith("· EMA 0.6")
+        await pilot.press("g", "x")
+        assert loss.border_title.endswith("· EMA 0.6 · log y · x=time")
+        assert screen.query_one("#plot-lr", MetricPlot).border_title == "learning rate · x=time"  # neither EMA nor log apply
+        await pilot.press("z")
+        assert loss.options.window == 50 and "last 50" in loss.border_title
+        app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.states, "the comparison")
+        plot = app.screen.query_one("#compare-plot", MetricPlot)
+        assert plot.options == loss.options and "log y · x=time · last 50" in plot.border_title
+        await pilot.press("e")  # toggled on the compare screen, seen on the run screen
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, "the run screen")
+        assert not loss.options.smoothing and "EMA" not in loss.border_title
+
+
+async def test_the_value_cursor_reads_step_value_and_time(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await replayed(pilot)
+        loss = screen.query_one("#plot-loss", MetricPlot)
+        loss.focus()
+        await pilot.press("left")
+        series = screen.state.series["loss"]
+        assert loss.cursor_step == series.steps[-1]
+        await pilot.press("left")
+        assert loss.cursor_step == series.steps[-2] == 290
+        assert re.search(r"▸ step 290 · ─ \d\.\d+ \(raw \d\.\d+\) · • \d\.\d+ · 0:\d\d$", loss.border_title), loss.border_title
+        await pilot.press("m")  # maximised, the cursor stays
+        assert screen.maximized is loss
+        await pilot.press("escape")  # the cursor goes first
+        assert loss.cursor_step is None and screen.maximized is loss
+        await pilot.press("escape")
+        assert screen.maximized is None and app.screen is screen
+
+
+async def test_at_80x24_stats_and_log_fold_into_lines_that_unfold(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await replayed(pilot)
+        await pilot.pause(0.2)
+        text = visible_text(app)
+        assert re.search(r"step 300/300  loss 0\.566  val 0\.563  accuracy 0\.504  ETA -  tok/s 105\.91k", text)
+        assert "log › status: finished" in text
+        assert screen.query_one("#stats").display is False or not screen.query_one("#stats").region.height
+        await pilot.press("i", "o")
+        await pilot.pause(0.2)
+        text = visible_text(app)
+        assert re.search(r"best val\s+0\.5633", text) and "run finished (completed) at step 300" in text
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await replayed(pilot)
+        await pilot.pause(0.2)
+        assert re.search(r"best val\s+0\.5633", visible_text(app))  # room enough: unfolded
+
+
+async def test_the_config_tab_marks_what_the_run_changed_from_its_preset(runs):
+    app = GPTBenchApp(attach=runs / "addition-lr1e-3")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await replayed(pilot)
+        await pilot.press("f")
+        await until(pilot, lambda: "changed from the preset" in visible_text(app), "the config")
+        text = visible_text(app)
+        assert re.search(r"\*\s+train\.lr\s+0\.001\s+0\.003", text), text
+        assert re.search(r"^\s+train\.seed\s+1337\s*$", text, re.M)  # unchanged: no mark, no preset value
+
+
+async def test_the_system_pane_shows_the_trainers_readings(runs):
+    with open(runs / "addition-completed" / "events.jsonl", "a") as f:
+        f.write(json.dumps(SYSTEM_EVENT) + "\n")
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await replayed(pilot)
+        await pilot.press("u")
+        await pilot.pause(0.2)
+        text = visible_text(app)
+        assert re.search(r"CPU\s+97% of 2 cores", text) and re.search(r"RAM\s+5\.1 / 23\.4 GB", text)
+        assert re.search(r"trainer\s+0\.41 GB resident", text) and "nvidia-ml-py is not installed" in text
+
+
+async def test_compare_overlays_any_metric_and_lists_config_differences(runs):
+    app = GPTBenchApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.states, "the comparison")
+        await pilot.pause(0.2)
+        text = visible_text(app)
+        assert re.search(r"train\.lr\s+0\.003\s+0\.001", text)
+        plot = app.screen.query_one("#compare-plot", MetricPlot)
+        names = []
+        for _ in range(7):
+            names.append(plot.metric.split(" (")[0])
+            await pilot.press("n")
+        assert names == ["train loss", "val loss", "learning rate", "grad norm", "tokens/sec", "accuracy", "accuracy all"]
+        assert [len(c.series) for c in plot.curves] == [30, 30]  # back at train loss, both runs
+
+
+def test_every_run_colour_is_one_rich_and_plotext_understand():
+    for style in RUN_STYLES:
+        Style.parse(style.rich_color)  # "orange" (the old palette) raises here
+    assert len({s.marker for s in RUN_STYLES}) == len(RUN_STYLES)  # NO_COLOR: markers tell runs apart
+
+
+async def test_corrupt_runs_cost_their_own_row_not_the_table(runs):
+    broken = runs / "addition-garbage"
+    shutil.copytree(runs / "addition-completed", broken)
+    with open(broken / "events.jsonl", "a", encoding="utf-8") as f:
+        f.write("\x00\x00garbage {not json\n")
+        f.write('{"event": "step", "loss": 1.0}\n')  # a step without a step
+    headless = runs / "addition-no-start"
+    headless.mkdir()
+    (headless / "events.jsonl").write_text('{"event": "step", "step": 10, "loss": 2.0, "t": 1.0}\n')
+    unreadable = runs / "addition-unreadable"
+    unreadable.mkdir()
+    (unreadable / "events.jsonl").write_text('{"event": "run_started", "config": [], "t": 1.0}\n')
+    app = GPTBenchApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and any(t.row_count == 6 for t in app.screen.query(RunsTable)), "every run")
+        table = app.screen.query_one(RunsTable)
+        table.move_cursor(row=table.get_row_index(str(broken)))
+        await pilot.press("enter")
+        screen = await replayed(pilot)
+        await pilot.pause(0.2)
+        assert screen.state.bad_events == 1 and screen.state.step == 300
+        await pilot.press("o")  # the whole log
+        await pilot.pause(0.2)
+        assert "skipped a malformed step event in events.jsonl" in visible_text(app)
+        await pilot.press("escape")
+        app.open_run(headless)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_dir == headless and app.screen.state.step == 10, "the run without run_started")
+
+
+async def test_undecodable_bytes_in_events_never_take_the_app_down(runs):
+    with open(runs / "addition-completed" / "events.jsonl", "ab") as f:
+        f.write(b"\xff\xfe\xfa not utf-8\n")
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        # The reader skips the bad line, or (decoding the file in chunks) fails on it and says so.
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, RunScreen) and (app.screen.state.finished or "following events.jsonl failed" in visible_text(app)),
+            "the replay, or the reader's failure on screen",
+        )
+        assert app.is_running and isinstance(app.screen, RunScreen) and app.screen.state.started
+
+
+async def test_a_failing_background_task_is_reported_not_fatal(runs, monkeypatch):
+    from workbench.tui.screens import compare as compare_module
+
+    def unreadable(path):
+        raise OSError(f"{path}: input/output error")
+
+    monkeypatch.setattr(compare_module, "read_events", unreadable)  # a disk that fails under the worker
+    app = GPTBenchApp()
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
+        await until(pilot, lambda: "reading the runs to compare failed: OSError" in visible_text(app), "the report")
+        assert app.is_running and isinstance(app.screen, CompareScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, CompareScreen), "back")

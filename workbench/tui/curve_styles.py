@@ -1,0 +1,53 @@
+"""CurveStyle: how a curve looks: a colour, and a marker that tells it apart without colour.
+
+Colours are xterm-256 indices because plotext and Rich name colours
+differently (Rich rejects plotext's "orange"); an index means the same to both.
+With NO_COLOR every curve is drawn in the foreground colour (a dim grey from a
+dark colour would all but vanish), so markers carry the difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CurveStyle:
+    color: int  # xterm-256 index
+    marker: str  # plotext's "braille" (a thin line) or one character
+
+    def plot_color(self, no_color: bool) -> int | str:
+        return "default" if no_color else self.color
+
+    @property
+    def rich_color(self) -> str:
+        return f"color({self.color})"
+
+    @property
+    def symbol(self) -> str:
+        """What stands for the curve in a legend."""
+        return "─" if self.marker == "braille" else self.marker
+
+
+# The run dashboard: one metric per plot; val loss as points over the train loss.
+TRAIN_LOSS = CurveStyle(45, "braille")
+VAL_LOSS = CurveStyle(208, "•")
+LEARNING_RATE = CurveStyle(77, "braille")
+GRAD_NORM = CurveStyle(170, "braille")
+TOKENS_PER_SEC = CurveStyle(220, "braille")
+
+# Compared runs, in order: each a colour of its own and a marker of its own.
+RUN_STYLES = (
+    CurveStyle(45, "braille"),
+    CurveStyle(208, "•"),
+    CurveStyle(77, "+"),
+    CurveStyle(170, "x"),
+    CurveStyle(220, "o"),
+    CurveStyle(203, "*"),
+    CurveStyle(69, "#"),
+    CurveStyle(250, "="),
+)
+
+
+def run_style(index: int) -> CurveStyle:
+    return RUN_STYLES[index % len(RUN_STYLES)]
