@@ -188,8 +188,8 @@ def test_attach_to_a_damaged_run_flags_it_and_opens_the_app(tmp_path):
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
          f"{sys.executable} -m workbench.cli attach {run_dir}; echo attach exited $?; sleep 60")
     try:
-        screen = wait_for("300 / 300")
-        assert "FINISHED" in screen
+        screen = wait_for("step 300/300")
+        assert "COMPLETED" in screen
         tmux("send-keys", "-t", session, "q")
         screen = wait_for("attach exited")
         assert "attach exited 0" in screen and f"skipped {len(DAMAGE)} damaged lines" in screen

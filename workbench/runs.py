@@ -164,13 +164,19 @@ def follow_lines(
             # else: the writer is mid-line; wait for the rest
 
 
-def follow_events(run_dir: str | Path, should_stop: Callable[[], bool], poll_s: float = 0.2) -> Iterator[dict]:
-    """Yield every event of the run, old ones first, then new ones as they land."""
+def follow_events(
+    run_dir: str | Path,
+    should_stop: Callable[[], bool],
+    poll_s: float = 0.2,
+    on_damaged: Callable[[str], None] = lambda line: None,
+) -> Iterator[dict]:
+    """Yield every event of the run, old ones first, then new ones as they land.
+    A line that is not an event is skipped and handed to `on_damaged`."""
     for line in follow_lines(Path(run_dir) / EVENTS_FILE, should_stop, poll_s=poll_s):
         try:
             yield decode(line)
         except ProtocolError:
-            pass
+            on_damaged(line)
 
 
 def trainer_running(run_dir: str | Path, events: list[dict]) -> bool:

@@ -99,7 +99,10 @@ class FollowedRun:
 
     def _follow(self) -> None:
         worker = get_current_worker()
-        for event in follow_events(self.run_dir, lambda: worker.is_cancelled, poll_s=POLL_S):
+        def say_damaged(line: str) -> None:  # said in the log, where it happened; the run's state never sees it
+            self.batch.add_stderr(f"skipped a damaged line of events.jsonl (not an event): {line.strip()[:60]!r}")
+
+        for event in follow_events(self.run_dir, lambda: worker.is_cancelled, poll_s=POLL_S, on_damaged=say_damaged):
             self.batch.add_event(event)
             if event["event"] in ("run_started", "run_finished"):
                 self.finished_read = event["event"] == "run_finished"
