@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from .commands.error_line import print_error
 from .config import ConfigError
 
 app = typer.Typer(
@@ -38,11 +38,18 @@ app = typer.Typer(
 
 
 def fail(exc: ConfigError) -> None:
-    err = Console(stderr=True, highlight=False)
-    err.print(f"[red bold]error:[/] {escape(exc.message)}")
-    if exc.hint:
-        err.print(f"  [yellow]hint:[/] {escape(exc.hint)}")
+    """Bad input: one sentence and a hint on stderr, exit 2."""
+    print_error(Console(stderr=True, highlight=False), exc.message, exc.hint)
     raise typer.Exit(2)
+
+
+def run_verb(verb: Callable[..., Optional[int]], *args) -> None:
+    """Run one verb and exit with its code (None: 0); bad input ends through `fail`."""
+    try:
+        code = verb(*args)
+    except ConfigError as exc:
+        fail(exc)
+    raise typer.Exit(code or 0)
 
 
 def print_version(value: bool) -> None:
@@ -148,11 +155,7 @@ def sample_cmd(
     """Stream a continuation of PROMPT from a run's checkpoint or a pretrained GPT-2."""
     from .commands.sample import sample
 
-    try:
-        code = sample(source, prompt, max_new_tokens, temperature, top_k, top_p, num_samples, checkpoint, seed)
-    except ConfigError as exc:
-        fail(exc)
-    raise typer.Exit(code)
+    run_verb(sample, source, prompt, max_new_tokens, temperature, top_k, top_p, num_samples, checkpoint, seed)
 
 
 @app.command("runs")
@@ -163,10 +166,7 @@ def runs_cmd(
     """A table of runs: name, tags, preset, status, steps, best val loss, task metric, started."""
     from .commands.list_runs import list_runs
 
-    try:
-        list_runs(root, as_json)
-    except ConfigError as exc:
-        fail(exc)
+    run_verb(list_runs, root, as_json)
 
 
 @app.command("logs")
@@ -177,11 +177,7 @@ def logs_cmd(
     """Print a run's log lines (as `run --headless` prints them) from its events."""
     from .commands.logs import logs
 
-    try:
-        code = logs(run_dir, follow)
-    except ConfigError as exc:
-        fail(exc)
-    raise typer.Exit(code)
+    run_verb(logs, run_dir, follow)
 
 
 @app.command("export")
@@ -194,11 +190,7 @@ def export_cmd(
     """Weights to transformers or llm.c; metrics to CSV or TensorBoard."""
     from .commands.export import export
 
-    try:
-        code = export(run_dir, fmt, out, checkpoint)
-    except ConfigError as exc:
-        fail(exc)
-    raise typer.Exit(code)
+    run_verb(export, run_dir, fmt, out, checkpoint)
 
 
 @app.command("attach")
@@ -228,10 +220,7 @@ def bench_cmd(
     """Measure tokens/sec, MFU, step time, time to target and decode speed."""
     from .commands.bench import bench
 
-    try:
-        bench(names or [], overrides, tiny, out, work_dir)
-    except ConfigError as exc:
-        fail(exc)
+    run_verb(bench, names or [], overrides, tiny, out, work_dir)
 
 
 @app.command("data")
@@ -248,11 +237,7 @@ def data_cmd(
     """Turn a corpus into GPT-2 token shards (llm.c .bin); resumes if interrupted."""
     from .commands.data import prepare_data
 
-    try:
-        code = prepare_data(source, out, name, split, text_field, workers, shard_tokens, val_tokens)
-    except ConfigError as exc:
-        fail(exc)
-    raise typer.Exit(code)
+    run_verb(prepare_data, source, out, name, split, text_field, workers, shard_tokens, val_tokens)
 
 
 @app.command("eval")
@@ -268,11 +253,7 @@ def eval_cmd(
     """Score a run's checkpoint (or pretrained weights) on HellaSwag, perplexity on a text, or addition."""
     from .commands.eval import evaluate
 
-    try:
-        code = evaluate(source, task, data, limit, as_json, checkpoint, device)
-    except ConfigError as exc:
-        fail(exc)
-    raise typer.Exit(code)
+    run_verb(evaluate, source, task, data, limit, as_json, checkpoint, device)
 
 
 def main() -> None:

@@ -148,7 +148,7 @@ def measure_decode(run_dir: Path, prompt: str, new_tokens: int, log: list[str]) 
     return {"new_tokens": done["tokens"], "decode_tokens_per_sec": done["tokens_per_sec"]}
 
 
-def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, work_dir: Path | None) -> Path:
+def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, work_dir: Path | None) -> None:
     names = names or list(PLANS)
     for name in names:
         if name not in PLANS:
@@ -185,7 +185,6 @@ def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, wor
     base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     base.with_suffix(".log").write_text("\n".join(log) + "\n")
     console.print(f"wrote {base.with_suffix('.json')} and {base.with_suffix('.log')}")
-    return base.with_suffix(".json")
 
 
 def _versions() -> dict:

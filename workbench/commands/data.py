@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import ConfigError
+from .error_line import print_error
 from ..engine.corpus import NAMED, named_corpus_dir
 from ..launcher import TrainerProcess
 from ..progress import format_count
@@ -99,7 +100,7 @@ def _run(args: list[str], out: Path, train: str) -> int:
         signal.signal(signal.SIGINT, previous)
     if "error" in outcome:
         e = outcome["error"]
-        console.print(f"[red bold]error:[/] {escape(e['message'])}\n  [yellow]hint:[/] {escape(e['hint'])}", soft_wrap=True)
+        print_error(console, e["message"], e["hint"])
         return 2
     if "done" in outcome:
         console.print(f"shards in {escape(str(out))}; train on them: {escape(train)}", soft_wrap=True)

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import weights_source
 from ..config import ConfigError
+from .error_line import print_error
 from ..engine.evaluate import TASKS  # torch is imported there only when it evaluates
 from ..launcher import TrainerProcess
 
@@ -57,7 +58,7 @@ def evaluate(source: str, task: str, data: Path | None, limit: int, as_json: boo
         code = proc.wait()
     if "error" in seen:
         e = seen["error"]
-        console.print(f"[red bold]error:[/] {escape(e['message'])}\n  [yellow]hint:[/] {escape(e['hint'])}", soft_wrap=True)
+        print_error(console, e["message"], e["hint"])
         return 2
     if "eval" not in seen:
         console.print(f"[red bold]error:[/] the evaluation exited with code {code} before a result.")

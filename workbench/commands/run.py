@@ -27,6 +27,7 @@ from rich.markup import escape
 
 from .. import presets
 from ..config import ConfigError
+from .error_line import error_markup
 from ..launcher import Nodes, TrainerProcess, first_event, start_in_background, trainer_command
 from ..progress import eta_seconds, format_count, format_duration
 from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir, write_labels
@@ -122,7 +123,7 @@ class HeadlessView:
         if kind == "log":
             return f"[dim]{escape(e['message'])}[/]"
         if kind == "error":
-            return f"[red bold]error:[/] {escape(e['message'])}\n  [yellow]hint:[/] {escape(e['hint'])}"
+            return error_markup(e["message"], e["hint"])
         if kind == "status" and e["state"] in ("compiling", "paused", "stopping"):
             return f"[dim]{e['state']}…[/]"
         if kind == "run_finished":

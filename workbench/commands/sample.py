@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from ..config import ConfigError
+from .error_line import print_error
 from ..launcher import TrainerProcess, sampler_command
 from .. import weights_source
 
@@ -42,7 +42,7 @@ def sample(source: str, prompt: str, max_new_tokens: int, temperature: float, to
         nonlocal failed
         if e["event"] == "error":
             failed = True
-            console.print(f"[red bold]error:[/] {escape(e['message'])}\n  [yellow]hint:[/] {escape(e['hint'])}")
+            print_error(console, e["message"], e["hint"])
         elif e["event"] == "sample":
             if "correct" in e:  # addition: the answer and the verdict
                 verdict = "right" if e["correct"] else f"wrong, expected {e['expected']}"
