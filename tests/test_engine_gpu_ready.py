@@ -175,17 +175,16 @@ def test_compiled_run_builds_the_train_and_eval_graphs_once(tmp_path):
 
 
 def test_gpt2_124m_architecture_takes_a_step_on_cpu(tmp_path):
-    """12 layers, 768 wide, the 50,257-token BPE: one real step with B=1 and its peak memory.
-    Block 256, not 1024, so one core does it in seconds; the memory is the weights and AdamW's either way."""
-    run_dir, events = train(tmp_path, "gpt2", ["profile=shakespeare", "model.block_size=256", "train.batch_size=1", "train.tokens_per_step=256",
-                                               "train.max_steps=1", "train.eval_steps=1", "train.log_every=1"], preset="gpt2-124m", timeout=600)
+    """12 layers, 768 wide, block 1024, the 50,257-token BPE: one real step with B=1 and its peak memory."""
+    run_dir, events = train(tmp_path, "gpt2", ["profile=shakespeare", "train.batch_size=1", "train.tokens_per_step=1024", "train.max_steps=1",
+                                               "train.eval_steps=1", "train.log_every=1"], preset="gpt2-124m", timeout=600)
     started = of_kind(events, "run_started")[0]
-    assert started["params"] > 120e6 and started["config"]["model"]["n_layer"] == 12
+    assert started["params"] > 120e6 and started["config"]["model"]["block_size"] == 1024
     assert started["grad_accum"] == 1
     step = of_kind(events, "step")[0]
     assert 10.0 < step["loss"] < 11.5  # ~ln(50257) = 10.8 at initialisation
     peak_gb = of_kind(events, "run_finished")[-1]["peak_rss_gb"]
-    print(f"gpt2-124m, B=1, T=256, one step + eval + checkpoints on CPU: peak RSS {peak_gb:.2f} GB")
+    print(f"gpt2-124m, B=1, T=1024, one step + eval + checkpoints on CPU: peak RSS {peak_gb:.2f} GB")
     # weights 0.5 GB + grads 0.5 + AdamW 1.0 + activations; (B, T, V) logits are never kept for backward
     assert peak_gb < 4.5
 
