@@ -7,11 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 from workbench import __version__, presets
 from workbench.config import Config
+from workbench.presets import tomllib  # tomli on Python 3.10
 
 
 def gptbench(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -78,17 +78,13 @@ def presets_cmd(
     device: str = typer.Option("cpu", "--device", help="with NAME: the device whose profile applies (cpu, cuda, mps)"),
 ) -> None:
     """List the presets: what each trains, parameters, tokens per step. With NAME: its config."""
-    try:
-        if name is None:
-            from .commands.list_presets import list_presets
+    if name is None:
+        from .commands.list_presets import list_presets
 
-            list_presets()
-        else:
-            from .commands.show_preset import show_preset
+        run_verb(list_presets)
+    from .commands.show_preset import show_preset
 
-            show_preset(name, overrides, device)
-    except ConfigError as exc:
-        fail(exc)
+    run_verb(show_preset, name, overrides, device)
 
 
 @app.command("run")

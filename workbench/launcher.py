@@ -62,13 +62,12 @@ def trainer_command(
     run_dir: Path,
     overrides: list[str] = (),
     resume: bool = False,
-    nproc_per_node: int = 1,
     nodes: Nodes | None = None,
     config_file: Path | None = None,
     dry_run: bool = False,
 ) -> list[str]:
     """The argv that starts training; torchrun (as `python -m torch.distributed.run`) for several processes."""
-    nodes = nodes or Nodes(nproc_per_node=nproc_per_node)
+    nodes = nodes or Nodes()
     args = ["--run-dir", str(run_dir)]
     if preset:
         args += ["--preset", preset]
@@ -92,7 +91,7 @@ def sampler_command(run_dir: Path, args: list[str]) -> list[str]:
     return [sys.executable, "-m", "workbench.engine.sampler", "--run-dir", str(run_dir), *args]
 
 
-def start_in_background(argv: list[str], run_dir: Path) -> subprocess.Popen:
+def start_in_background(argv: list[str], run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a trainer tied to nothing here (`run --detach`): its own session,
     stderr into RUN_DIR/stderr.log. Its event stream is a pipe the caller reads
     for the first event and then closes: events.jsonl has them all anyway."""
@@ -100,7 +99,7 @@ def start_in_background(argv: list[str], run_dir: Path) -> subprocess.Popen:
     with open(run_dir / STDERR_FILE, "ab") as stderr:
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8",
-            errors="replace", env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+            errors="replace", env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}, start_new_session=True,
         )
 
 
@@ -152,9 +151,7 @@ class TrainerProcess:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> "TrainerProcess":
-        # The run's meta.json records the user's command (`gptbench run ...`), not the worker's.
-        user_command = json.dumps(["gptbench", *sys.argv[1:]])
-        env = {"GPTBENCH_ARGV": user_command, **os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE if self.interactive else subprocess.DEVNULL,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .config import LOG_PACKAGES, LogConfig
 from .events import ProtocolError, decode
-from .runs import CONFIG_FILE, EVENTS_FILE, read_json, read_labels
+from .runs import CONFIG_FILE, EVENTS_FILE, pid_alive, read_json, read_labels
 
 TENSORBOARD_DIR = "tensorboard"
 SINKS_LOG = "metric_sinks.log"  # what the sinks say after the run has ended
@@ -167,7 +167,7 @@ def follow(run_dir: Path, offset: int, trainer_pid: int, poll_s: float = 0.5) ->
             if not line:
                 if trainer_gone:
                     break  # at the end, and nothing more will come
-                trainer_gone = not _alive(trainer_pid)  # one more pass reads what it wrote last
+                trainer_gone = not pid_alive(trainer_pid)  # one more pass reads what it wrote last
                 time.sleep(0 if trainer_gone else poll_s)
                 continue
             partial += line
@@ -188,14 +188,6 @@ def follow(run_dir: Path, offset: int, trainer_pid: int, poll_s: float = 0.5) ->
     for fd in (1, 2):
         os.dup2(log_file, fd)
     follower.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def start_follower(run_dir: Path, log: LogConfig) -> None:

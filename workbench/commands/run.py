@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import json
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -196,17 +197,19 @@ def run_headless(
         write_labels(run_dir, labels.name, labels.tags, labels.notes)
 
     argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nodes=nodes, config_file=config_file)
+    # meta.json records the user's command (`gptbench run ...`), not the worker's
+    user_command = {"GPTBENCH_ARGV": json.dumps(["gptbench", *sys.argv[1:]])}
     console = ViewConsole(highlight=False)
     if nodes.node_rank > 0:
         console.print(f"[dim]node {nodes.node_rank} of {nodes.nnodes}: its processes train silently; node 0 writes the run "
                       f"and prints its progress[/]", highlight=False)
     if detach:
-        return start_detached(argv, run_dir, console, silent_node=nodes.node_rank > 0)
+        return start_detached(argv, run_dir, console, silent_node=nodes.node_rank > 0, env=user_command)
 
     ended = threading.Event()  # the trainer exited, or our output went away
     view = HeadlessView(console, as_json, on_output_closed=ended.set)
     trainer = TrainerProcess(argv, run_dir, on_event=view.on_event, on_stderr=view.on_stderr, detach=True,
-                             on_exit=lambda code: ended.set())
+                             env=user_command, on_exit=lambda code: ended.set())
     with StopForwarder(trainer) as stops:
         trainer.start()
         stops.started()
@@ -271,14 +274,14 @@ def _say(message: str) -> None:
         pass
 
 
-def start_detached(argv: list[str], run_dir: Path, console: Console, silent_node: bool) -> int:
+def start_detached(argv: list[str], run_dir: Path, console: Console, silent_node: bool, env: dict[str, str]) -> int:
     """`--detach`: start the trainer in the background, wait for its first event, say where it is.
 
     The first event says whether it started or refused (an error: e.g. a resume
     that does not fit the checkpoint, which writes nothing into the run, so
     here is the only place to say so). A node other than 0 says nothing at all.
     """
-    trainer = start_in_background(argv, run_dir)
+    trainer = start_in_background(argv, run_dir, env)
     first = None if silent_node else first_event(trainer, DETACH_START_TIMEOUT_S)
     trainer.stdout.close()  # from here on the trainer writes its events to events.jsonl only
     if first is not None and first["event"] == "error":

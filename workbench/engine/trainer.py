@@ -628,7 +628,7 @@ def write_run_files(trainer: Trainer) -> None:
         "world_size": world.size,
         "seed": cfg.train.seed,
         "host": platform.node(),
-        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by launcher.TrainerProcess
+        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by `gptbench run`
         "started": time.time(),
     }
     (run_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")

@@ -15,7 +15,6 @@ the same for a run we launched, one we attached to, and one we replay.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -70,11 +69,7 @@ class LaunchedTrainer:
 
     def kill(self) -> None:
         """End the trainer now, and what it started (torchrun's workers): its own session is its process group."""
-        if self.running:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # it exited on its own just now
+        self.process.signal(signal.SIGKILL)
 
     def close(self) -> None:
         """Stop watching; the process itself is left alone (it may outlive us)."""

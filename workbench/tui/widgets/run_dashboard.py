@@ -13,7 +13,6 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
 from ..curve_styles import GRAD_NORM, LEARNING_RATE, TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS
-from ..plot_options import PlotOptions
 from ..run_state import RunState
 from .crash_panel import CrashPanel
 from .metric_plot import Curve, MetricPlot
@@ -29,7 +28,7 @@ class RunDashboard(Vertical):
     def __init__(self, state: RunState, *, id: str | None = None):
         super().__init__(id=id)
         self.state = state
-        self._shown_version = -1
+        self._shown: tuple | None = None  # (state version, stats folded, system shown) last drawn
 
     def compose(self) -> ComposeResult:
         s = self.state.series
@@ -62,17 +61,12 @@ class RunDashboard(Vertical):
     def toggle(self, part: str) -> None:
         """`part`: stats-line, log-line (fold / unfold) or system (show / hide); the screen redraws the numbers."""
         self.toggle_class(f"-{part}")
-        self._shown_version = -1
         self._refresh_lines()
 
     def is_showing(self, part: str) -> bool:
         return self.has_class(f"-{part}")
 
     # -- content ------------------------------------------------------------
-
-    def set_plot_options(self, options: PlotOptions) -> None:
-        for plot in self.query(MetricPlot):
-            plot.set_options(options)
 
     @property
     def plots_waiting(self) -> bool:
@@ -97,9 +91,11 @@ class RunDashboard(Vertical):
 
     def refresh_numbers(self, resumable: bool) -> None:
         """Stats, system pane and crash report: cheap, and a no-op when no event came in."""
-        if self.state.version == self._shown_version:
+        # what is on screen: a fold or an unfold (toggle, resize) needs a redraw as much as a new event
+        shown = (self.state.version, self.is_showing("stats-line"), self.is_showing("system"))
+        if shown == self._shown:
             return
-        self._shown_version = self.state.version
+        self._shown = shown
         if self.is_showing("stats-line"):
             self.query_one(RunStatsLine).show(self.state)
         else:
