@@ -17,7 +17,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from workbench.engine.export import load_run_model  # noqa: E402
+from workbench.engine.sampler import load_run  # noqa: E402
 from workbench.engine.tokenizers import GPT2Tokenizer  # noqa: E402
 from workbench.runs import read_events  # noqa: E402
 
@@ -69,7 +69,8 @@ def test_export_hf_loads_in_transformers_with_identical_logits_and_greedy_tokens
     assert hf.config.activation_function == "gelu"  # model.activation=gelu, the exact one
     assert torch.all(hf.transformer.h[0].attn.c_attn.bias == 0)  # a bias-free model exports zeros
 
-    ours, tokenizer = load_run_model(char_run, "best")
+    run = load_run(char_run, "best", "cpu")
+    ours, tokenizer = run.model, run.tokenizer
     prompt = "ROMEO:\nWhat light"
     ids = tokenizer.encode(prompt)
     assert hf_tok(prompt)["input_ids"] == ids and hf_tok.decode(ids) == prompt
@@ -106,7 +107,8 @@ def test_init_from_hf_folder_gives_identical_logits_then_exports_gpt2_bpe(tmp_pa
     saved = json.loads((run_dir / "config.json").read_text())["model"]
     assert (saved["n_layer"], saved["n_embd"], saved["block_size"], saved["init_from"]) == (2, 32, 32, str(source))
 
-    ours, tokenizer = load_run_model(run_dir, "last")  # one step of lr 1e-9 later: the same function
+    run = load_run(run_dir, "last", "cpu")  # one step of lr 1e-9 later: the same function
+    ours = run.model
     x = torch.randint(0, 50257, (2, 32))
     with torch.no_grad():
         assert (ours(x)[0] - hf(x).logits).abs().max().item() < 1e-4
@@ -168,7 +170,8 @@ def test_llmc_export_writes_llmc_header_and_parameter_order(char_run, tmp_path):
     exported = gptbench("export", str(char_run), "--format", "llmc", "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     assert "exact GELU" in exported.stdout  # llm.c only has the tanh one: say so
-    model, tokenizer = load_run_model(char_run, "best")
+    run = load_run(char_run, "best", "cpu")
+    model, tokenizer = run.model, run.tokenizer
     cfg = model.config
     raw = (out / "model.bin").read_bytes()
     header = np.frombuffer(raw[:1024], dtype=np.int32)

@@ -44,13 +44,16 @@ class DeviceTokens:
         # Stored as int16, the same bits as uint16: every backend can index
         # int16, and `& 0xFFFF` after widening turns ids >= 32768 back positive.
         self.tokens = torch.from_numpy(np.concatenate(arrays).view(np.int16)).to(device)
-        self.rng_device = device  # offsets are drawn where the tokens are: no host sync
+        self.rng_device = device  # sample offsets live where the tokens are: no host sync
+        self.window_steps = torch.arange(0, device=device)  # 0..n-1 for windows of n tokens, made once
 
     def __len__(self) -> int:
         return self.tokens.numel()
 
     def windows(self, offsets: Tensor, n: int) -> Tensor:
-        idx = offsets[:, None] + torch.arange(n, device=offsets.device)
+        if self.window_steps.numel() != n:
+            self.window_steps = torch.arange(n, device=self.tokens.device)
+        idx = offsets[:, None] + self.window_steps
         return self.tokens[idx].long() & 0xFFFF
 
 
@@ -155,15 +158,14 @@ class BatchStream:
         self.rng_before_table = self.generator.get_state()
         table = torch.randint(self.dataset.n_train, self.table_shape, generator=self.generator)
         if self.device.type == "cuda":  # pinned: the copy overlaps with compute instead of waiting for it
-            table = table.pin_memory().to(self.device, non_blocking=True)
-        self.table = table.to(self.device)
+            table = table.pin_memory()
+        self.table = table.to(self.device, non_blocking=True)
         self.micro = 0
 
     def state_dict(self) -> dict:
         """The position at the start of the current step: a checkpoint holds whole steps only."""
-        if self.micro == self.grad_accum:  # between optimizer steps
-            return {"rng": self.generator.get_state(), "micro": 0}
-        return {"rng": self.rng_before_table, "micro": 0}
+        between_steps = self.micro == self.grad_accum
+        return {"rng": self.generator.get_state() if between_steps else self.rng_before_table}
 
     def load_state_dict(self, d: dict) -> None:
         self.generator.set_state(d["rng"])

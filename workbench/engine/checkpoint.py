@@ -95,11 +95,11 @@ def _discard(tmp: str | None) -> None:
             pass  # the disk that refused the write may refuse this too; a stray .tmp harms nothing
 
 
-def keep_recent(run_dir: Path, step: int, keep: int) -> list[Path]:
+def keep_recent(run_dir: Path, step: int, keep: int) -> None:
     """Keep last.pt's step as ckpt-STEP.pt too, and only the `keep` most recent of those.
 
     A hard link: no second copy on disk. The next atomic save replaces last.pt
-    with a new file, so the link keeps this step's content. Returns what was removed.
+    with a new file, so the link keeps this step's content.
     """
     last, kept = run_dir / LAST_CKPT, run_dir / f"ckpt-{step}.pt"
     try:
@@ -111,10 +111,8 @@ def keep_recent(run_dir: Path, step: int, keep: int) -> list[Path]:
     except OSError as exc:
         raise CheckpointWriteError(kept, exc) from None
     steps = sorted(int(p.stem.removeprefix("ckpt-")) for p in run_dir.glob("ckpt-*.pt") if p.stem.removeprefix("ckpt-").isdigit())
-    removed = [run_dir / f"ckpt-{s}.pt" for s in steps[:-keep]]
-    for p in removed:
-        p.unlink(missing_ok=True)
-    return removed
+    for s in steps[:-keep]:
+        (run_dir / f"ckpt-{s}.pt").unlink(missing_ok=True)
 
 
 def load(path: Path) -> dict:

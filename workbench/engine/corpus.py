@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, DataConfig
+from ..runs import read_json
 from . import shards
 from .tokenizers import CharTokenizer, GPT2Tokenizer, Tokenizer, gpt2_encode_file
 
@@ -159,10 +160,7 @@ def _prepared(name: str) -> Path:
 
 
 def _prep_state(folder: Path) -> dict:
-    try:
-        return json.loads((folder / PREP_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return read_json(folder / PREP_FILE)
 
 
 def _refuse_unfinished_prep(folder: Path) -> None:

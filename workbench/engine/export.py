@@ -27,14 +27,14 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, ConfigError
+from ..config import ConfigError
 from ..events import encode, make
-from ..runs import BEST_CKPT, LAST_CKPT, require_run_dir
+from ..runs import require_run_dir
 from ..weights_source import ACTIVATION_TO_HF
-from . import checkpoint
 from .hf_tokenizer import write_hf_tokenizer
-from .model import GPT
-from .tokenizers import GPT2Tokenizer, Tokenizer, load_tokenizer
+from .model import GPT, HF_CONV1D_WEIGHTS
+from .sampler import load_run
+from .tokenizers import GPT2Tokenizer, Tokenizer
 
 LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32 = 20240326, 3
 LLMC_TOKENIZER_MAGIC, LLMC_TOKENIZER_VERSION = 20240328, 2
@@ -68,8 +68,7 @@ def export_hf(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
     from safetensors.torch import save_file
 
     cfg = model.config
-    conv1d = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
-    tensors = {k: v.t().contiguous() if k.endswith(conv1d) else v for k, v in gpt2_tensors(model).items()}
+    tensors = {k: v.t().contiguous() if k.endswith(HF_CONV1D_WEIGHTS) else v for k, v in gpt2_tensors(model).items()}
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     eot = GPT2Tokenizer.eot if isinstance(tokenizer, GPT2Tokenizer) else None
@@ -134,14 +133,6 @@ def write_llmc_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
             f.write(struct.pack("<B", len(piece)) + piece)
 
 
-def load_run_model(run_dir: Path, which: str) -> tuple[GPT, Tokenizer]:
-    run_dir = require_run_dir(run_dir)
-    ckpt = checkpoint.load(run_dir / (BEST_CKPT if which == "best" else LAST_CKPT))
-    model = GPT(Config.from_dict(ckpt["config"]).model)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), load_tokenizer(run_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workbench.engine.export", description="Export a run's weights; events on stdout.")
     p.add_argument("--run-dir", required=True, type=Path)
@@ -154,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(encode(make(event, **fields)), flush=True)
 
     try:
-        model, tokenizer = load_run_model(args.run_dir, args.checkpoint)
-        lines = (export_hf if args.format == "hf" else export_llmc)(model, tokenizer, args.out)
+        run = load_run(require_run_dir(args.run_dir), args.checkpoint, "cpu")
+        lines = (export_hf if args.format == "hf" else export_llmc)(run.model, run.tokenizer, args.out)
     except ConfigError as exc:
         emit("error", kind="export", message=exc.message, hint=exc.hint)
         return 2

@@ -49,6 +49,12 @@ def _chunk_logits(x: Tensor, weight: Tensor, vocab_size: int) -> Tensor:
     return logits
 
 
+def _matmul_dtype(x: Tensor) -> torch.dtype:
+    """The dtype autocast would run the head's matmuls in (x's own without autocast)."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     """mean cross-entropy of softmax(x @ weight.T) against targets; -1 targets are ignored."""
 
@@ -56,8 +62,10 @@ class LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int) -> Tensor:
         # x (N, C) hidden states, weight (V_padded, C) the LM head, targets (N,)
         rows = chunk_rows(weight.size(0))
-        device = x.device.type
-        if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16:
+        dtype = _matmul_dtype(x)
+        # Cast once, not per chunk: autocast would convert the whole (V, C) weight again for every matmul.
+        w, xc = weight.to(dtype), x.to(dtype)
+        if dtype == torch.float16:
             # grad_w sums a chunk's rows in fp16 before it reaches float32, and is not
             # loss-scaled: 1024 rows of |grad| <= 1 stay far below fp16's 65,504.
             rows = min(rows, FP16_MAX_ROWS)
@@ -66,8 +74,8 @@ class LinearCrossEntropy(torch.autograd.Function):
         loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
         counted = targets != -1
         for start in range(0, x.size(0), rows):
-            xs, ts, keep = x[start : start + rows], targets[start : start + rows], counted[start : start + rows]
-            logits = _chunk_logits(xs, weight, vocab_size)
+            xs, ts, keep = xc[start : start + rows], targets[start : start + rows], counted[start : start + rows]
+            logits = _chunk_logits(xs, w, vocab_size)
             lse = torch.logsumexp(logits, dim=-1)
             picked = ts.clamp(min=0)[:, None]  # -1 -> 0, masked out below
             loss_sum += ((lse - logits.gather(1, picked).squeeze(1)) * keep).sum()
@@ -75,12 +83,12 @@ class LinearCrossEntropy(torch.autograd.Function):
             # computed in place: one chunk-sized buffer at a time
             grad = logits.sub_(lse[:, None]).exp_()
             grad.scatter_add_(1, picked, torch.full_like(lse, -1.0)[:, None])
-            grad = grad.mul_(keep[:, None]).to(xs.dtype)
-            grad_x[start : start + rows] = grad @ weight.to(xs.dtype)
+            grad = grad.mul_(keep[:, None]).to(dtype)
+            grad_x[start : start + rows] = grad @ w
             grad_w += (grad.t() @ xs).float()
-        count = counted.sum().clamp(min=1)
-        ctx.save_for_backward(grad_x, grad_w, count)
-        return loss_sum / counted.sum()  # no counted targets: nan, as F.cross_entropy
+        count = counted.sum()
+        ctx.save_for_backward(grad_x, grad_w, count.clamp(min=1))
+        return loss_sum / count  # no counted targets: nan, as F.cross_entropy
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor):
@@ -98,10 +106,13 @@ def linear_cross_entropy(x: Tensor, weight: Tensor, targets: Tensor, vocab_size:
     x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return LinearCrossEntropy.apply(x, weight, targets, vocab_size)
+    dtype = _matmul_dtype(x)
+    x, weight = x.to(dtype), weight.to(dtype)  # once, not per chunk
     total = torch.zeros((), dtype=torch.float32, device=x.device)
     counted = targets != -1
-    for start in range(0, x.size(0), chunk_rows(weight.size(0))):
-        stop = start + chunk_rows(weight.size(0))
+    rows = chunk_rows(weight.size(0))
+    for start in range(0, x.size(0), rows):
+        stop = start + rows
         logits = _chunk_logits(x[start:stop], weight, vocab_size)
         nll = torch.logsumexp(logits, -1) - logits.gather(1, targets[start:stop].clamp(min=0)[:, None]).squeeze(1)
         total += (nll * counted[start:stop]).sum()

@@ -115,6 +115,11 @@ class KVCache:
         self.pos = 0
 
 
+# Hugging Face's GPT-2 keeps these weights in Conv1D layers, stored (in, out);
+# nn.Linear stores (out, in): they are transposed on the way in and out.
+HF_CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
 class GPT(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -277,7 +282,6 @@ class GPT(nn.Module):
         HuggingFace's Conv1D stores its weight as (in, out); nn.Linear stores
         (out, in), hence the transposes.
         """
-        transposed = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
         ours = self.state_dict()  # tensors that share storage with the parameters
         copied = set()
         with torch.no_grad():
@@ -286,7 +290,7 @@ class GPT(nn.Module):
                     continue
                 if key not in ours:
                     raise ValueError(f"HuggingFace key {key!r} has no counterpart in this GPT (is model.bias true?)")
-                if key.endswith(transposed):
+                if key.endswith(HF_CONV1D_WEIGHTS):
                     w = w.t()
                 target = ours[key]
                 if key == "transformer.wte.weight":

@@ -337,7 +337,7 @@ class Trainer:
     # -------------------------------------------------------------- checkpoints
 
     def _save(self, name: str, with_optimizer: bool = True, rng: dict | None = None) -> None:
-        """Write a checkpoint (rank 0; no collectives here). rng: the RNG state to record, default now's."""
+        """Write a checkpoint (rank 0; no collectives here). rng: the RNG state last.pt records (see _save_last)."""
         if with_optimizer:
             self.last_saved_step = self.step  # on every rank: they decide alike whether a save is due
         if not self.world.is_main:
@@ -354,7 +354,7 @@ class Trainer:
             ckpt.update(
                 optimizer=self.optimizer.state_dict(),
                 scaler=self.scaler.state_dict(),
-                rng=rng or checkpoint.rng_state(),
+                rng=rng,
                 data=self.stream.state_dict(),  # always the start of a step
                 schedule_anchor=self.schedule.anchor,
                 elapsed_s=self.elapsed_before + elapsed,

@@ -46,8 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def event_stream():
     """Keep the real stdout for events; point fd 1 (and sys.stdout) at stderr."""
     events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    os.dup2(2, 1)  # sys.stdout itself is replaced by the caller
     return events
 
 
