@@ -10,32 +10,36 @@ from textual.widgets import DataTable, Static
 from ..config_values import changed_keys
 
 CHANGED = "bold yellow"
+COLUMNS = ("", "key", "value", "preset")
 
 
 class RunConfig(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="run-config-note")
-        table = DataTable(id="run-config-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("", "key", "value", "preset")
-        yield table
+        yield DataTable(id="run-config-table", cursor_type="row", zebra_stripes=True)
 
     def show(self, values: dict[str, str], preset: dict[str, str] | None, note: str) -> None:
         """`preset`: the preset's own values (None when it cannot be read; `note` says why)."""
-        table = self.query_one(DataTable)
-        table.clear()
         changed = changed_keys(values, preset) if preset is not None else []
+        rows = {}
         # The changed keys first: they are what a person opens this tab for.
         for key in [*changed, *(k for k in values if k not in changed)]:
-            value = values[key]
             mark = key in changed
             style = CHANGED if mark else ""
-            table.add_row(
-                Text("*", style=CHANGED) if mark else "",
+            rows[key] = (
+                Text("*" if mark else "", style=CHANGED),
                 Text(key, style=style),
-                Text(value, style=style),
+                Text(values[key], style=style),
                 Text(preset.get(key, "") if (preset is not None and mark) else "", style="dim"),
-                key=key,
             )
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        # Widths from the content, set with the columns: an auto width is only
+        # measured on the table's next idle, and a frame drawn before it is cut short.
+        for i, label in enumerate(COLUMNS):
+            table.add_column(label, width=max([len(label), *(row[i].cell_len for row in rows.values())]))
+        for key, row in rows.items():
+            table.add_row(*row, key=key)
         if preset is None:
             summary = Text(note, style="dim")
         elif changed:
