@@ -115,10 +115,11 @@ def run_cmd(
 
     try:
         labels = Labels(name, tags, notes)
+        nodes = Nodes(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
         if dry_run:
             from .commands.dry_run import dry_run as print_dry_run
 
-            code = print_dry_run(preset, config_file, overrides, nproc_per_node, resume)
+            code = print_dry_run(preset, config_file, overrides, nodes, resume, run_dir, labels)
             raise typer.Exit(code)
         if not headless:
             if resume or run_dir or nproc_per_node != 1 or nnodes != 1 or as_json or config_file or labels.given or detach:
@@ -129,7 +130,6 @@ def run_cmd(
 
             run_app(preset=preset, overrides=overrides)
             return
-        nodes = Nodes(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
         code = run_headless(preset, overrides, run_dir, resume, nodes, as_json, config_file, labels, detach)
     except ConfigError as exc:
         fail(exc)

@@ -17,17 +17,15 @@ from pathlib import Path
 from .. import presets
 from ..config import Config, ConfigError, estimate_params, to_toml
 from ..events import ProtocolError, decode
-from ..launcher import trainer_command
+from ..launcher import Nodes, trainer_command
 from ..progress import format_count
-from ..runs import new_run_dir, require_run_dir
+from .run import Labels, plan_run
 
 
-def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[str], nproc_per_node: int, resume: Path | None) -> int:
-    if resume is not None:
-        run_dir, preset_name, config_file = require_run_dir(resume), None, None
-    else:
-        presets.resolve_run(preset_name, config_file, overrides, "cpu")  # mistakes answer at once, without torch
-        run_dir = new_run_dir(preset_name or config_file.stem)
+def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[str], nodes: Nodes, resume: Path | None,
+            run_dir: Path | None, labels: Labels) -> int:
+    preset_name, config_file, run_dir = plan_run(preset_name, overrides, run_dir, resume, config_file, labels)
+    processes = nodes.nproc_per_node * nodes.nnodes  # the world: tokens/step counts every node's processes
     argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, config_file=config_file, dry_run=True)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     events = []
@@ -52,9 +50,9 @@ def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[s
     if t.batch_size is None:
         batch = f"batch_size auto (the largest that fits, found at start), {format_count(t.tokens_per_step)} tokens/step"
     else:
-        accum = cfg.grad_accum_steps(nproc_per_node)
-        batch = (f"{format_count(cfg.tokens_per_step(nproc_per_node))} tokens/step = batch {t.batch_size} x block "
-                 f"{cfg.model.block_size} x {nproc_per_node} process{'es' if nproc_per_node > 1 else ''} x {accum} micro-step{'s' if accum > 1 else ''}")
+        accum = cfg.grad_accum_steps(processes)
+        batch = (f"{format_count(cfg.tokens_per_step(processes))} tokens/step = batch {t.batch_size} x block "
+                 f"{cfg.model.block_size} x {processes} process{'es' if processes > 1 else ''} x {accum} micro-step{'s' if accum > 1 else ''}")
     lines = [
         f"# dry run: {cfg.preset} · profile {cfg.profile}" + (f" · weights from {cfg.model.init_from}" if cfg.model.init_from != "scratch" else ""),
         f"# {format_count(params)} parameters ({params:,}{vocab_note})",

@@ -169,6 +169,25 @@ class Labels:
         return self.name is not None or bool(self.tags) or self.notes is not None
 
 
+def plan_run(
+    preset_name: str | None,
+    overrides: list[str],
+    run_dir: Path | None,
+    resume: Path | None,
+    config_file: Path | None,
+    labels: Labels | None,
+) -> tuple[str | None, Path | None, Path]:
+    """(preset, config file, run dir) of the run to start: a resume names no preset
+    (the run dir has its config); a new run is checked for typos before a process starts."""
+    if resume is not None:
+        return None, None, require_run_dir(resume)
+    presets.resolve_run(preset_name, config_file, overrides, "cpu")  # the trainer re-resolves for its real device
+    run_dir = run_dir or new_run_dir(labels.name if labels and labels.name else preset_name or config_file.stem)
+    if (run_dir / EVENTS_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
+    return preset_name, config_file, run_dir
+
+
 def run_headless(
     preset_name: str | None,
     overrides: list[str],
@@ -181,15 +200,7 @@ def run_headless(
     detach: bool = False,
 ) -> int:
     """Validate, start the trainer, print its events, return its exit code."""
-    if resume is not None:
-        run_dir = require_run_dir(resume)
-        preset_name = config_file = None
-    else:
-        # Catch typos before a process starts; the trainer re-resolves for its real device.
-        presets.resolve_run(preset_name, config_file, overrides, "cpu")
-        run_dir = run_dir or new_run_dir(labels.name if labels and labels.name else preset_name or config_file.stem)
-        if (run_dir / "events.jsonl").exists():
-            raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
+    preset_name, config_file, run_dir = plan_run(preset_name, overrides, run_dir, resume, config_file, labels)
     check_nodes(nodes)
     if detach and as_json:
         raise ConfigError("--detach prints no events, so --json has nothing to do.", f"read them later with `gptbench logs`, or from {EVENTS_FILE}.")
