@@ -29,8 +29,11 @@ from pathlib import Path
 def run_preset(name: str, work: Path) -> tuple[dict, list[str]]:
     run_dir = work / name
     start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "workbench.cli", "run", name, "--headless", "--json", "--run-dir", str(run_dir)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "run", name, "--headless", "--json", "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+    )
     wall = time.time() - start
     if proc.returncode != 0:
         sys.exit(f"{name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -42,20 +45,23 @@ def run_preset(name: str, work: Path) -> tuple[dict, list[str]]:
     finished = next(e for e in events if e["event"] == "run_finished")
     first, last = steps[0], steps[-1]
     ms_per_step = 1000 * (last["elapsed_s"] - first["elapsed_s"]) / (last["step"] - first["step"])
-    return {
-        "preset": name,
-        "profile": started["profile"],
-        "device_name": started["device_name"],
-        "params": started["params"],
-        "tokens_per_step": started["tokens_per_step"],
-        "steps": finished["step"],
-        "wall_s": round(wall, 2),
-        "ms_per_step": round(ms_per_step, 2),  # includes the evals in between; see tokens_per_sec for pure training
-        "tokens_per_sec_median": round(statistics.median(e["tokens_per_sec"] for e in steps[1:]), 1),
-        "best_val_loss": finished["best_val_loss"],
-        "final_metrics": finished["metrics"],
-        "evals": [(e["step"], round(e["val_loss"], 4), e["metrics"]) for e in evals],
-    }, lines
+    return (
+        {
+            "preset": name,
+            "profile": started["profile"],
+            "device_name": started["device_name"],
+            "params": started["params"],
+            "tokens_per_step": started["tokens_per_step"],
+            "steps": finished["step"],
+            "wall_s": round(wall, 2),
+            "ms_per_step": round(ms_per_step, 2),  # includes the evals in between; see tokens_per_sec for pure training
+            "tokens_per_sec_median": round(statistics.median(e["tokens_per_sec"] for e in steps[1:]), 1),
+            "best_val_loss": finished["best_val_loss"],
+            "final_metrics": finished["metrics"],
+            "evals": [(e["step"], round(e["val_loss"], 4), e["metrics"]) for e in evals],
+        },
+        lines,
+    )
 
 
 def main() -> None:
@@ -72,8 +78,11 @@ def main() -> None:
             raw += lines
     args.out.mkdir(parents=True, exist_ok=True)
     base = args.out / f"{date.today().isoformat()}-cpu-acceptance"
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-              "method": __doc__.strip(), "results": results}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "method": __doc__.strip(),
+        "results": results,
+    }
     base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     base.with_suffix(".log").write_text("\n".join(raw) + "\n")
     print(f"wrote {base}.json and .log")

@@ -60,11 +60,32 @@ def seeded_cache(into: Path) -> Path:
 
 
 def gptbench(tree: Path, threads: int, overrides: list[str], run_dir: Path) -> tuple[float, list[dict]]:
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads), "XDG_CACHE_HOME": str(run_dir.parent / "cache")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "OMP_NUM_THREADS": str(threads),
+        "XDG_CACHE_HOME": str(run_dir.parent / "cache"),
+    }
     args = [a for o in overrides for a in ("--set", o)]
     start = time.time()
-    out = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "shakespeare-char", "--headless", "--json",
-                          "--run-dir", str(run_dir), *args], capture_output=True, text=True, env=env, cwd=tree)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--json",
+            "--run-dir",
+            str(run_dir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree,
+    )
     if out.returncode != 0:
         sys.exit(f"{tree.name}: {out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     return start, [json.loads(line) for line in out.stdout.splitlines()]
@@ -91,8 +112,15 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args()
 
-    results: dict = {"base": args.base, "head": _head(), "date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-                     "cores": len(os.sched_getaffinity(0)), "torch": _torch_version(), "runs": []}
+    results: dict = {
+        "base": args.base,
+        "head": _head(),
+        "date": date.today().isoformat(),
+        "machine": platform.processor() or platform.machine(),
+        "cores": len(os.sched_getaffinity(0)),
+        "torch": _torch_version(),
+        "runs": [],
+    }
     raw: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -100,29 +128,53 @@ def main() -> None:
         seeded_cache(tmp)
         for threads in args.threads:
             for i in range(args.pairs):
-                for side in (("base", "head") if i % 2 == 0 else ("head", "base")):
-                    _, events = gptbench(trees[side], threads, ["train.max_steps=400", "train.eval_every=100000", "train.log_every=50"],
-                                         tmp / f"step-{side}-{threads}-{i}")
+                for side in ("base", "head") if i % 2 == 0 else ("head", "base"):
+                    _, events = gptbench(
+                        trees[side],
+                        threads,
+                        ["train.max_steps=400", "train.eval_every=100000", "train.log_every=50"],
+                        tmp / f"step-{side}-{threads}-{i}",
+                    )
                     ms = step_ms(events)
-                    results["runs"].append({"what": "step", "side": side, "threads": threads, "ms_per_step": round(ms, 2)})
+                    results["runs"].append(
+                        {"what": "step", "side": side, "threads": threads, "ms_per_step": round(ms, 2)}
+                    )
                     raw += [f"# step {side} threads={threads} pair={i}"] + [json.dumps(e) for e in events]
                     print(f"step   {side:4}  threads={threads}  {ms:6.2f} ms/step", flush=True)
             for i in range(args.target_pairs):
-                for side in (("base", "head") if i % 2 == 0 else ("head", "base")):
+                for side in ("base", "head") if i % 2 == 0 else ("head", "base"):
                     start, events = gptbench(trees[side], threads, [], tmp / f"target-{side}-{threads}-{i}")
                     seconds = time_to_target(start, events, args.target)
                     best = min(e["val_loss"] for e in events if e["event"] == "eval")
-                    results["runs"].append({"what": "time_to_target", "side": side, "threads": threads, "target": args.target,
-                                            "seconds": seconds and round(seconds, 1), "best_val_loss": round(best, 4)})
+                    results["runs"].append(
+                        {
+                            "what": "time_to_target",
+                            "side": side,
+                            "threads": threads,
+                            "target": args.target,
+                            "seconds": seconds and round(seconds, 1),
+                            "best_val_loss": round(best, 4),
+                        }
+                    )
                     raw += [f"# target {side} threads={threads} pair={i}"] + [json.dumps(e) for e in events]
                     shown = f"{seconds:6.1f} s" if seconds else "not reached"
                     print(f"target {side:4}  threads={threads}  {shown}  (best val {best:.4f})", flush=True)
 
     summary = {}
     for threads in args.threads:
-        def ms(side):
-            return statistics.median(r["ms_per_step"] for r in results["runs"] if r["what"] == "step" and r["side"] == side and r["threads"] == threads)
-        summary[f"threads={threads}"] = {"base_ms": ms("base"), "head_ms": ms("head"), "ratio": round(ms("head") / ms("base"), 3)}
+
+        def ms(side, threads=threads):
+            return statistics.median(
+                r["ms_per_step"]
+                for r in results["runs"]
+                if r["what"] == "step" and r["side"] == side and r["threads"] == threads
+            )
+
+        summary[f"threads={threads}"] = {
+            "base_ms": ms("base"),
+            "head_ms": ms("head"),
+            "ratio": round(ms("head") / ms("base"), 3),
+        }
     results["summary"] = summary
     print(json.dumps(summary, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -134,12 +186,16 @@ def main() -> None:
 
 def _head() -> str:
     out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "workbench", "presets"], capture_output=True, text=True).stdout
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "workbench", "presets"], capture_output=True, text=True
+    ).stdout
     return out.stdout.strip() + ("+changes" if dirty.strip() else "")
 
 
 def _torch_version() -> str:
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True
+    )
     return out.stdout.strip()
 
 

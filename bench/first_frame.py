@@ -6,7 +6,7 @@ Each repeat is a fresh interpreter (nothing cached in sys.modules), timed from
 its first line to the first frame of the picker under Textual's headless
 driver at 80x24; the median is printed with the load average, because on a
 shared machine the figure means little without it. The test suite asserts
-only what makes this fast (tests/test_tui_startup.py: no torch in the UI).
+only what makes this fast (tests/integration/test_tui_startup.py: no torch in the UI).
 """
 
 from __future__ import annotations

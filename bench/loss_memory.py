@@ -61,16 +61,28 @@ def main() -> None:
             for side in ("base", "head") if i % 2 == 0 else ("head", "base"):
                 env = {**os.environ, "PYTHONPATH": str(trees[side]), "OMP_NUM_THREADS": "1"}
                 # cwd: `python -c` puts the current directory first on sys.path
-                out = subprocess.run([sys.executable, "-c", STEP, str(args.batch), str(args.block)],
-                                     capture_output=True, text=True, env=env, check=True, cwd=trees[side])
+                out = subprocess.run(
+                    [sys.executable, "-c", STEP, str(args.batch), str(args.block)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                    cwd=trees[side],
+                )
                 result = {"side": side, **json.loads(out.stdout)}
                 runs.append(result)
                 print(result, flush=True)
     peak = {side: min(r["step_peak_mb"] for r in runs if r["side"] == side) for side in ("base", "head")}
     logits_mb = args.batch * args.block * 50304 * 4 / 2**20
-    summary = {"model": "n_layer 4, n_head 4, n_embd 256, vocab 50257", "batch": args.batch, "block": args.block,
-               "float32_logits_mb": round(logits_mb, 1), "base_step_peak_mb": peak["base"], "head_step_peak_mb": peak["head"],
-               "saved_mb": round(peak["base"] - peak["head"], 1)}
+    summary = {
+        "model": "n_layer 4, n_head 4, n_embd 256, vocab 50257",
+        "batch": args.batch,
+        "block": args.block,
+        "float32_logits_mb": round(logits_mb, 1),
+        "base_step_peak_mb": peak["base"],
+        "head_step_peak_mb": peak["head"],
+        "saved_mb": round(peak["base"] - peak["head"], 1),
+    }
     print(json.dumps(summary, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{date.today().isoformat()}-loss-memory.json"

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workbench.data.corpus import Corpus
+from workbench.data.shards import open_llmc, write_llmc
+from workbench.data.tokenizers import GPT2Tokenizer
 from workbench.engine.batches import BatchStream
-from workbench.engine.corpus import Corpus
 from workbench.engine.data import TextDataset
-from workbench.engine.shards import open_llmc, write_llmc
-from workbench.engine.tokenizers import GPT2Tokenizer
 
 
 def main() -> None:
@@ -43,7 +43,10 @@ def main() -> None:
         write_llmc(val, rng.integers(0, 50257, 1_000_000, dtype=np.uint16))
     corpus = Corpus(GPT2Tokenizer(), [open_llmc(p) for p in paths], [open_llmc(val)], str(args.folder))
     dataset = TextDataset.from_corpus(corpus, 1024, torch.device("cpu"), on_device=False)
-    variants = {"sync": lambda: BatchStream(dataset, 16, 4, 0, 1, 0), "read-ahead": lambda: dataset.train_stream(16, 4, 0, 1, 0)}
+    variants = {
+        "sync": lambda: BatchStream(dataset, 16, 4, 0, 1, 0),
+        "read-ahead": lambda: dataset.train_stream(16, 4, 0, 1, 0),
+    }
     for name, make in variants.items():
         for path in paths:  # cold pages: the reads go to the disk
             fd = os.open(path, os.O_RDONLY)
@@ -56,7 +59,10 @@ def main() -> None:
             waits.append(time.perf_counter() - start)
             time.sleep(0.02)
         w = np.array(waits[10:]) * 1e3
-        print(f"{name:10s}: wait per micro-batch mean {w.mean():.3f} ms, median {np.median(w):.3f} ms, p99 {np.percentile(w, 99):.3f} ms")
+        print(
+            f"{name:10s}: wait per micro-batch mean {w.mean():.3f} ms, median {np.median(w):.3f} ms, "
+            f"p99 {np.percentile(w, 99):.3f} ms"
+        )
         getattr(stream, "close", lambda: None)()
 
 

@@ -113,7 +113,8 @@ def main() -> None:
             pairs.append(pair)
             print(
                 f"pair {i + 1} ({pair['order']}): headless {pair['headless_tok_s']:,.0f} tok/s, "
-                f"app {pair['app_tok_s']:,.0f} tok/s, ratio {pair['ratio']:.3f}, app CPU {100 * pair['app_cpu_share']:.1f}%",
+                f"app {pair['app_tok_s']:,.0f} tok/s, ratio {pair['ratio']:.3f}, "
+                f"app CPU {100 * pair['app_cpu_share']:.1f}%",
                 flush=True,
             )
     result = {

@@ -22,7 +22,7 @@ def visible_text(app) -> str:
     return "\n".join(lines)
 
 
-async def until(pilot, condition, what: str, timeout: float = 10.0) -> None:
+async def until(pilot, condition, what: str = "the app to get there", timeout: float = 10.0) -> None:
     """Wait for what the test expects, on the app's own loop; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -19,8 +19,8 @@ module never imports torch: training and sampling run in subprocesses.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -43,7 +43,7 @@ def fail(exc: ConfigError) -> None:
     raise typer.Exit(2)
 
 
-def run_verb(verb: Callable[..., Optional[int]], *args) -> None:
+def run_verb(verb: Callable[..., int | None], *args) -> None:
     """Run one verb and exit with its code (None: 0); bad input ends through `fail`."""
     try:
         code = verb(*args)
@@ -63,7 +63,9 @@ def print_version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True, help="print the version and exit"),
+    version: bool = typer.Option(
+        False, "--version", callback=print_version, is_eager=True, help="print the version and exit"
+    ),
 ) -> None:
     if ctx.invoked_subcommand is None:
         from .tui.app import run_app
@@ -73,8 +75,8 @@ def root(
 
 @app.command("presets")
 def presets_cmd(
-    name: Optional[str] = typer.Argument(None, help="print this preset's fully resolved config as TOML"),
-    overrides: List[str] = typer.Option([], "--set", help="with NAME: resolve with this override too (repeatable)"),
+    name: str | None = typer.Argument(None, help="print this preset's fully resolved config as TOML"),
+    overrides: list[str] = typer.Option([], "--set", help="with NAME: resolve with this override too (repeatable)"),
     device: str = typer.Option("cpu", "--device", help="with NAME: the device whose profile applies (cpu, cuda, mps)"),
 ) -> None:
     """List the presets: what each trains, parameters, tokens per step. With NAME: its config."""
@@ -89,23 +91,37 @@ def presets_cmd(
 
 @app.command("run")
 def run_cmd(
-    preset: Optional[str] = typer.Argument(None, help="addition, shakespeare-char, gpt2-124m, or a user preset"),
+    preset: str | None = typer.Argument(None, help="addition, shakespeare-char, gpt2-124m, or a user preset"),
     headless: bool = typer.Option(False, "--headless", help="print log lines instead of opening the app"),
-    overrides: List[str] = typer.Option([], "--set", help="override a config key, e.g. --set train.lr=3e-4 (repeatable)"),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="where the run lives (default runs/PRESET-TIMESTAMP)"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory from its last.pt"),
-    nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="processes (GPUs) for data-parallel training via torchrun"),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="override a config key, e.g. --set train.lr=3e-4 (repeatable)"
+    ),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="where the run lives (default runs/PRESET-TIMESTAMP)"),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
+    resume: Path | None = typer.Option(None, "--resume", help="continue the run in this directory from its last.pt"),
+    nproc_per_node: int = typer.Option(
+        1, "--nproc-per-node", help="processes (GPUs) for data-parallel training via torchrun"
+    ),
     nnodes: int = typer.Option(1, "--nnodes", help="machines taking part (torchrun); run the same command on each"),
     node_rank: int = typer.Option(0, "--node-rank", help="this machine's number, 0..nnodes-1"),
-    rdzv_endpoint: str = typer.Option("", "--rdzv-endpoint", help="HOST:PORT of node 0, where the machines meet (nnodes > 1)"),
+    rdzv_endpoint: str = typer.Option(
+        "", "--rdzv-endpoint", help="HOST:PORT of node 0, where the machines meet (nnodes > 1)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the raw events (JSON lines)"),
     detach: bool = typer.Option(False, "--detach", help="train in the background: print the run dir and return"),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="a TOML file with [model]/[data]/[train]/[log] tables, over the preset (or, alone, the preset)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved config, parameters, tokens/step and device, then exit"),
-    name: Optional[str] = typer.Option(None, "--name", help="a name for the run (shown by `gptbench runs`; names the run dir)"),
-    tags: List[str] = typer.Option([], "--tag", help="a tag for the run (repeatable)"),
-    notes: Optional[str] = typer.Option(None, "--notes", help="a note about the run"),
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        help="a TOML file with [model]/[data]/[train]/[log] tables, over the preset (or, alone, the preset)",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="print the resolved config, parameters, tokens/step and device, then exit"
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="a name for the run (shown by `gptbench runs`; names the run dir)"
+    ),
+    tags: list[str] = typer.Option([], "--tag", help="a tag for the run (repeatable)"),
+    notes: str | None = typer.Option(None, "--notes", help="a note about the run"),
 ) -> None:
     """Train a preset. Ctrl-C stops gracefully (checkpoint first, exit code 130); a closed terminal does not."""
     if device:
@@ -122,10 +138,21 @@ def run_cmd(
             code = print_dry_run(preset, config_file, overrides, nodes, resume, run_dir, labels)
             raise typer.Exit(code)
         if not headless:
-            if resume or run_dir or nproc_per_node != 1 or nnodes != 1 or as_json or config_file or labels.given or detach:
-                raise ConfigError("--resume, --run-dir, --nproc-per-node, --nnodes, --json, --config, --name, --tag, --notes "
-                                  "and --detach need --headless.",
-                                  "add --headless, or open the app with `gptbench` and pick the run there.")
+            if (
+                resume
+                or run_dir
+                or nproc_per_node != 1
+                or nnodes != 1
+                or as_json
+                or config_file
+                or labels.given
+                or detach
+            ):
+                raise ConfigError(
+                    "--resume, --run-dir, --nproc-per-node, --nnodes, --json, --config, --name, --tag, --notes "
+                    "and --detach need --headless.",
+                    "add --headless, or open the app with `gptbench` and pick the run there.",
+                )
             from .tui.app import run_app
 
             run_app(preset=preset, overrides=overrides)
@@ -138,15 +165,17 @@ def run_cmd(
 
 @app.command("sample")
 def sample_cmd(
-    source: str = typer.Argument(..., help="a run directory, gpt2 / gpt2-medium / gpt2-large / gpt2-xl, or a Hugging Face GPT-2 folder"),
+    source: str = typer.Argument(
+        ..., help="a run directory, gpt2 / gpt2-medium / gpt2-large / gpt2-xl, or a Hugging Face GPT-2 folder"
+    ),
     prompt: str = typer.Option("", "--prompt", "-p", help="text to continue (addition: 23+58)"),
     max_new_tokens: int = typer.Option(200, "--max-new-tokens"),
     temperature: float = typer.Option(0.8, "--temperature", help="0 = greedy"),
     top_k: int = typer.Option(200, "--top-k", help="0 = off"),
-    top_p: Optional[float] = typer.Option(None, "--top-p"),
+    top_p: float | None = typer.Option(None, "--top-p"),
     num_samples: int = typer.Option(1, "--num-samples"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: int | None = typer.Option(None, "--seed"),
 ) -> None:
     """Stream a continuation of PROMPT from a run's checkpoint or a pretrained GPT-2."""
     from .commands.sample import sample
@@ -156,7 +185,7 @@ def sample_cmd(
 
 @app.command("runs")
 def runs_cmd(
-    root: Optional[Path] = typer.Argument(None, help="directory of runs (default ./runs or $GPTBENCH_RUNS)"),
+    root: Path | None = typer.Argument(None, help="directory of runs (default ./runs or $GPTBENCH_RUNS)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON array of the runs' summaries"),
 ) -> None:
     """A table of runs: name, tags, preset, status, steps, best val loss, task metric, started."""
@@ -179,8 +208,12 @@ def logs_cmd(
 @app.command("export")
 def export_cmd(
     run_dir: Path = typer.Argument(..., help="a run directory (finished or still running)"),
-    fmt: str = typer.Option(..., "--format", help="hf (transformers folder), llmc (llm.c model.bin), csv or tensorboard (metrics)"),
-    out: Path = typer.Option(..., "--out", help="hf, llmc, tensorboard: a new or empty folder; csv: a file, or - for stdout"),
+    fmt: str = typer.Option(
+        ..., "--format", help="hf (transformers folder), llmc (llm.c model.bin), csv or tensorboard (metrics)"
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="hf, llmc, tensorboard: a new or empty folder; csv: a file, or - for stdout"
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="hf, llmc: best or last"),
 ) -> None:
     """Weights to transformers or llm.c; metrics to CSV or TensorBoard."""
@@ -207,11 +240,11 @@ def attach_cmd(run_dir: Path = typer.Argument(..., help="a run directory (runnin
 
 @app.command("bench")
 def bench_cmd(
-    names: List[str] = typer.Argument(None, help="presets to benchmark (default: all)"),
-    overrides: List[str] = typer.Option([], "--set", help="override a config key for every job"),
+    names: list[str] = typer.Argument(None, help="presets to benchmark (default: all)"),
+    overrides: list[str] = typer.Option([], "--set", help="override a config key for every job"),
     tiny: bool = typer.Option(False, "--tiny", help="CPU-sized models and budgets: checks the harness in seconds"),
     out: Path = typer.Option(Path("bench/results"), "--out", help="where the results JSON and raw log go"),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="where the benchmark runs live (default OUT/runs)"),
+    work_dir: Path | None = typer.Option(None, "--work-dir", help="where the benchmark runs live (default OUT/runs)"),
 ) -> None:
     """Measure tokens/sec, MFU, step time, time to target and decode speed."""
     from .commands.bench import bench
@@ -221,14 +254,20 @@ def bench_cmd(
 
 @app.command("data")
 def data_cmd(
-    source: str = typer.Argument(..., help="fineweb-edu, a Hugging Face dataset id, or local txt/jsonl/parquet files (a file or a folder)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="folder for the shards (fineweb-edu: the cache dir by default)"),
-    name: Optional[str] = typer.Option(None, "--name", help="the dataset's configuration (hub ids), e.g. sample-10BT"),
+    source: str = typer.Argument(
+        ..., help="fineweb-edu, a Hugging Face dataset id, or local txt/jsonl/parquet files (a file or a folder)"
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="folder for the shards (fineweb-edu: the cache dir by default)"
+    ),
+    name: str | None = typer.Option(None, "--name", help="the dataset's configuration (hub ids), e.g. sample-10BT"),
     split: str = typer.Option("train", "--split", help="the split to read (hub ids)"),
     text_field: str = typer.Option("text", "--text-field", help="the field that holds the text (jsonl, parquet, hub)"),
     workers: int = typer.Option(0, "--workers", help="tokenizer processes (0: all cores)"),
     shard_tokens: str = typer.Option("100M", "--shard-tokens", help="tokens per train shard, e.g. 100M"),
-    val_tokens: Optional[str] = typer.Option(None, "--val-tokens", help="tokens in the val shard, written first (default: --shard-tokens)"),
+    val_tokens: str | None = typer.Option(
+        None, "--val-tokens", help="tokens in the val shard, written first (default: --shard-tokens)"
+    ),
 ) -> None:
     """Turn a corpus into GPT-2 token shards (llm.c .bin); resumes if interrupted."""
     from .commands.data import prepare_data
@@ -240,7 +279,9 @@ def data_cmd(
 def eval_cmd(
     source: str = typer.Argument(..., help="a run directory, gpt2 ... gpt2-xl, or a Hugging Face GPT-2 folder"),
     task: str = typer.Option(..., "--task", help="hellaswag, ppl or addition"),
-    data: Optional[Path] = typer.Option(None, "--data", help="hellaswag: an offline hellaswag_val.jsonl; ppl: any text file (default tiny Shakespeare)"),
+    data: Path | None = typer.Option(
+        None, "--data", help="hellaswag: an offline hellaswag_val.jsonl; ppl: any text file (default tiny Shakespeare)"
+    ),
     limit: int = typer.Option(0, "--limit", help="score the first N examples only (0: all)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),

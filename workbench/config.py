@@ -22,7 +22,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -69,12 +69,12 @@ class DataConfig:
     ndigit: int = 2  # addition: digits per operand
     holdout: int = 500  # addition: problems held out from training
     val_fraction: float = 0.1  # text: the last fraction of the tokens is the val split
-    on_device: Optional[bool] = None  # text: keep the corpus on the device; None (auto): up to 2**30 tokens
+    on_device: bool | None = None  # text: keep the corpus on the device; None (auto): up to 2**30 tokens
 
 
 @dataclass
 class TrainConfig:
-    batch_size: Optional[int] = 12  # sequences per micro-step per process; None (auto): the largest that fits
+    batch_size: int | None = 12  # sequences per micro-step per process; None (auto): the largest that fits
     grad_accum: int = 0  # micro-steps per optimizer step; 0: derive from tokens_per_step
     tokens_per_step: int = 0  # global tokens per optimizer step; 0: one micro-step
     max_steps: int = 2000
@@ -96,7 +96,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16 (autocast dtype)
-    compile: Optional[bool] = None  # None (auto): on where it pays (CUDA), off elsewhere
+    compile: bool | None = None  # None (auto): on where it pays (CUDA), off elsewhere
     compile_mode: str = "default"  # default | max-autotune | reduce-overhead
     target_val_loss: float = 0.0  # stop once val loss <= this (0: off)
     target_accuracy: float = 0.0  # stop once the task accuracy >= this (0: off)
@@ -142,7 +142,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         cfg = cls(preset=d.get("preset", ""), profile=d.get("profile", "default"))
         for section, values in d.items():
             if section in SECTIONS:
@@ -261,7 +261,10 @@ def set_value(cfg: Config, key: str, raw: Any) -> None:
     for element in value if isinstance(value, list) else [value]:
         if key in CHOICES and element not in CHOICES[key]:
             what = "each element of " if isinstance(value, list) else ""
-            raise ConfigError(f"{what}{key} must be one of {', '.join(CHOICES[key])}, got {element!r}.", f"try --set {key}={CHOICES[key][0]}")
+            raise ConfigError(
+                f"{what}{key} must be one of {', '.join(CHOICES[key])}, got {element!r}.",
+                f"try --set {key}={CHOICES[key][0]}",
+            )
     setattr(getattr(cfg, section), name, value)
 
 
@@ -277,7 +280,10 @@ def apply_table(cfg: Config, table: dict, origin: str) -> None:
     """Apply a TOML-shaped dict ({"model": {...}, ...}) on top of cfg."""
     for section, values in table.items():
         if section not in SECTIONS or not isinstance(values, dict):
-            raise ConfigError(f"{origin}: unknown section [{section}].", "sections are [model], [data], [train], [log] and [profiles.NAME].")
+            raise ConfigError(
+                f"{origin}: unknown section [{section}].",
+                "sections are [model], [data], [train], [log] and [profiles.NAME].",
+            )
         for name, value in values.items():
             set_value(cfg, f"{section}.{name}", value)
 
@@ -286,10 +292,14 @@ def validate(cfg: Config) -> None:
     """Checks that need no data and no torch. Raises ConfigError."""
     m, d, t = cfg.model, cfg.data, cfg.train
     positive = {
-        "model.n_layer": m.n_layer, "model.n_head": m.n_head, "model.n_embd": m.n_embd,
+        "model.n_layer": m.n_layer,
+        "model.n_head": m.n_head,
+        "model.n_embd": m.n_embd,
         "model.block_size": m.block_size,
-        "train.max_steps": t.max_steps, "train.eval_every": t.eval_every,
-        "train.eval_steps": t.eval_steps, "train.log_every": t.log_every,
+        "train.max_steps": t.max_steps,
+        "train.eval_every": t.eval_every,
+        "train.eval_steps": t.eval_steps,
+        "train.log_every": t.log_every,
     }
     if t.batch_size is not None:
         positive["train.batch_size"] = t.batch_size
@@ -310,12 +320,17 @@ def validate(cfg: Config) -> None:
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}.", "try --set model.dropout=0.1")
     if not 0.0 < d.val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction must be between 0 and 1, got {d.val_fraction}.", "try --set data.val_fraction=0.1")
+        raise ConfigError(
+            f"data.val_fraction must be between 0 and 1, got {d.val_fraction}.", "try --set data.val_fraction=0.1"
+        )
     if d.kind == "addition":
         if not 1 <= d.ndigit <= 9:
             raise ConfigError(f"data.ndigit must be between 1 and 9, got {d.ndigit}.", "try --set data.ndigit=2")
         if d.tokenizer != "digits":
-            raise ConfigError(f"data.kind=addition needs data.tokenizer=digits, got {d.tokenizer!r}.", "try --set data.tokenizer=digits")
+            raise ConfigError(
+                f"data.kind=addition needs data.tokenizer=digits, got {d.tokenizer!r}.",
+                "try --set data.tokenizer=digits",
+            )
         if m.block_size < 3 * d.ndigit:
             raise ConfigError(
                 f"model.block_size={m.block_size} is too small for {d.ndigit}-digit addition.",
@@ -323,32 +338,51 @@ def validate(cfg: Config) -> None:
             )
         total = 10 ** (2 * d.ndigit)
         if not 1 <= d.holdout < total:
-            raise ConfigError(f"data.holdout must be between 1 and {total - 1}, got {d.holdout}.", "try --set data.holdout=500")
+            raise ConfigError(
+                f"data.holdout must be between 1 and {total - 1}, got {d.holdout}.", "try --set data.holdout=500"
+            )
     elif d.tokenizer == "digits":
-        raise ConfigError("data.tokenizer=digits only works with data.kind=addition.", "use data.tokenizer=char or gpt2 for text.")
-    if t.eval_tasks and d.kind == "addition":
-        raise ConfigError("train.eval_tasks are text tasks; an addition run already reports its accuracy at every eval.",
-                          "drop them: --set train.eval_tasks=")
-    if "hellaswag" in t.eval_tasks and d.tokenizer != "gpt2":
-        raise ConfigError(f"train.eval_tasks has hellaswag, which needs data.tokenizer=gpt2 (this run uses {d.tokenizer}).",
-                          "use --set train.eval_tasks=ppl, or train with data.tokenizer=gpt2")
-    if t.lr <= 0 or t.min_lr < 0 or t.min_lr > t.lr:
-        raise ConfigError(f"train.lr must be > 0 and train.min_lr in [0, lr]; got lr={t.lr}, min_lr={t.min_lr}.", "try --set train.min_lr=1e-4")
-    if min(t.warmup_steps, t.grad_accum, t.tokens_per_step, t.ckpt_every, t.keep_last, t.threads, t.eval_tasks_limit) < 0:
         raise ConfigError(
-            "train.warmup_steps, grad_accum, tokens_per_step, ckpt_every, keep_last, threads and eval_tasks_limit cannot be negative.",
+            "data.tokenizer=digits only works with data.kind=addition.", "use data.tokenizer=char or gpt2 for text."
+        )
+    if t.eval_tasks and d.kind == "addition":
+        raise ConfigError(
+            "train.eval_tasks are text tasks; an addition run already reports its accuracy at every eval.",
+            "drop them: --set train.eval_tasks=",
+        )
+    if "hellaswag" in t.eval_tasks and d.tokenizer != "gpt2":
+        raise ConfigError(
+            f"train.eval_tasks has hellaswag, which needs data.tokenizer=gpt2 (this run uses {d.tokenizer}).",
+            "use --set train.eval_tasks=ppl, or train with data.tokenizer=gpt2",
+        )
+    if t.lr <= 0 or t.min_lr < 0 or t.min_lr > t.lr:
+        raise ConfigError(
+            f"train.lr must be > 0 and train.min_lr in [0, lr]; got lr={t.lr}, min_lr={t.min_lr}.",
+            "try --set train.min_lr=1e-4",
+        )
+    if (
+        min(t.warmup_steps, t.grad_accum, t.tokens_per_step, t.ckpt_every, t.keep_last, t.threads, t.eval_tasks_limit)
+        < 0
+    ):
+        raise ConfigError(
+            "train.warmup_steps, grad_accum, tokens_per_step, ckpt_every, keep_last, threads and eval_tasks_limit "
+            "cannot be negative.",
             "use 0 to turn them off (threads: 0 = automatic)",
         )
     if not 0.0 < t.decay_fraction <= 1.0:
-        raise ConfigError(f"train.decay_fraction must be in (0, 1], got {t.decay_fraction}.", "try --set train.decay_fraction=0.2")
+        raise ConfigError(
+            f"train.decay_fraction must be in (0, 1], got {t.decay_fraction}.", "try --set train.decay_fraction=0.2"
+        )
     for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), got {value}.", f"try --set {key}=0.95")
     for key, package in LOG_PACKAGES.items():
         if getattr(cfg.log, key) and importlib.util.find_spec(package) is None:
             off = "false" if key == "tensorboard" else '""'
-            raise ConfigError(f"log.{key} needs the {package} package, which is not installed.",
-                              f'pip install "gptbench[{package}]", or leave it off (--set log.{key}={off}).')
+            raise ConfigError(
+                f"log.{key} needs the {package} package, which is not installed.",
+                f'pip install "gptbench[{package}]", or leave it off (--set log.{key}={off}).',
+            )
     device = t.device
     if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.", "try --device cpu")
@@ -356,7 +390,8 @@ def validate(cfg: Config) -> None:
         if t.tokens_per_step % m.block_size:
             raise ConfigError(
                 f"train.tokens_per_step={t.tokens_per_step} is not a multiple of model.block_size={m.block_size}.",
-                f"use a multiple of {m.block_size}, e.g. {max(1, round(t.tokens_per_step / m.block_size)) * m.block_size}.",
+                f"use a multiple of {m.block_size}, "
+                f"e.g. {max(1, round(t.tokens_per_step / m.block_size)) * m.block_size}.",
             )
     else:
         cfg.grad_accum_steps(1)  # tokens_per_step must split into micro-batches

@@ -77,7 +77,9 @@ def send_command(run_dir: str | Path, cmd: str, **fields) -> None:
     path = Path(run_dir) / CONTROL_FILE
     data = (json.dumps(command(cmd, **fields)) + "\n").encode()
     if len(data) > MAX_COMMAND_BYTES:
-        raise ValueError(f"command too long ({len(data)} bytes); keep prompts under {MAX_COMMAND_BYTES - 200} characters")
+        raise ValueError(
+            f"command too long ({len(data)} bytes); keep prompts under {MAX_COMMAND_BYTES - 200} characters"
+        )
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     except FileNotFoundError:

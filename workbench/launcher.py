@@ -25,9 +25,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .control import send_command
 from .events import ProtocolError, decode, make
@@ -54,7 +54,12 @@ class Nodes:
         args = [f"--nproc-per-node={self.nproc_per_node}"]
         if self.nnodes == 1:
             return ["--standalone", *args]
-        return [*args, f"--nnodes={self.nnodes}", f"--node-rank={self.node_rank}", f"--rdzv-endpoint={self.rdzv_endpoint}"]
+        return [
+            *args,
+            f"--nnodes={self.nnodes}",
+            f"--node-rank={self.node_rank}",
+            f"--rdzv-endpoint={self.rdzv_endpoint}",
+        ]
 
 
 def trainer_command(
@@ -98,8 +103,15 @@ def start_in_background(argv: list[str], run_dir: Path, env: dict[str, str] | No
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / STDERR_FILE, "ab") as stderr:
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8",
-            errors="replace", env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
         )
 
 
@@ -150,7 +162,7 @@ class TrainerProcess:
         self.process: subprocess.Popen | None = None
         self._threads: list[threading.Thread] = []
 
-    def start(self) -> "TrainerProcess":
+    def start(self) -> TrainerProcess:
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             self.argv,

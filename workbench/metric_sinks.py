@@ -40,8 +40,14 @@ SINKS_LOG = "metric_sinks.log"  # what the sinks say after the run has ended
 def scalars(event: dict) -> dict[str, float]:
     """The numbers of a step or eval event, under the names the dashboards show."""
     if event["event"] == "step":
-        names = {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm",
-                 "tokens_per_sec": "perf/tokens_per_sec", "mfu": "perf/mfu", "gpu_mem_gb": "perf/gpu_mem_gb"}
+        names = {
+            "loss": "train/loss",
+            "lr": "train/lr",
+            "grad_norm": "train/grad_norm",
+            "tokens_per_sec": "perf/tokens_per_sec",
+            "mfu": "perf/mfu",
+            "gpu_mem_gb": "perf/gpu_mem_gb",
+        }
         values = {tag: event.get(key) for key, tag in names.items()}
     elif event["event"] == "eval":
         values = {"val/loss": event["val_loss"], **{f"val/{k}": v for k, v in (event.get("metrics") or {}).items()}}
@@ -62,7 +68,9 @@ class TensorBoardSink:
         self.writer = EventFileWriter(str(log_dir))
 
     def write(self, step: int, values: dict[str, float], wall_time: float) -> None:
-        summary = self.summary_pb2.Summary(value=[self.summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in values.items()])
+        summary = self.summary_pb2.Summary(
+            value=[self.summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in values.items()]
+        )
         self.writer.add_event(self.event_pb2.Event(wall_time=wall_time, step=step, summary=summary))
 
     def close(self) -> None:
@@ -77,8 +85,13 @@ class WandbSink:
 
         labels = read_labels(run_dir)
         self.run = wandb.init(
-            project=project, id=_run_id(run_dir), resume="allow", dir=str(run_dir),
-            name=labels.get("name") or run_dir.name, tags=labels.get("tags") or None, notes=labels.get("notes") or None,
+            project=project,
+            id=_run_id(run_dir),
+            resume="allow",
+            dir=str(run_dir),
+            name=labels.get("name") or run_dir.name,
+            tags=labels.get("tags") or None,
+            notes=labels.get("notes") or None,
             config=read_json(run_dir / CONFIG_FILE),
         )
 
@@ -96,8 +109,12 @@ class TrackioSink:
         import trackio
 
         self.trackio = trackio
-        self.run = trackio.init(project=project, name=read_labels(run_dir).get("name") or run_dir.name,
-                                config=read_json(run_dir / CONFIG_FILE), resume="allow")
+        self.run = trackio.init(
+            project=project,
+            name=read_labels(run_dir).get("name") or run_dir.name,
+            config=read_json(run_dir / CONFIG_FILE),
+            resume="allow",
+        )
 
     def write(self, step: int, values: dict[str, float], wall_time: float) -> None:
         self.run.log(values, step=step)
@@ -129,13 +146,13 @@ class Follower:
         }
         for key, open_sink in openers.items():
             if log.get(key):
-                self._guard(key, lambda: self.sinks.__setitem__(key, open_sink()))
+                self._guard(key, lambda key=key, open_sink=open_sink: self.sinks.__setitem__(key, open_sink()))
 
     def feed(self, event: dict) -> None:
         values = scalars(event)
         if values:
             for key, sink in list(self.sinks.items()):
-                self._guard(key, lambda: sink.write(event["step"], values, event["t"]))
+                self._guard(key, lambda sink=sink: sink.write(event["step"], values, event["t"]))
 
     def close(self) -> None:
         for key, sink in list(self.sinks.items()):
@@ -146,9 +163,12 @@ class Follower:
             action()
         except Exception as exc:  # any failure of a logging library: warn once, never stop the run
             self.sinks.pop(key, None)
-            print(f"warning: log.{key} stopped ({type(exc).__name__}: {exc}); training goes on, and "
-                  f"`gptbench export {self.run_dir} --format csv|tensorboard` writes every metric later.",
-                  file=sys.stderr, flush=True)
+            print(
+                f"warning: log.{key} stopped ({type(exc).__name__}: {exc}); training goes on, and "
+                f"`gptbench export {self.run_dir} --format csv|tensorboard` writes every metric later.",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def follow(run_dir: Path, offset: int, trainer_pid: int, poll_s: float = 0.5) -> None:
@@ -198,14 +218,27 @@ def start_follower(run_dir: Path, log: LogConfig) -> None:
         return
     offset = (run_dir / EVENTS_FILE).stat().st_size
     subprocess.Popen(
-        [sys.executable, "-m", "workbench.metric_sinks", "--run-dir", str(run_dir), "--offset", str(offset),
-         "--trainer-pid", str(os.getpid())],
-        stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,  # its warnings reach the trainer's stderr
+        [
+            sys.executable,
+            "-m",
+            "workbench.metric_sinks",
+            "--run-dir",
+            str(run_dir),
+            "--offset",
+            str(offset),
+            "--trainer-pid",
+            str(os.getpid()),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stderr,
+        stderr=sys.stderr,  # its warnings reach the trainer's stderr
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m workbench.metric_sinks", description="Feed a run's metrics to TensorBoard, W&B, trackio.")
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.metric_sinks", description="Feed a run's metrics to TensorBoard, W&B, trackio."
+    )
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--offset", type=int, default=0, help="byte offset in events.jsonl to start from")
     p.add_argument("--trainer-pid", type=int, required=True)

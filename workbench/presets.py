@@ -69,12 +69,19 @@ def _read(name: str, path: Path) -> Preset:
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist.", "check the path; `gptbench presets NAME > FILE` writes one to start from.") from None
+        raise ConfigError(
+            f"Config file {path} does not exist.",
+            "check the path; `gptbench presets NAME > FILE` writes one to start from.",
+        ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"Preset file {path} could not be read: {exc}.", "fix the TOML syntax or remove the file.") from None
+        raise ConfigError(
+            f"Preset file {path} could not be read: {exc}.", "fix the TOML syntax or remove the file."
+        ) from None
     profiles = table.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
-        raise ConfigError(f"Preset file {path}: [profiles] must hold tables, like [profiles.cpu.model].", "fix the file or remove it.")
+        raise ConfigError(
+            f"Preset file {path}: [profiles] must hold tables, like [profiles.cpu.model].", "fix the file or remove it."
+        )
     description = str(table.pop("description", ""))
     bundled = _bundled_files().get(name)
     shadows = str(bundled) if bundled is not None and bundled != path else None
@@ -122,7 +129,9 @@ def auto_profile(preset: Preset, device_kind: str) -> str:
     return "default"
 
 
-def resolve(preset: Preset, overrides: list[str], device_kind: str = "cpu", config_file: Preset | None = None) -> Config:
+def resolve(
+    preset: Preset, overrides: list[str], device_kind: str = "cpu", config_file: Preset | None = None
+) -> Config:
     """Build the run's Config. `device_kind` is cpu, cuda or mps; `config_file` is a user's --config FILE."""
     parsed = [parse_override(o) for o in overrides]
     cfg = Config(preset=preset.name)
@@ -158,7 +167,10 @@ def resolve(preset: Preset, overrides: list[str], device_kind: str = "cpu", conf
 def resolve_run(name: str | None, config_path: Path | None, overrides: list[str], device_kind: str = "cpu") -> Config:
     """The config of `gptbench run [PRESET] [--config FILE] [--set ...]`: FILE alone is the preset."""
     if name is None and config_path is None:
-        raise ConfigError("No preset given.", "e.g. gptbench run addition --headless, or --config FILE; `gptbench presets` lists them.")
+        raise ConfigError(
+            "No preset given.",
+            "e.g. gptbench run addition --headless, or --config FILE; `gptbench presets` lists them.",
+        )
     if name is None:
         return resolve(load_file(config_path), overrides, device_kind)
     return resolve(load(name), overrides, device_kind, load_file(config_path) if config_path else None)

@@ -23,10 +23,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .config import ConfigError
 from .control import is_live
@@ -99,7 +99,9 @@ def write_labels(run_dir: str | Path, name: str | None, tags: list[str], notes: 
     labels.update({k: v for k, v in given.items() if v is not None})
     if labels:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / LABELS_FILE).write_text(json.dumps(labels, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (Path(run_dir) / LABELS_FILE).write_text(
+            json.dumps(labels, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
 
 def read_events(run_dir: str | Path) -> list[dict]:
@@ -127,7 +129,10 @@ def scan_events(run_dir: str | Path) -> tuple[list[dict], int]:
 
 def damage_note(run_dir: Path, lines: int) -> str:
     """The one line a reader prints (to stderr) about a damaged events file."""
-    return f"note: {Path(run_dir) / EVENTS_FILE}: skipped {lines} damaged line{'s' if lines != 1 else ''} (cut short, or not an event)."
+    return (
+        f"note: {Path(run_dir) / EVENTS_FILE}: skipped {lines} damaged line{'s' if lines != 1 else ''} "
+        "(cut short, or not an event)."
+    )
 
 
 def follow_lines(
@@ -243,9 +248,14 @@ def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSumma
     config = read_json(run_dir / CONFIG_FILE)
     labels = read_labels(run_dir)
     tags = labels.get("tags")
-    s = RunSummary(path=run_dir, preset=str(config.get("preset", "?")), profile=str(config.get("profile", "")),
-                   name=str(labels.get("name", "")), tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-                   notes=str(labels.get("notes", "")))
+    s = RunSummary(
+        path=run_dir,
+        preset=str(config.get("preset", "?")),
+        profile=str(config.get("profile", "")),
+        name=str(labels.get("name", "")),
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        notes=str(labels.get("notes", "")),
+    )
     train = config.get("train")
     s.max_steps = train.get("max_steps", 0) if isinstance(train, dict) else 0
     s.status = "empty" if not events else "crashed"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 
@@ -86,7 +86,9 @@ def visible_gpu_indices(count: int) -> list[int]:
 
 
 class SystemMonitor:
-    def __init__(self, pid: int | None = None, interval_s: float = INTERVAL_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, pid: int | None = None, interval_s: float = INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ):
         self.process = psutil.Process(pid)
         self.interval_s = interval_s
         self.clock = clock

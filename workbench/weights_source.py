@@ -43,8 +43,14 @@ HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "ge
 ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu"}
 
 # GPT2Config options our GPT does not have, with the value that means "as GPT-2".
-_HF_PLAIN_GPT2 = {"n_inner": None, "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
-                  "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True, "add_cross_attention": False}
+_HF_PLAIN_GPT2 = {
+    "n_inner": None,
+    "scale_attn_weights": True,
+    "scale_attn_by_inverse_layer_idx": False,
+    "layer_norm_epsilon": 1e-5,
+    "tie_word_embeddings": True,
+    "add_cross_attention": False,
+}
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -102,7 +108,9 @@ def is_pretrained(spec: str) -> bool:
 
 def _run_source(spec: str, path: Path, model: dict) -> WeightsSource:
     if not any((path / name).is_file() for name in (BEST_CKPT, LAST_CKPT)):
-        raise ConfigError(f"The run {path} has no checkpoint yet.", "wait for its first eval (best.pt) or checkpoint (last.pt).")
+        raise ConfigError(
+            f"The run {path} has no checkpoint yet.", "wait for its first eval (best.pt) or checkpoint (last.pt)."
+        )
     architecture = {k: model[k] for k in ARCHITECTURE_KEYS if k in model}
     return WeightsSource(spec, "run", architecture, read_json(path / TOKENIZER_FILE) or None, path)
 
@@ -110,8 +118,10 @@ def _run_source(spec: str, path: Path, model: dict) -> WeightsSource:
 def _hf_source(spec: str, path: Path, hf: dict) -> WeightsSource:
     architecture = hf_architecture(hf, path)
     if not any((path / name).is_file() for name in HF_WEIGHT_FILES):
-        raise ConfigError(f"{path} has a config.json but no weights.", f"it needs one of: {', '.join(HF_WEIGHT_FILES)}.")
-    from .engine.hf_tokenizer import read_hf_tokenizer
+        raise ConfigError(
+            f"{path} has a config.json but no weights.", f"it needs one of: {', '.join(HF_WEIGHT_FILES)}."
+        )
+    from .data.hf_tokenizer import read_hf_tokenizer
 
     return WeightsSource(spec, "hf", architecture, read_hf_tokenizer(path), path)
 
@@ -121,10 +131,15 @@ def hf_architecture(hf: dict, where: Path | str) -> dict:
     if hf.get("model_type") != "gpt2":
         raise ConfigError(
             f"{where} holds a {hf.get('model_type') or 'unknown'} model; gptbench loads GPT-2 models only.",
-            "pass a folder whose config.json has \"model_type\": \"gpt2\" (e.g. one written by `gptbench export --format hf`).",
+            'pass a folder whose config.json has "model_type": "gpt2" '
+            "(e.g. one written by `gptbench export --format hf`).",
         )
     activation = HF_ACTIVATIONS.get(hf.get("activation_function", "gelu_new"))
-    different = [k for k, plain in _HF_PLAIN_GPT2.items() if k in hf and hf[k] != plain and not (k == "n_inner" and hf[k] == 4 * hf.get("n_embd", 768))]
+    different = [
+        k
+        for k, plain in _HF_PLAIN_GPT2.items()
+        if k in hf and hf[k] != plain and not (k == "n_inner" and hf[k] == 4 * hf.get("n_embd", 768))
+    ]
     if activation is None:
         different.append("activation_function")
     if different:
@@ -133,9 +148,13 @@ def hf_architecture(hf: dict, where: Path | str) -> dict:
             f"gptbench's GPT has a tied head, 4x MLP, LayerNorm eps 1e-5 and activations {', '.join(HF_ACTIVATIONS)}.",
         )
     return {
-        "n_layer": hf.get("n_layer", 12), "n_head": hf.get("n_head", 12), "n_embd": hf.get("n_embd", 768),
-        "block_size": hf.get("n_positions", 1024), "vocab_size": hf.get("vocab_size", 50257),
-        "bias": True, "activation": activation,
+        "n_layer": hf.get("n_layer", 12),
+        "n_head": hf.get("n_head", 12),
+        "n_embd": hf.get("n_embd", 768),
+        "block_size": hf.get("n_positions", 1024),
+        "vocab_size": hf.get("vocab_size", 50257),
+        "bias": True,
+        "activation": activation,
     }
 
 
@@ -154,8 +173,10 @@ def adopt_architecture(cfg: Config, explicit: dict[str, object]) -> WeightsSourc
         raise ConfigError(f"model.init_from: {exc.message}", exc.hint) from None
     arch = source.architecture
     conflicts = [
-        f"model.{k}={explicit[f'model.{k}']}" for k in ARCHITECTURE_KEYS
-        if f"model.{k}" in explicit and getattr(cfg.model, k) != arch[k]
+        f"model.{k}={explicit[f'model.{k}']}"
+        for k in ARCHITECTURE_KEYS
+        if f"model.{k}" in explicit
+        and getattr(cfg.model, k) != arch[k]
         and not (k == "block_size" and cfg.model.block_size < arch[k])
     ]
     if conflicts:

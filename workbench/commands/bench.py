@@ -50,21 +50,50 @@ class BenchPlan:
     tiny: list[str] = field(default_factory=list)  # --tiny: overrides that make it CPU-sized
 
 
-TINY_MODEL = ["model.n_layer=2", "model.n_head=2", "model.n_embd=64", "train.batch_size=4", "train.eval_steps=2", "train.warmup_steps=2"]
+TINY_MODEL = [
+    "model.n_layer=2",
+    "model.n_head=2",
+    "model.n_embd=64",
+    "train.batch_size=4",
+    "train.eval_steps=2",
+    "train.warmup_steps=2",
+]
 
 PLANS = {
     "addition": BenchPlan(
-        throughput_steps=200, warmup_steps=20, target=["train.target_accuracy=1.0", "train.eval_every=50"],
-        target_profile="speedrun", prompt="23+58",
+        throughput_steps=200,
+        warmup_steps=20,
+        target=["train.target_accuracy=1.0", "train.eval_every=50"],
+        target_profile="speedrun",
+        prompt="23+58",
         tiny=["train.max_steps=40", "train.eval_every=20"],
     ),
     "shakespeare-char": BenchPlan(
-        throughput_steps=100, warmup_steps=20, target=["train.target_val_loss=1.47"], target_profile="speedrun",
-        prompt="ROMEO:", tiny=[*TINY_MODEL, "model.block_size=32", "train.target_val_loss=3.3", "train.max_steps=60", "train.eval_every=20"],
+        throughput_steps=100,
+        warmup_steps=20,
+        target=["train.target_val_loss=1.47"],
+        target_profile="speedrun",
+        prompt="ROMEO:",
+        tiny=[
+            *TINY_MODEL,
+            "model.block_size=32",
+            "train.target_val_loss=3.3",
+            "train.max_steps=60",
+            "train.eval_every=20",
+        ],
     ),
     "gpt2-124m": BenchPlan(
-        throughput_steps=20, warmup_steps=5, target=[], prompt="Hello, I'm a language model,",
-        tiny=["profile=shakespeare", *TINY_MODEL, "model.block_size=64", "train.tokens_per_step=512", "train.max_steps=4"],
+        throughput_steps=20,
+        warmup_steps=5,
+        target=[],
+        prompt="Hello, I'm a language model,",
+        tiny=[
+            "profile=shakespeare",
+            *TINY_MODEL,
+            "model.block_size=64",
+            "train.tokens_per_step=512",
+            "train.max_steps=4",
+        ],
     ),
 }
 TINY_LOG = ["train.log_every=2"]
@@ -79,20 +108,32 @@ def run_job(argv: list[str], run_dir: Path, log: list[str]) -> tuple[list[dict],
         log.append(json.dumps(e))
 
     start = time.time()
-    proc = TrainerProcess(argv, run_dir, on_event=on_event, on_stderr=lambda line: log.append(f"# stderr: {line}")).start()
+    proc = TrainerProcess(
+        argv, run_dir, on_event=on_event, on_stderr=lambda line: log.append(f"# stderr: {line}")
+    ).start()
     code = proc.wait()
     if code != 0:
         errors = [e for e in events if e["event"] == "error"]
         reason = errors[-1]["message"] if errors else "\n".join(list(proc.stderr_tail)[-10:])
-        raise ConfigError(f"A benchmark job failed (exit {code}): {reason}", "the raw log has the details; try `gptbench run` with the same --set.")
+        raise ConfigError(
+            f"A benchmark job failed (exit {code}): {reason}",
+            "the raw log has the details; try `gptbench run` with the same --set.",
+        )
     return events, start
 
 
 def measure_throughput(name: str, plan: BenchPlan, extra: list[str], tiny: bool, work: Path, log: list[str]) -> dict:
     steps = plan.warmup_steps + plan.throughput_steps
     log_every = 2 if tiny else 10
-    overrides = [*(plan.tiny if tiny else []), *extra, f"train.max_steps={4 * log_every if tiny else steps}",
-                 f"train.log_every={log_every}", "train.eval_every=1000000", "train.eval_steps=1", "train.ckpt_every=0"]
+    overrides = [
+        *(plan.tiny if tiny else []),
+        *extra,
+        f"train.max_steps={4 * log_every if tiny else steps}",
+        f"train.log_every={log_every}",
+        "train.eval_every=1000000",
+        "train.eval_steps=1",
+        "train.ckpt_every=0",
+    ]
     events, _ = run_job(trainer_command(name, work / f"{name}-throughput", overrides), work / f"{name}-throughput", log)
     started = next(e for e in events if e["event"] == "run_started")
     step_events = [e for e in events if e["event"] == "step"]
@@ -116,7 +157,9 @@ def measure_throughput(name: str, plan: BenchPlan, extra: list[str], tiny: bool,
     }
 
 
-def measure_time_to_target(name: str, plan: BenchPlan, extra: list[str], tiny: bool, work: Path, log: list[str]) -> dict | None:
+def measure_time_to_target(
+    name: str, plan: BenchPlan, extra: list[str], tiny: bool, work: Path, log: list[str]
+) -> dict | None:
     if not plan.target and not tiny:
         return None
     profile = []
@@ -141,8 +184,23 @@ def measure_time_to_target(name: str, plan: BenchPlan, extra: list[str], tiny: b
 
 
 def measure_decode(run_dir: Path, prompt: str, new_tokens: int, log: list[str]) -> dict:
-    argv = sampler_command(run_dir, ["--checkpoint", "last", "--prompt", prompt, "--max-new-tokens", str(new_tokens),
-                                     "--temperature", "1.0", "--top-k", "0", "--seed", "0"])
+    argv = sampler_command(
+        run_dir,
+        [
+            "--checkpoint",
+            "last",
+            "--prompt",
+            prompt,
+            "--max-new-tokens",
+            str(new_tokens),
+            "--temperature",
+            "1.0",
+            "--top-k",
+            "0",
+            "--seed",
+            "0",
+        ],
+    )
     events, _ = run_job(argv, run_dir, log)
     done = next(e for e in events if e["event"] == "sample" and e["done"])
     return {"new_tokens": done["tokens"], "decode_tokens_per_sec": done["tokens_per_sec"]}
@@ -165,12 +223,16 @@ def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, wor
         console.print(f"[bold]{name}[/]: throughput…")
         r = measure_throughput(name, plan, overrides, tiny, work, log)
         device_name = r["device_name"]
-        console.print(f"  {format_count(r['tokens_per_sec'])} tok/s, {r['step_ms']:.1f} ms/step"
-                      + (f", MFU {100 * r['mfu']:.1f}%" if r["mfu"] is not None else ""))
+        console.print(
+            f"  {format_count(r['tokens_per_sec'])} tok/s, {r['step_ms']:.1f} ms/step"
+            + (f", MFU {100 * r['mfu']:.1f}%" if r["mfu"] is not None else "")
+        )
         target = measure_time_to_target(name, plan, overrides, tiny, work, log)
         if target:
-            console.print(f"  target {'reached' if target['reached'] else 'NOT reached'} in "
-                          f"{format_duration(target['time_to_target_s'])} (step {target['step']})")
+            console.print(
+                f"  target {'reached' if target['reached'] else 'NOT reached'} in "
+                f"{format_duration(target['time_to_target_s'])} (step {target['step']})"
+            )
         r["time_to_target"] = target
         r.update(measure_decode(work / f"{name}-throughput", plan.prompt, 256 if name != "addition" else 3, log))
         console.print(f"  decode {r['decode_tokens_per_sec']:.0f} tok/s")
@@ -179,8 +241,13 @@ def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, wor
     base = out_dir / f"{stamp}-{slug(device_name)}{'-tiny' if tiny else ''}"
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {
-        "date": stamp, "device_name": device_name, "tiny": tiny, "gptbench": __version__, "overrides": overrides,
-        "versions": _versions(), "results": results,
+        "date": stamp,
+        "device_name": device_name,
+        "tiny": tiny,
+        "gptbench": __version__,
+        "overrides": overrides,
+        "versions": _versions(),
+        "results": results,
     }
     base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     base.with_suffix(".log").write_text("\n".join(log) + "\n")
@@ -189,6 +256,9 @@ def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, wor
 
 def _versions() -> dict:
     """torch and CUDA versions, asked of a subprocess: this process never imports torch."""
-    code = "import json, platform, torch; print(json.dumps({'python': platform.python_version(), 'torch': torch.__version__, 'cuda': torch.version.cuda}))"
+    code = (
+        "import json, platform, torch; print(json.dumps({'python': platform.python_version(), "
+        "'torch': torch.__version__, 'cuda': torch.version.cuda}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     return json.loads(out.stdout) if out.returncode == 0 else {}

@@ -1,6 +1,6 @@
 """`gptbench data SOURCE --out DIR`: turn a corpus into GPT-2 token shards.
 
-The work runs in the prep subprocess (`python -m workbench.engine.prepare`,
+The work runs in the prep subprocess (`python -m workbench.data.prepare`,
 see there for the format and how resuming works); this module checks the
 arguments, shows its progress (documents, tokens, tokens/s, ETA) with Rich and
 says where the shards are and how to train on them.
@@ -18,10 +18,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import ConfigError
-from .error_line import print_error
-from ..engine.corpus import NAMED, named_corpus_dir
+from ..data.corpus import NAMED, named_corpus_dir
 from ..launcher import TrainerProcess
 from ..progress import format_count
+from .error_line import print_error
 
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".parquet")
 
@@ -35,25 +35,57 @@ def parse_count(option: str, text: str) -> int:
     except ValueError:
         value = 0
     if value < 1 or not value.is_integer():
-        raise ConfigError(f"{option} must be a whole number of tokens, got {text!r}.", f"e.g. {option} 100M (or 1e8, 100000000)")
+        raise ConfigError(
+            f"{option} must be a whole number of tokens, got {text!r}.", f"e.g. {option} 100M (or 1e8, 100000000)"
+        )
     return int(value)
 
 
-def prepare_data(source: str, out: Path | None, name: str | None, split: str, text_field: str, workers: int,
-                 shard_tokens: str, val_tokens: str | None) -> int:
+def prepare_data(
+    source: str,
+    out: Path | None,
+    name: str | None,
+    split: str,
+    text_field: str,
+    workers: int,
+    shard_tokens: str,
+    val_tokens: str | None,
+) -> int:
     if source in NAMED:  # the shortcut: a known corpus, into the cache dir
         known, given = NAMED[source], source
         out = out or named_corpus_dir(given)
         source, name, split, text_field = known.source, known.name, known.split, known.text_field
-        command = f"gptbench data {given}" + (f" --out {shlex.quote(str(out))}" if out != named_corpus_dir(given) else "")
-        train = "gptbench run gpt2-124m --headless" if out == named_corpus_dir(given) else f"gptbench run gpt2-124m --headless --set data.path={out}"
+        command = f"gptbench data {given}" + (
+            f" --out {shlex.quote(str(out))}" if out != named_corpus_dir(given) else ""
+        )
+        train = (
+            "gptbench run gpt2-124m --headless"
+            if out == named_corpus_dir(given)
+            else f"gptbench run gpt2-124m --headless --set data.path={out}"
+        )
     else:
         if out is None:
-            raise ConfigError("--out is needed: where should the shards go?", f"e.g. gptbench data {source} --out data/shards")
+            raise ConfigError(
+                "--out is needed: where should the shards go?", f"e.g. gptbench data {source} --out data/shards"
+            )
         if not Path(source).expanduser().exists() and source.lower().endswith(LOCAL_SUFFIXES):
-            raise ConfigError(f"{source} does not exist.", "give a local .txt/.jsonl/.json/.parquet file or folder, or a Hugging Face dataset id.")
-        options = [source, "--out", str(out), *(["--name", name] if name else []), "--split", split, "--text-field", text_field,
-                   "--shard-tokens", shard_tokens, *(["--val-tokens", val_tokens] if val_tokens else [])]
+            raise ConfigError(
+                f"{source} does not exist.",
+                "give a local .txt/.jsonl/.json/.parquet file or folder, or a Hugging Face dataset id.",
+            )
+        options = [
+            source,
+            "--out",
+            str(out),
+            *(["--name", name] if name else []),
+            "--split",
+            split,
+            "--text-field",
+            text_field,
+            "--shard-tokens",
+            shard_tokens,
+            *(["--val-tokens", val_tokens] if val_tokens else []),
+        ]
         command = "gptbench data " + shlex.join(options)
         train = f"gptbench run gpt2-124m --headless --set data.path={out}"
     if workers < 0:
@@ -62,26 +94,58 @@ def prepare_data(source: str, out: Path | None, name: str | None, split: str, te
         raise ConfigError(f"--out {out} is a file.", "give a folder (it is created if needed).")
     shards = parse_count("--shard-tokens", shard_tokens)
     val = parse_count("--val-tokens", val_tokens) if val_tokens else shards
-    args = [source, "--out", str(out), "--split", split, "--text-field", text_field, "--workers", str(workers),
-            "--shard-tokens", str(shards), "--val-tokens", str(val), "--command", command, *(["--name", name] if name else [])]
+    args = [
+        source,
+        "--out",
+        str(out),
+        "--split",
+        split,
+        "--text-field",
+        text_field,
+        "--workers",
+        str(workers),
+        "--shard-tokens",
+        str(shards),
+        "--val-tokens",
+        str(val),
+        "--command",
+        command,
+        *(["--name", name] if name else []),
+    ]
     return _run(args, out, train)
 
 
 def _run(args: list[str], out: Path, train: str) -> int:
     console = Console(highlight=False)
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[docs]} docs"),
-        TextColumn("{task.fields[tokens]} tokens"), TextColumn("{task.fields[rate]} tok/s"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[docs]} docs"),
+        TextColumn("{task.fields[tokens]} tokens"),
+        TextColumn("{task.fields[rate]} tok/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
-    bar = progress.add_task("tokenizing", total=None, docs="0", tokens="0", rate="-", visible=False)  # until work starts
+    bar = progress.add_task(
+        "tokenizing", total=None, docs="0", tokens="0", rate="-", visible=False
+    )  # until work starts
     outcome: dict = {}
 
     def on_event(e: dict) -> None:
         kind = e["event"]
         if kind == "progress":
-            progress.update(bar, visible=True, completed=e["done"], total=e["total"], docs=format_count(e["done"]),
-                            tokens=format_count(e["tokens"]), rate=format_count(e["tokens_per_sec"]))
+            progress.update(
+                bar,
+                visible=True,
+                completed=e["done"],
+                total=e["total"],
+                docs=format_count(e["done"]),
+                tokens=format_count(e["tokens"]),
+                rate=format_count(e["tokens_per_sec"]),
+            )
         elif kind == "log":
             progress.console.print(escape(e["message"]), soft_wrap=True)
             if "tokens_per_sec" in e or e.get("already"):
@@ -89,7 +153,7 @@ def _run(args: list[str], out: Path, train: str) -> int:
         elif kind == "error":
             outcome["error"] = e
 
-    argv = [sys.executable, "-m", "workbench.engine.prepare", *args]
+    argv = [sys.executable, "-m", "workbench.data.prepare", *args]
     prep = TrainerProcess(argv, out, on_event=on_event)
     previous = signal.signal(signal.SIGINT, lambda *_: None)  # Ctrl-C reaches the prep too: it stops by itself
     try:

@@ -22,11 +22,20 @@ from ..progress import format_count
 from .run import Labels, plan_run
 
 
-def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[str], nodes: Nodes, resume: Path | None,
-            run_dir: Path | None, labels: Labels) -> int:
+def dry_run(
+    preset_name: str | None,
+    config_file: Path | None,
+    overrides: list[str],
+    nodes: Nodes,
+    resume: Path | None,
+    run_dir: Path | None,
+    labels: Labels,
+) -> int:
     preset_name, config_file, run_dir = plan_run(preset_name, overrides, run_dir, resume, config_file, labels)
     processes = nodes.nproc_per_node * nodes.nnodes  # the world: tokens/step counts every node's processes
-    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, config_file=config_file, dry_run=True)
+    argv = trainer_command(
+        preset_name, run_dir, overrides, resume=resume is not None, config_file=config_file, dry_run=True
+    )
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     events = []
     for line in out.stdout.splitlines():
@@ -48,16 +57,23 @@ def dry_run(preset_name: str | None, config_file: Path | None, overrides: list[s
     vocab_note = f", a vocabulary of {vocab} characters assumed: the text decides it" if guessed else ""
     t = cfg.train
     if t.batch_size is None:
-        batch = f"batch_size auto (the largest that fits, found at start), {format_count(t.tokens_per_step)} tokens/step"
+        batch = (
+            f"batch_size auto (the largest that fits, found at start), {format_count(t.tokens_per_step)} tokens/step"
+        )
     else:
         accum = cfg.grad_accum_steps(processes)
-        batch = (f"{format_count(cfg.tokens_per_step(processes))} tokens/step = batch {t.batch_size} x block "
-                 f"{cfg.model.block_size} x {processes} process{'es' if processes > 1 else ''} x {accum} micro-step{'s' if accum > 1 else ''}")
+        batch = (
+            f"{format_count(cfg.tokens_per_step(processes))} tokens/step = batch {t.batch_size} x block "
+            f"{cfg.model.block_size} x {processes} process{'es' if processes > 1 else ''} x "
+            f"{accum} micro-step{'s' if accum > 1 else ''}"
+        )
     lines = [
-        f"# dry run: {cfg.preset} · profile {cfg.profile}" + (f" · weights from {cfg.model.init_from}" if cfg.model.init_from != "scratch" else ""),
+        f"# dry run: {cfg.preset} · profile {cfg.profile}"
+        + (f" · weights from {cfg.model.init_from}" if cfg.model.init_from != "scratch" else ""),
         f"# {format_count(params)} parameters ({params:,}{vocab_note})",
         f"# {batch}",
-        f"# {t.max_steps} steps · {answer['device_name']} · {answer['dtype']} · compile {'on' if answer['compile'] else 'off'}",
+        f"# {t.max_steps} steps · {answer['device_name']} · {answer['dtype']} · "
+        f"compile {'on' if answer['compile'] else 'off'}",
         f"# run dir would be {run_dir}",
     ]
     sys.stdout.write(to_toml(cfg) + "\n".join(lines) + "\n")

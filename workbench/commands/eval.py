@@ -20,13 +20,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import weights_source
 from ..config import ConfigError
-from .error_line import print_error
 from ..engine.evaluate import TASKS  # torch is imported there only when it evaluates
 from ..launcher import TrainerProcess
+from .error_line import print_error
 
 
 def evaluate(source: str, task: str, data: Path | None, limit: int, as_json: bool, checkpoint: str, device: str) -> int:
-    weights_source.resolve(source)  # a missing folder, an unknown name, a run without checkpoints: answered now, without torch
+    weights_source.resolve(
+        source
+    )  # a missing folder, an unknown name, a run without checkpoints: answered now, without torch
     run_dir = Path(source)
     if task not in TASKS:
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}.", "e.g. --task hellaswag")
@@ -35,14 +37,35 @@ def evaluate(source: str, task: str, data: Path | None, limit: int, as_json: boo
     if limit < 0:
         raise ConfigError(f"--limit must be 0 (all) or more, got {limit}.", "e.g. --limit 1000")
     if data is not None and not data.is_file():
-        raise ConfigError(f"--data {data} is not a file.", "hellaswag: a copy of hellaswag_val.jsonl; ppl: a UTF-8 text file.")
-    args = ["--run-dir", str(run_dir), "--task", task, "--limit", str(limit), "--checkpoint", checkpoint, "--device", device]
+        raise ConfigError(
+            f"--data {data} is not a file.", "hellaswag: a copy of hellaswag_val.jsonl; ppl: a UTF-8 text file."
+        )
+    args = [
+        "--run-dir",
+        str(run_dir),
+        "--task",
+        task,
+        "--limit",
+        str(limit),
+        "--checkpoint",
+        checkpoint,
+        "--device",
+        device,
+    ]
     if data is not None:
         args += ["--data", str(data)]
 
     console = Console(highlight=False, stderr=True)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
     bar = progress.add_task(task, total=None)
     seen: dict = {}
 
@@ -70,8 +93,12 @@ def evaluate(source: str, task: str, data: Path | None, limit: int, as_json: boo
     else:
         metrics = " | ".join(f"{k} [bold]{v:.4f}[/]" for k, v in result["metrics"].items())
         checkpoint_file = Path(result["checkpoint"])
-        model = f"{source} {checkpoint_file.name} (step {result['step']})" if checkpoint_file.suffix == ".pt" else source
+        model = (
+            f"{source} {checkpoint_file.name} (step {result['step']})" if checkpoint_file.suffix == ".pt" else source
+        )
         Console(highlight=False).print(
             f"{task} | {escape(model)} | "
-            f"{result['examples']:,} examples | {metrics} | {result['seconds']:.1f}s on {escape(result['device'])}", soft_wrap=True)
+            f"{result['examples']:,} examples | {metrics} | {result['seconds']:.1f}s on {escape(result['device'])}",
+            soft_wrap=True,
+        )
     return 0

@@ -24,7 +24,9 @@ STEP_COLUMNS = ("step", "elapsed_s", "tokens_seen", "loss", "val_loss", "lr", "g
 def export(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
     run_dir = require_run_dir(run_dir)
     if fmt not in FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}.", "e.g. --format hf for transformers.")
+        raise ConfigError(
+            f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}.", "e.g. --format hf for transformers."
+        )
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint must be best or last, got {checkpoint!r}.", "use --checkpoint best")
     if fmt == "csv":
@@ -68,8 +70,10 @@ def write_tensorboard(events: list[dict], out: Path) -> int:
     try:
         sink = TensorBoardSink(out)
     except ImportError:
-        raise ConfigError("--format tensorboard needs the tensorboard package, which is not installed.",
-                          'pip install "gptbench[tensorboard]", or use --format csv.') from None
+        raise ConfigError(
+            "--format tensorboard needs the tensorboard package, which is not installed.",
+            'pip install "gptbench[tensorboard]", or use --format csv.',
+        ) from None
     n = 0
     for e in events:
         values = scalars(e)
@@ -89,9 +93,24 @@ def _export_weights(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
         elif e["event"] == "log":
             print(e["message"], flush=True)
 
-    argv = [sys.executable, "-m", "workbench.engine.export", "--run-dir", str(run_dir), "--format", fmt,
-            "--out", str(out), "--checkpoint", checkpoint]
-    code = TrainerProcess(argv, run_dir, on_event=on_event, on_stderr=lambda line: print(line, file=sys.stderr)).start().wait()
+    argv = [
+        sys.executable,
+        "-m",
+        "workbench.engine.export",
+        "--run-dir",
+        str(run_dir),
+        "--format",
+        fmt,
+        "--out",
+        str(out),
+        "--checkpoint",
+        checkpoint,
+    ]
+    code = (
+        TrainerProcess(argv, run_dir, on_event=on_event, on_stderr=lambda line: print(line, file=sys.stderr))
+        .start()
+        .wait()
+    )
     if errors:  # said like any other mistake: one sentence and a hint, exit code 2
         raise ConfigError(errors[-1]["message"], errors[-1]["hint"])
     return code
@@ -99,13 +118,20 @@ def _export_weights(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
 
 def _empty_folder(out: Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} already exists and is not an empty folder.", "export into a new or empty folder; nothing was overwritten.")
+        raise ConfigError(
+            f"{out} already exists and is not an empty folder.",
+            "export into a new or empty folder; nothing was overwritten.",
+        )
     return out
 
 
 def _new_file(out: Path) -> Path:
     if out.exists():
-        raise ConfigError(f"{out} already exists.", "pick a new file name (nothing was overwritten), or --out - for stdout.")
+        raise ConfigError(
+            f"{out} already exists.", "pick a new file name (nothing was overwritten), or --out - for stdout."
+        )
     if not out.parent.is_dir():
-        raise ConfigError(f"The folder {out.parent} does not exist.", "create it first, or write to an existing folder.")
+        raise ConfigError(
+            f"The folder {out.parent} does not exist.", "create it first, or write to an existing folder."
+        )
     return out

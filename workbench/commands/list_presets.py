@@ -33,8 +33,12 @@ def list_presets() -> None:
             skipped.append(f"{preset.path}: {exc.message}")
             continue
         table.add_row(
-            escape(s["name"]), format_count(s["params"]), format_count(s["tokens_per_step"]), str(s["max_steps"]),
-            escape(", ".join(preset.profiles) or "-"), escape(s["description"]),
+            escape(s["name"]),
+            format_count(s["params"]),
+            format_count(s["tokens_per_step"]),
+            str(s["max_steps"]),
+            escape(", ".join(preset.profiles) or "-"),
+            escape(s["description"]),
         )
     Console().print(table)
     for message in skipped:

@@ -51,9 +51,13 @@ def _table(root: Path, summaries: list[RunSummary], columns: list[str], run_cell
             table.add_column(column, justify="right" if column in ("steps", "best val") else "left", no_wrap=True)
     for s in summaries:
         cells = {
-            "run": run_cell(s), "preset": escape(s.preset), "status": s.status, "steps": f"{s.step}/{s.max_steps}",
+            "run": run_cell(s),
+            "preset": escape(s.preset),
+            "status": s.status,
+            "steps": f"{s.step}/{s.max_steps}",
             "best val": f"{s.best_val_loss:.4f}" if s.best_val_loss is not None else "-",
-            "task metric": escape(s.metric_text), "started": s.started_text,
+            "task metric": escape(s.metric_text),
+            "started": s.started_text,
         }
         table.add_row(*(cells[c] for c in columns))
     return table
@@ -68,16 +72,28 @@ def _run_cell(s: RunSummary) -> str:
 
 def as_dict(s: RunSummary) -> dict:
     return {
-        "path": str(s.path), "name": s.name, "tags": s.tags, "notes": s.notes, "preset": s.preset, "profile": s.profile,
-        "status": s.status, "step": s.step, "max_steps": s.max_steps, "best_val_loss": s.best_val_loss,
-        "metrics": s.metrics, "started": s.started, "damaged_lines": s.damaged_lines,
+        "path": str(s.path),
+        "name": s.name,
+        "tags": s.tags,
+        "notes": s.notes,
+        "preset": s.preset,
+        "profile": s.profile,
+        "status": s.status,
+        "step": s.step,
+        "max_steps": s.max_steps,
+        "best_val_loss": s.best_val_loss,
+        "metrics": s.metrics,
+        "started": s.started,
+        "damaged_lines": s.damaged_lines,
     }
 
 
 def list_runs(root: Path | None, as_json: bool = False) -> None:
     if root is not None and not (root.is_dir() and os.access(root, os.R_OK | os.X_OK)):
         what = "is not a directory we can read" if root.exists() else "does not exist"
-        raise ConfigError(f"{root} {what}.", "pass the directory that holds your runs (default ./runs, or $GPTBENCH_RUNS).")
+        raise ConfigError(
+            f"{root} {what}.", "pass the directory that holds your runs (default ./runs, or $GPTBENCH_RUNS)."
+        )
     root = root or runs_root()
     summaries = find_runs(root)
     for s in summaries:

@@ -33,7 +33,9 @@ def logs(run_dir: Path, follow: bool) -> int:
 
     def finished() -> bool:
         """The run's last start (a resume starts it again) has its run_finished."""
-        lifecycle = [e["event"] for e in seen if e["event"] in ("run_started", "run_finished") or e.get("state") == "starting"]
+        lifecycle = [
+            e["event"] for e in seen if e["event"] in ("run_started", "run_finished") or e.get("state") == "starting"
+        ]
         return bool(lifecycle) and lifecycle[-1] == "run_finished"
 
     def writer_gone() -> bool:
@@ -43,7 +45,13 @@ def logs(run_dir: Path, follow: bool) -> int:
         try:
             event = decode(line)
             view.on_event(event)
-        except (ProtocolError, KeyError, TypeError, ValueError, AttributeError):  # not an event, or one of the wrong shape
+        except (
+            ProtocolError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+        ):  # not an event, or one of the wrong shape
             damaged += 1
             continue
         seen.append(event)
@@ -54,7 +62,9 @@ def logs(run_dir: Path, follow: bool) -> int:
         return 0
     if not finished():
         if trainer_running(run_dir, seen):
-            console.print(f"[dim]still running: `gptbench logs -f {escape(str(run_dir))}` follows it[/]", highlight=False)
+            console.print(
+                f"[dim]still running: `gptbench logs -f {escape(str(run_dir))}` follows it[/]", highlight=False
+            )
         else:
             _print_gone(console, run_dir)
             return 1 if follow else 0
@@ -67,7 +77,8 @@ def _print_gone(console: Console, run_dir: Path) -> None:
         "[red bold]the trainer is gone without finishing[/] (killed, or crashed)\n"
         f"  [yellow]hint:[/] `gptbench run --headless --resume {escape(str(run_dir))}` continues from last.pt"
         + (f"; the trainer's messages are in {escape(str(stderr_log))}" if _has_text(stderr_log) else ""),
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
 
 

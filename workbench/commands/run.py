@@ -15,9 +15,9 @@ leave; the trainer trains on in its run directory (`gptbench logs -f`, `attach`)
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import json
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -28,10 +28,10 @@ from rich.markup import escape
 
 from .. import presets
 from ..config import ConfigError
-from .error_line import error_markup
 from ..launcher import Nodes, TrainerProcess, first_event, start_in_background, trainer_command
 from ..progress import eta_seconds, format_count, format_duration
 from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir, write_labels
+from .error_line import error_markup
 
 # How long `--detach` waits for the trainer's first event: after torch loads (and
 # on --resume, once the checkpoint is checked). It stops waiting, not the trainer.
@@ -104,9 +104,12 @@ class HeadlessView:
             init = c["model"].get("init_from", "scratch")
             weights = f" · weights and architecture from {escape(init)}" if init != "scratch" else ""
             return (
-                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{weights} · {format_count(e['params'])} params · "
-                f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · compile {'on' if e['compile'] else 'off'} · "
-                f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''} · {format_count(e['tokens_per_step'])} tokens/step · "
+                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{weights} · "
+                f"{format_count(e['params'])} params · "
+                f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · "
+                f"compile {'on' if e['compile'] else 'off'} · "
+                f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''} · "
+                f"{format_count(e['tokens_per_step'])} tokens/step · "
                 f"{c['train']['max_steps']} steps{resumed}\n[dim]run dir {escape(e.get('run_dir', ''))}[/]"
             )
         if kind == "step":
@@ -132,22 +135,30 @@ class HeadlessView:
             best = f"{e['best_val_loss']:.4f}" if e["best_val_loss"] is not None else "-"
             metrics = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
             return (
-                f"[bold]{e['reason']}[/] at step {e['step']} in {format_duration(elapsed)} | best val loss {best}{metrics}"
+                f"[bold]{e['reason']}[/] at step {e['step']} in {format_duration(elapsed)} | "
+                f"best val loss {best}{metrics}"
             )
         return None
 
 
 def check_nodes(nodes: Nodes) -> None:
     if nodes.nproc_per_node < 1:
-        raise ConfigError(f"--nproc-per-node must be at least 1, got {nodes.nproc_per_node}.", "use 1 for one process, N for N GPUs.")
+        raise ConfigError(
+            f"--nproc-per-node must be at least 1, got {nodes.nproc_per_node}.", "use 1 for one process, N for N GPUs."
+        )
     if nodes.nnodes < 1 or not 0 <= nodes.node_rank < nodes.nnodes:
-        raise ConfigError(f"--node-rank must be in 0..{nodes.nnodes - 1} and --nnodes at least 1, got "
-                          f"--nnodes {nodes.nnodes} --node-rank {nodes.node_rank}.", "number the machines 0, 1, ... N-1.")
+        raise ConfigError(
+            f"--node-rank must be in 0..{nodes.nnodes - 1} and --nnodes at least 1, got "
+            f"--nnodes {nodes.nnodes} --node-rank {nodes.node_rank}.",
+            "number the machines 0, 1, ... N-1.",
+        )
     if nodes.nnodes > 1:
         host, sep, port = nodes.rdzv_endpoint.rpartition(":")
         if not (host and sep and port.isdigit()):
-            raise ConfigError(f"--rdzv-endpoint must be HOST:PORT of node 0, got {nodes.rdzv_endpoint!r}.",
-                              "e.g. --rdzv-endpoint 10.0.0.1:29500 (the same on every node)")
+            raise ConfigError(
+                f"--rdzv-endpoint must be HOST:PORT of node 0, got {nodes.rdzv_endpoint!r}.",
+                "e.g. --rdzv-endpoint 10.0.0.1:29500 (the same on every node)",
+            )
 
 
 @dataclass
@@ -160,7 +171,9 @@ class Labels:
 
     def __post_init__(self) -> None:
         if self.name is not None and not self.name.strip():
-            raise ConfigError("--name is empty.", 'give the run a name, e.g. --name "lr sweep 3e-4", or leave --name out.')
+            raise ConfigError(
+                "--name is empty.", 'give the run a name, e.g. --name "lr sweep 3e-4", or leave --name out.'
+            )
         if any(not tag.strip() for tag in self.tags):
             raise ConfigError("--tag is empty.", "each --tag needs a word, e.g. --tag baseline --tag cpu")
 
@@ -184,7 +197,9 @@ def plan_run(
     presets.resolve_run(preset_name, config_file, overrides, "cpu")  # the trainer re-resolves for its real device
     run_dir = run_dir or new_run_dir(labels.name if labels and labels.name else preset_name or config_file.stem)
     if (run_dir / EVENTS_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir.")
+        raise ConfigError(
+            f"{run_dir} already holds a run.", f"continue it with --resume {run_dir}, or pick another --run-dir."
+        )
     return preset_name, config_file, run_dir
 
 
@@ -203,31 +218,48 @@ def run_headless(
     preset_name, config_file, run_dir = plan_run(preset_name, overrides, run_dir, resume, config_file, labels)
     check_nodes(nodes)
     if detach and as_json:
-        raise ConfigError("--detach prints no events, so --json has nothing to do.", f"read them later with `gptbench logs`, or from {EVENTS_FILE}.")
+        raise ConfigError(
+            "--detach prints no events, so --json has nothing to do.",
+            f"read them later with `gptbench logs`, or from {EVENTS_FILE}.",
+        )
     if labels and labels.given and nodes.node_rank == 0:
         write_labels(run_dir, labels.name, labels.tags, labels.notes)
 
-    argv = trainer_command(preset_name, run_dir, overrides, resume=resume is not None, nodes=nodes, config_file=config_file)
+    argv = trainer_command(
+        preset_name, run_dir, overrides, resume=resume is not None, nodes=nodes, config_file=config_file
+    )
     # meta.json records the user's command (`gptbench run ...`), not the worker's
     user_command = {"GPTBENCH_ARGV": json.dumps(["gptbench", *sys.argv[1:]])}
     console = ViewConsole(highlight=False)
     if nodes.node_rank > 0:
-        console.print(f"[dim]node {nodes.node_rank} of {nodes.nnodes}: its processes train silently; node 0 writes the run "
-                      f"and prints its progress[/]", highlight=False)
+        console.print(
+            f"[dim]node {nodes.node_rank} of {nodes.nnodes}: its processes train silently; node 0 writes the run "
+            f"and prints its progress[/]",
+            highlight=False,
+        )
     if detach:
         return start_detached(argv, run_dir, console, silent_node=nodes.node_rank > 0, env=user_command)
 
     ended = threading.Event()  # the trainer exited, or our output went away
     view = HeadlessView(console, as_json, on_output_closed=ended.set)
-    trainer = TrainerProcess(argv, run_dir, on_event=view.on_event, on_stderr=view.on_stderr, detach=True,
-                             env=user_command, on_exit=lambda code: ended.set())
+    trainer = TrainerProcess(
+        argv,
+        run_dir,
+        on_event=view.on_event,
+        on_stderr=view.on_stderr,
+        detach=True,
+        env=user_command,
+        on_exit=lambda code: ended.set(),
+    )
     with StopForwarder(trainer) as stops:
         trainer.start()
         stops.started()
         ended.wait()
     if view.output_closed:
-        _say(f"gptbench: the output went away; the run goes on in {run_dir} "
-             f"(`gptbench logs -f {run_dir}` follows it, `gptbench attach {run_dir}` takes it over).")
+        _say(
+            f"gptbench: the output went away; the run goes on in {run_dir} "
+            f"(`gptbench logs -f {run_dir}` follows it, `gptbench attach {run_dir}` takes it over)."
+        )
         return 0
     code = trainer.wait()
     if view.finished is None and code not in (0, 130):
@@ -252,7 +284,7 @@ class StopForwarder:
         self.trainer = trainer
         self.received: list[int] = []
 
-    def __enter__(self) -> "StopForwarder":
+    def __enter__(self) -> StopForwarder:
         self.previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
         return self
 
@@ -299,12 +331,15 @@ def start_detached(argv: list[str], run_dir: Path, console: Console, silent_node
         console.print(HeadlessView(console, as_json=False).format(first), highlight=False, soft_wrap=True)
         return trainer.wait()
     if first is None and trainer.poll() is not None:
-        raise ConfigError(f"The trainer exited at once (code {trainer.returncode}).", f"its messages are in {run_dir / STDERR_FILE}.")
+        raise ConfigError(
+            f"The trainer exited at once (code {trainer.returncode}).", f"its messages are in {run_dir / STDERR_FILE}."
+        )
     console.print(
         f"training in the background (pid {trainer.pid})\n"
         f"run dir  {escape(str(run_dir))}\n"
         f"follow   gptbench logs -f {escape(str(run_dir))}\n"
         f"attach   gptbench attach {escape(str(run_dir))}",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
     return 0

@@ -14,21 +14,42 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..config import ConfigError
-from .error_line import print_error
-from ..launcher import TrainerProcess, sampler_command
 from .. import weights_source
+from ..config import ConfigError
+from ..launcher import TrainerProcess, sampler_command
+from .error_line import print_error
 
 
-def sample(source: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int, top_p: float | None,
-           num_samples: int, checkpoint: str, seed: int | None) -> int:
-    weights_source.resolve(source)  # a missing folder, an unknown name, a run without checkpoints: answered now, without torch
+def sample(
+    source: str,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int,
+    top_p: float | None,
+    num_samples: int,
+    checkpoint: str,
+    seed: int | None,
+) -> int:
+    weights_source.resolve(
+        source
+    )  # a missing folder, an unknown name, a run without checkpoints: answered now, without torch
     run_dir = Path(source)
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint must be best or last, got {checkpoint!r}.", "use --checkpoint best")
     args = [
-        "--checkpoint", checkpoint, "--prompt", prompt, "--max-new-tokens", str(max_new_tokens),
-        "--temperature", str(temperature), "--top-k", str(top_k), "--num-samples", str(num_samples),
+        "--checkpoint",
+        checkpoint,
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        str(max_new_tokens),
+        "--temperature",
+        str(temperature),
+        "--top-k",
+        str(top_k),
+        "--num-samples",
+        str(num_samples),
     ]
     if top_p is not None:
         args += ["--top-p", str(top_p)]
@@ -56,7 +77,8 @@ def sample(source: str, prompt: str, max_new_tokens: int, temperature: float, to
                     sys.stdout.write("\n" if num_samples == 1 else "\n---------------\n")
             sys.stdout.flush()
 
-    proc = TrainerProcess(sampler_command(run_dir, args), run_dir, on_event=on_event,
-                          on_stderr=lambda line: print(line, file=sys.stderr)).start()
+    proc = TrainerProcess(
+        sampler_command(run_dir, args), run_dir, on_event=on_event, on_stderr=lambda line: print(line, file=sys.stderr)
+    ).start()
     code = proc.wait()
     return 2 if failed and code in (0, 2) else code

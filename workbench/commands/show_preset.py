@@ -16,13 +16,17 @@ def show_preset(name: str, overrides: list[str], device: str) -> None:
     preset = presets.load(name)
     device_kind = device.split(":")[0]
     if device_kind not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device must be cpu, cuda or mps, got {device!r}.", "e.g. --device cuda shows the GPU profile.")
+        raise ConfigError(
+            f"--device must be cpu, cuda or mps, got {device!r}.", "e.g. --device cuda shows the GPU profile."
+        )
     cfg = presets.resolve(preset, overrides, device_kind)
     lines = [f"# preset {name}: {preset.path}"]
     if preset.shadows:
         lines.append(f"# this user preset shadows the bundled one: {preset.shadows}")
-    lines.append(f"# profile {cfg.profile} (chosen for a {device_kind} device; --device cuda shows a GPU's), "
-                 f"profiles: {', '.join(['default', *preset.profiles])}")
+    lines.append(
+        f"# profile {cfg.profile} (chosen for a {device_kind} device; --device cuda shows a GPU's), "
+        f"profiles: {', '.join(['default', *preset.profiles])}"
+    )
     if cfg.model.init_from != "scratch":
         lines.append(f"# the [model] architecture comes from model.init_from={cfg.model.init_from}")
     sys.stdout.write("\n".join(lines) + "\n" + to_toml(cfg, preset.description))

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .tokenizers import Tokenizer
+from ..data.tokenizers import Tokenizer
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -91,8 +92,8 @@ class MappedTokens:
         i, filled = int(np.searchsorted(self.starts, start, side="right")) - 1, 0
         while filled < len(row):
             local = start + filled - int(self.starts[i])
-            piece = self.arrays[i][local:local + len(row) - filled]
-            row[filled:filled + len(piece)] = piece
+            piece = self.arrays[i][local : local + len(row) - filled]
+            row[filled : filled + len(piece)] = piece
             filled, i = filled + len(piece), i + 1
 
 
@@ -111,12 +112,12 @@ class Dataset:
     block_size: int
     n_train: int
     rng_device: torch.device  # where sample numbers are used (where the tokens are)
-    task: "Task"  # what the sampling console poses and how it judges (see tasks/)
+    task: Task  # what the sampling console poses and how it judges (see tasks/)
 
     def train_batch(self, samples: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def train_stream(self, batch_size: int, grad_accum: int, rank: int, world_size: int, seed: int) -> "BatchStream":
+    def train_stream(self, batch_size: int, grad_accum: int, rank: int, world_size: int, seed: int) -> BatchStream:
         return BatchStream(self, batch_size, grad_accum, rank, world_size, seed)
 
     def val_batches(self, batch_size: int, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -189,8 +190,13 @@ class PrefetchingStream:
     read ahead: resume stays exact.
     """
 
-    def __init__(self, stream: BatchStream, read: Callable[[Tensor], Tensor],
-                 finish: Callable[[Tensor], tuple[Tensor, Tensor]], depth: int):
+    def __init__(
+        self,
+        stream: BatchStream,
+        read: Callable[[Tensor], Tensor],
+        finish: Callable[[Tensor], tuple[Tensor, Tensor]],
+        depth: int,
+    ):
         self.stream, self.read, self.finish, self.depth = stream, read, finish, depth
         self.consumed = stream.state_dict()
         self.served = 0  # micro-batches the trainer took in its current step

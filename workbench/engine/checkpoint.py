@@ -110,7 +110,9 @@ def keep_recent(run_dir: Path, step: int, keep: int) -> None:
             shutil.copyfile(last, kept)
     except OSError as exc:
         raise CheckpointWriteError(kept, exc) from None
-    steps = sorted(int(p.stem.removeprefix("ckpt-")) for p in run_dir.glob("ckpt-*.pt") if p.stem.removeprefix("ckpt-").isdigit())
+    steps = sorted(
+        int(p.stem.removeprefix("ckpt-")) for p in run_dir.glob("ckpt-*.pt") if p.stem.removeprefix("ckpt-").isdigit()
+    )
     for s in steps[:-keep]:
         (run_dir / f"ckpt-{s}.pt").unlink(missing_ok=True)
 
@@ -136,7 +138,10 @@ def load(path: Path) -> dict:
             "it may be truncated or not a gptbench checkpoint; try the other one (best.pt / last.pt).",
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} is not a gptbench checkpoint (format {FORMAT_VERSION}).", "use a checkpoint written by `gptbench run`.")
+        raise CheckpointError(
+            f"{path} is not a gptbench checkpoint (format {FORMAT_VERSION}).",
+            "use a checkpoint written by `gptbench run`.",
+        )
     return ckpt
 
 

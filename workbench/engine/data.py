@@ -10,17 +10,17 @@ Two kinds of data (`data.kind`):
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
 from ..config import Config, ConfigError
+from ..data.corpus import Corpus, load_corpus
+from ..data.tokenizers import Tokenizer
 from .batches import BatchStream, Dataset, DeviceTokens, MappedTokens, PrefetchingStream
-from .corpus import Corpus, load_corpus
 from .tasks.addition import AdditionDataset
 from .tasks.perplexity import Perplexity
-from .tokenizers import Tokenizer
 
 # Corpora (train + val) up to 2**30 tokens (~1.07e9, 2 GiB as int16 on each
 # process's device) live on the device as one tensor, and windows are gathered
@@ -47,10 +47,17 @@ class TextDataset(Dataset):
         self.tokenizer, self.train, self.val, self.block_size = tokenizer, train, val, block_size
         self.n_train = len(train) - block_size  # window offsets 0..len-block_size-1
         self.rng_device = train.rng_device
-        self.info = {"source": source, "train_tokens": len(train), "val_tokens": len(val), "on_device": isinstance(train, DeviceTokens)}
+        self.info = {
+            "source": source,
+            "train_tokens": len(train),
+            "val_tokens": len(val),
+            "on_device": isinstance(train, DeviceTokens),
+        }
 
     @classmethod
-    def from_corpus(cls, corpus: Corpus, block_size: int, device: torch.device, on_device: bool | None = None) -> "TextDataset":
+    def from_corpus(
+        cls, corpus: Corpus, block_size: int, device: torch.device, on_device: bool | None = None
+    ) -> TextDataset:
         """on_device: keep the corpus on the device (None: when it has at most RESIDENT_MAX_TOKENS)."""
         if on_device is None:
             on_device = sum(len(a) for a in corpus.train + corpus.val) <= RESIDENT_MAX_TOKENS
@@ -66,8 +73,12 @@ class TextDataset(Dataset):
             return stream
         # Memmapped: read the next step's windows while the device computes this one.
         n = self.block_size + 1
-        return PrefetchingStream(stream, read=lambda samples: self.train.read(samples, n),
-                                 finish=lambda rows: self._xy(self.train.upload(rows)), depth=2 * grad_accum)
+        return PrefetchingStream(
+            stream,
+            read=lambda samples: self.train.read(samples, n),
+            finish=lambda rows: self._xy(self.train.upload(rows)),
+            depth=2 * grad_accum,
+        )
 
     def val_batches(self, batch_size: int, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
         g = torch.Generator(device=self.rng_device).manual_seed(VAL_SEED)
@@ -97,7 +108,8 @@ def build_dataset(cfg: Config, device: torch.device | str) -> Dataset:
         cfg.model.vocab_size = vocab
     elif cfg.model.vocab_size < vocab:
         raise ConfigError(
-            f"model.vocab_size={cfg.model.vocab_size} is smaller than the {dataset.tokenizer.name} tokenizer's {vocab} tokens.",
+            f"model.vocab_size={cfg.model.vocab_size} is smaller than the "
+            f"{dataset.tokenizer.name} tokenizer's {vocab} tokens.",
             "use --set model.vocab_size=0 to take it from the data",
         )
     return dataset

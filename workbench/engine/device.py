@@ -99,7 +99,9 @@ def setup_device(train: TrainConfig, local_rank: int = 0, n_params: int = 0) -> 
     capability = None
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("train.device asks for CUDA but no CUDA GPU is visible.", "use --device cpu, or check nvidia-smi.")
+            raise ConfigError(
+                "train.device asks for CUDA but no CUDA GPU is visible.", "use --device cpu, or check nvidia-smi."
+            )
         index = int(train.device.split(":")[1]) if ":" in train.device else local_rank
         device = torch.device("cuda", index)
         torch.cuda.set_device(device)
@@ -117,11 +119,21 @@ def setup_device(train: TrainConfig, local_rank: int = 0, n_params: int = 0) -> 
 
     dtype, note = autocast_dtype(train.dtype, kind, capability)
     # Triton (torch.compile's GPU backend) needs compute capability 7.0 (Volta) or newer: not a P100.
-    compile_ = train.compile if train.compile is not None else (
-        kind == "cuda" and n_params >= COMPILE_MIN_PARAMS and capability >= (7, 0))
+    compile_ = (
+        train.compile
+        if train.compile is not None
+        else (kind == "cuda" and n_params >= COMPILE_MIN_PARAMS and capability >= (7, 0))
+    )
     peak = peak_flops(name) if kind == "cuda" else None
-    return DeviceSetup(device=device, name=name, dtype=dtype, compile=compile_, peak_flops=peak,
-                       compile_mode=train.compile_mode, note=note)
+    return DeviceSetup(
+        device=device,
+        name=name,
+        dtype=dtype,
+        compile=compile_,
+        peak_flops=peak,
+        compile_mode=train.compile_mode,
+        note=note,
+    )
 
 
 def autocast_dtype(requested: str, kind: str, capability: tuple[int, int] | None) -> tuple[str, str]:
@@ -138,10 +150,14 @@ def autocast_dtype(requested: str, kind: str, capability: tuple[int, int] | None
             return "float32", ""
         if bf16_ok:
             return "bfloat16", ""
-        return "float16", f"float16 with loss scaling: compute capability {capability[0]}.{capability[1]} has no bfloat16"
+        return (
+            "float16",
+            f"float16 with loss scaling: compute capability {capability[0]}.{capability[1]} has no bfloat16",
+        )
     if requested == "bfloat16" and kind == "cuda" and not bf16_ok:
         raise ConfigError(
-            f"train.dtype=bfloat16 needs a GPU of compute capability 8.0 or newer; this one is {capability[0]}.{capability[1]}.",
+            f"train.dtype=bfloat16 needs a GPU of compute capability 8.0 or newer; "
+            f"this one is {capability[0]}.{capability[1]}.",
             "use --set train.dtype=float16 (with loss scaling) or auto",
         )
     return requested, ""

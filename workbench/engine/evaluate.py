@@ -34,13 +34,17 @@ def evaluate(run_dir: Path, task_name: str, data: Path | None, limit: int, which
     run = load_run(run_dir, which, device)
     if task_name == "addition":
         if run.cfg.data.kind != "addition" or data:
-            raise ConfigError("--task addition scores a run trained on addition, on its own problems (no --data).",
-                              "for a language model use --task hellaswag or --task ppl.")
+            raise ConfigError(
+                "--task addition scores a run trained on addition, on its own problems (no --data).",
+                "for a language model use --task hellaswag or --task ppl.",
+            )
         task = run.task()
     else:
         if run.cfg.data.kind == "addition":
-            raise ConfigError(f"{run_dir} learned addition: its digits tokenizer cannot read {task_name}'s text.",
-                              "score it with --task addition.")
+            raise ConfigError(
+                f"{run_dir} learned addition: its digits tokenizer cannot read {task_name}'s text.",
+                "score it with --task addition.",
+            )
         task = build_task(task_name, run.tokenizer, data)
 
     start, last = time.time(), 0.0
@@ -55,13 +59,29 @@ def evaluate(run_dir: Path, task_name: str, data: Path | None, limit: int, which
 
     with run.setup.autocast():
         metrics = task.evaluate(run.model, limit, progress=progress)
-    emit("eval", step=run.step, val_loss=None, metrics=metrics, task=task_name, examples=counted["examples"],
-         checkpoint=str(run.path), seconds=time.time() - start, device=run.setup.name)
+    emit(
+        "eval",
+        step=run.step,
+        val_loss=None,
+        metrics=metrics,
+        task=task_name,
+        examples=counted["examples"],
+        checkpoint=str(run.path),
+        seconds=time.time() - start,
+        device=run.setup.name,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m workbench.engine.evaluate", description="Score a checkpoint on a task; events on stdout.")
-    p.add_argument("--run-dir", required=True, type=Path, help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)")
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.engine.evaluate", description="Score a checkpoint on a task; events on stdout."
+    )
+    p.add_argument(
+        "--run-dir",
+        required=True,
+        type=Path,
+        help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)",
+    )
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--data", type=Path, default=None, help="hellaswag: a local hellaswag_val.jsonl; ppl: a text file")
     p.add_argument("--limit", type=int, default=0, help="score the first N examples only (0: all)")

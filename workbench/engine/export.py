@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError
+from ..data.hf_tokenizer import write_hf_tokenizer
+from ..data.tokenizers import GPT2Tokenizer, Tokenizer
 from ..events import encode, make
 from ..runs import require_run_dir
 from ..weights_source import ACTIVATION_TO_HF
-from .hf_tokenizer import write_hf_tokenizer
 from .model import GPT, HF_CONV1D_WEIGHTS
 from .sampler import load_run
-from .tokenizers import GPT2Tokenizer, Tokenizer
 
 LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32 = 20240326, 3
 LLMC_TOKENIZER_MAGIC, LLMC_TOKENIZER_VERSION = 20240328, 2
@@ -51,11 +51,20 @@ def gpt2_tensors(model: GPT) -> dict[str, torch.Tensor]:
     def bias(name: str, size: int) -> torch.Tensor:
         return ours[name] if name in ours else torch.zeros(size)
 
-    tensors = {"transformer.wte.weight": ours["transformer.wte.weight"][: cfg.vocab_size],
-               "transformer.wpe.weight": ours["transformer.wpe.weight"]}
+    tensors = {
+        "transformer.wte.weight": ours["transformer.wte.weight"][: cfg.vocab_size],
+        "transformer.wpe.weight": ours["transformer.wpe.weight"],
+    }
     for i in range(cfg.n_layer):
         h = f"transformer.h.{i}."
-        for name, size in (("ln_1", C), ("attn.c_attn", 3 * C), ("attn.c_proj", C), ("ln_2", C), ("mlp.c_fc", 4 * C), ("mlp.c_proj", C)):
+        for name, size in (
+            ("ln_1", C),
+            ("attn.c_attn", 3 * C),
+            ("attn.c_proj", C),
+            ("ln_2", C),
+            ("mlp.c_fc", 4 * C),
+            ("mlp.c_proj", C),
+        ):
             tensors[f"{h}{name}.weight"] = ours[f"{h}{name}.weight"]
             tensors[f"{h}{name}.bias"] = bias(f"{h}{name}.bias", size)
     tensors["transformer.ln_f.weight"] = ours["transformer.ln_f.weight"]
@@ -73,21 +82,39 @@ def export_hf(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
     save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     eot = GPT2Tokenizer.eot if isinstance(tokenizer, GPT2Tokenizer) else None
     config = {
-        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
-        "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "n_positions": cfg.block_size,
-        "vocab_size": cfg.vocab_size, "activation_function": ACTIVATION_TO_HF[cfg.activation],
-        "layer_norm_epsilon": 1e-5, "initializer_range": 0.02, "tie_word_embeddings": True,
-        "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
-        "bos_token_id": eot, "eos_token_id": eot, "torch_dtype": "float32",
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head,
+        "n_embd": cfg.n_embd,
+        "n_positions": cfg.block_size,
+        "vocab_size": cfg.vocab_size,
+        "activation_function": ACTIVATION_TO_HF[cfg.activation],
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02,
+        "tie_word_embeddings": True,
+        "resid_pdrop": cfg.dropout,
+        "embd_pdrop": cfg.dropout,
+        "attn_pdrop": cfg.dropout,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "torch_dtype": "float32",
     }
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    lines = [f"wrote {out / 'config.json'} and {out / 'model.safetensors'} (GPT2LMHeadModel, {cfg.activation} = {config['activation_function']})"]
+    lines = [
+        f"wrote {out / 'config.json'} and {out / 'model.safetensors'} "
+        f"(GPT2LMHeadModel, {cfg.activation} = {config['activation_function']})"
+    ]
     lines.append(f"tokenizer: {write_hf_tokenizer(tokenizer, out, cfg.block_size)}")
     if tokenizer.name == "digits":
-        lines.append("note: the tokenizer maps the ten digits only; the adder's prompt format (operands zero-padded "
-                     "to data.ndigit digits, the sum written reversed) is not part of it")
+        lines.append(
+            "note: the tokenizer maps the ten digits only; the adder's prompt format (operands zero-padded "
+            "to data.ndigit digits, the sum written reversed) is not part of it"
+        )
     if not cfg.bias:
-        lines.append("the model has no biases (model.bias=false): they are exported as zeros, which computes the same function")
+        lines.append(
+            "the model has no biases (model.bias=false): they are exported as zeros, which computes the same function"
+        )
     return lines
 
 
@@ -98,25 +125,56 @@ def export_llmc(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
     wte = tensors["transformer.wte.weight"]
     tensors["transformer.wte.weight"] = torch.cat([wte, wte.new_zeros(padded_vocab - cfg.vocab_size, cfg.n_embd)])
     header = torch.zeros(256, dtype=torch.int32)
-    header[:8] = torch.tensor([LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32, cfg.block_size, cfg.vocab_size,
-                               cfg.n_layer, cfg.n_head, cfg.n_embd, padded_vocab])
+    header[:8] = torch.tensor(
+        [
+            LLMC_MODEL_MAGIC,
+            LLMC_MODEL_VERSION_FP32,
+            cfg.block_size,
+            cfg.vocab_size,
+            cfg.n_layer,
+            cfg.n_head,
+            cfg.n_embd,
+            padded_vocab,
+        ]
+    )
     # llm.c's order (write_tensors): each kind of tensor for all layers, then the next kind
-    per_layer = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
-                 "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"]
-    order = ["transformer.wte.weight", "transformer.wpe.weight",
-             *(f"transformer.h.{i}.{name}" for name in per_layer for i in range(cfg.n_layer)),
-             "transformer.ln_f.weight", "transformer.ln_f.bias"]
+    per_layer = [
+        "ln_1.weight",
+        "ln_1.bias",
+        "attn.c_attn.weight",
+        "attn.c_attn.bias",
+        "attn.c_proj.weight",
+        "attn.c_proj.bias",
+        "ln_2.weight",
+        "ln_2.bias",
+        "mlp.c_fc.weight",
+        "mlp.c_fc.bias",
+        "mlp.c_proj.weight",
+        "mlp.c_proj.bias",
+    ]
+    order = [
+        "transformer.wte.weight",
+        "transformer.wpe.weight",
+        *(f"transformer.h.{i}.{name}" for name in per_layer for i in range(cfg.n_layer)),
+        "transformer.ln_f.weight",
+        "transformer.ln_f.bias",
+    ]
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "model.bin", "wb") as f:
         f.write(header.numpy().tobytes())
         for name in order:
             f.write(tensors[name].numpy().tobytes())
-    lines = [f"wrote {out / 'model.bin'} (llm.c fp32, version {LLMC_MODEL_VERSION_FP32}, vocab padded {cfg.vocab_size} -> {padded_vocab})"]
+    lines = [
+        f"wrote {out / 'model.bin'} (llm.c fp32, version {LLMC_MODEL_VERSION_FP32}, "
+        f"vocab padded {cfg.vocab_size} -> {padded_vocab})"
+    ]
     write_llmc_tokenizer(tokenizer, out / "tokenizer.bin")
     lines.append(f"wrote {out / 'tokenizer.bin'} (llm.c tokenizer, {tokenizer.vocab_size} tokens)")
     if cfg.activation != "gelu_tanh":
-        lines.append("warning: llm.c computes GELU with the tanh approximation; this model was trained with the exact GELU "
-                     "(model.activation=gelu), so llm.c's outputs will differ slightly")
+        lines.append(
+            "warning: llm.c computes GELU with the tanh approximation; this model was trained with the exact GELU "
+            "(model.activation=gelu), so llm.c's outputs will differ slightly"
+        )
     return lines
 
 
@@ -129,12 +187,18 @@ def write_llmc_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
     with open(path, "wb") as f:
         f.write(header.numpy().tobytes())
         for i in range(n):
-            piece = tokenizer.encoding.decode_single_token_bytes(i) if isinstance(tokenizer, GPT2Tokenizer) else tokenizer.decode([i]).encode()
+            piece = (
+                tokenizer.encoding.decode_single_token_bytes(i)
+                if isinstance(tokenizer, GPT2Tokenizer)
+                else tokenizer.decode([i]).encode()
+            )
             f.write(struct.pack("<B", len(piece)) + piece)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m workbench.engine.export", description="Export a run's weights; events on stdout.")
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.engine.export", description="Export a run's weights; events on stdout."
+    )
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--format", required=True, choices=["hf", "llmc"])
     p.add_argument("--out", required=True, type=Path)

@@ -17,7 +17,7 @@ largest power of two up to OTHER_DEVICES_MAX that divides the step.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -54,8 +54,10 @@ def sequences_per_process(cfg: Config, world: World) -> int:
     per_process = cfg.model.block_size * world.size
     if cfg.train.tokens_per_step % per_process:
         raise ConfigError(
-            f"train.tokens_per_step={cfg.train.tokens_per_step} is not a multiple of block_size*processes = {per_process}.",
-            f"use a multiple of {per_process}, e.g. {max(1, round(cfg.train.tokens_per_step / per_process)) * per_process}.",
+            f"train.tokens_per_step={cfg.train.tokens_per_step} is not a multiple of "
+            f"block_size*processes = {per_process}.",
+            f"use a multiple of {per_process}, "
+            f"e.g. {max(1, round(cfg.train.tokens_per_step / per_process)) * per_process}.",
         )
     return cfg.train.tokens_per_step // per_process
 

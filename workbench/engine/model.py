@@ -123,7 +123,9 @@ HF_CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weigh
 class GPT(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        assert config.vocab_size > 0, "ModelConfig.vocab_size must be set (> 0) before building the GPT; take it from the tokenizer"
+        assert config.vocab_size > 0, (
+            "ModelConfig.vocab_size must be set (> 0) before building the GPT; take it from the tokenizer"
+        )
         assert config.block_size > 0, "ModelConfig.block_size must be at least 1"
         self.config = config
         # The embedding and the head have padded_vocab_size rows (a multiple of 64,
@@ -166,7 +168,9 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """idx (B, T) token ids -> (logits (B, T, vocab_size), None), or with targets (None, loss).
 
         targets (B, T) uses -1 for positions that must not count in the loss.

@@ -67,7 +67,7 @@ class Schedule:
         coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
         return t.min_lr + coeff * (peak - t.min_lr)
 
-    def extended(self, step: int, old_max_steps: int) -> "Schedule":
+    def extended(self, step: int, old_max_steps: int) -> Schedule:
         """This schedule, for a run resumed at `step` whose max_steps was old_max_steps."""
         if self.train.schedule != "cosine" or self.train.max_steps == old_max_steps or step <= self.train.warmup_steps:
             return self

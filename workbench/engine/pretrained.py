@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from ..config import Config, ConfigError, ModelConfig
+from ..data.tokenizers import Tokenizer, from_dict
 from ..runs import BEST_CKPT, LAST_CKPT
 from ..weights_source import HF_WEIGHT_FILES, HUB_REPOS, WeightsSource, resolve
 from . import checkpoint
 from .model import GPT
-from .tokenizers import Tokenizer, from_dict
 
 
 def hub_folder(name: str) -> Path:
@@ -62,7 +62,10 @@ def read_hf_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not tensors, or pickled code
-        raise ConfigError(f"{path} could not be read ({type(exc).__name__}: {exc}).", "the file may be incomplete; download or export it again.") from None
+        raise ConfigError(
+            f"{path} could not be read ({type(exc).__name__}: {exc}).",
+            "the file may be incomplete; download or export it again.",
+        ) from None
     # The Hub's original GPT-2 files were saved from GPT2Model: no "transformer." prefix.
     return {k if k.startswith(("transformer.", "lm_head.")) else f"transformer.{k}": v for k, v in state.items()}
 
@@ -91,7 +94,9 @@ def load_weights(model: GPT, source: WeightsSource, path: Path) -> None:
     try:
         model.load_hf_gpt2_state_dict(state)
     except ValueError as exc:
-        raise ConfigError(f"The weights in {path} do not fit their config.json: {exc}.", "the folder may mix files of two models.") from None
+        raise ConfigError(
+            f"The weights in {path} do not fit their config.json: {exc}.", "the folder may mix files of two models."
+        ) from None
 
 
 def init_from(model: GPT, cfg: Config, tokenizer: Tokenizer) -> str:
@@ -105,8 +110,14 @@ def init_from(model: GPT, cfg: Config, tokenizer: Tokenizer) -> str:
         )
     path = locate(source)
     load_weights(model, source, path)
-    cropped = f", cropped to block_size={cfg.model.block_size}" if cfg.model.block_size < source.architecture["block_size"] else ""
-    unchecked = "" if source.tokenizer else " (the source names no tokenizer: its token ids are taken to mean the data's)"
+    cropped = (
+        f", cropped to block_size={cfg.model.block_size}"
+        if cfg.model.block_size < source.architecture["block_size"]
+        else ""
+    )
+    unchecked = (
+        "" if source.tokenizer else " (the source names no tokenizer: its token ids are taken to mean the data's)"
+    )
     return f"weights from {source.spec} ({path}); architecture from it: {source.describe()}{cropped}{unchecked}"
 
 
@@ -115,7 +126,8 @@ def for_sampling(spec: str, device: torch.device) -> tuple[GPT, Tokenizer]:
     source = resolve(spec)
     if source.tokenizer is None:
         raise ConfigError(
-            f"{spec} has no tokenizer gptbench can read (GPT-2's vocab.json + merges.txt, or a one-token-per-character tokenizer.json).",
+            f"{spec} has no tokenizer gptbench can read "
+            "(GPT-2's vocab.json + merges.txt, or a one-token-per-character tokenizer.json).",
             "export it with `gptbench export RUN --format hf`, or sample it with transformers.",
         )
     path = locate(source)  # before building the model: a missing download fails in a moment

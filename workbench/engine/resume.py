@@ -20,7 +20,16 @@ from ..config import Config, ConfigError, parse_override, set_value, validate
 from ..runs import CONFIG_FILE, LAST_CKPT, read_json
 from . import checkpoint
 
-RESUME_FIXED_TRAIN_KEYS = ("batch_size", "grad_accum", "tokens_per_step", "seed", "weight_decay", "beta1", "beta2", "dtype")
+RESUME_FIXED_TRAIN_KEYS = (
+    "batch_size",
+    "grad_accum",
+    "tokens_per_step",
+    "seed",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "dtype",
+)
 
 
 def fixed_on_resume(key: str) -> bool:
@@ -38,15 +47,19 @@ def plan_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, dict]:
     """(the config to continue with, last.pt loaded on the CPU), or a ConfigError that changes nothing."""
     saved = read_json(run_dir / CONFIG_FILE)
     if not saved:
-        raise ConfigError(f"{run_dir} has no config.json to resume from.", "pass the directory of a run started by `gptbench run`.")
+        raise ConfigError(
+            f"{run_dir} has no config.json to resume from.", "pass the directory of a run started by `gptbench run`."
+        )
     cfg = Config.from_dict(saved)
     for override in overrides:  # e.g. a longer train.max_steps
         set_value(cfg, *parse_override(override))
     validate(cfg)
     ckpt = checkpoint.load(run_dir / LAST_CKPT)
     if "optimizer" not in ckpt:
-        raise checkpoint.CheckpointError(f"{run_dir / LAST_CKPT} holds weights only and cannot resume training.",
-                                         "resume from a last.pt written by `gptbench run`.")
+        raise checkpoint.CheckpointError(
+            f"{run_dir / LAST_CKPT} holds weights only and cannot resume training.",
+            "resume from a last.pt written by `gptbench run`.",
+        )
     differing = _differing_fixed_keys(Config.from_dict(ckpt["config"]), cfg)
     if differing:
         raise ConfigError(

@@ -19,13 +19,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ..config import Config, ConfigError, DataConfig, TrainConfig
+from ..data.tokenizers import Tokenizer, load_tokenizer
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
 from ..weights_source import is_pretrained
 from . import checkpoint, pretrained
@@ -33,7 +34,6 @@ from .device import DeviceSetup, setup_device
 from .model import GPT
 from .tasks import Task
 from .tasks.perplexity import Perplexity
-from .tokenizers import Tokenizer, load_tokenizer
 
 Emit = Callable[..., dict]
 
@@ -50,7 +50,7 @@ class SampleRequest:
     seed: int | None = None
 
     @classmethod
-    def from_command(cls, cmd: dict) -> "SampleRequest":
+    def from_command(cls, cmd: dict) -> SampleRequest:
         known = {f.name for f in fields(cls)}
         req = cls(**{k: v for k, v in cmd.items() if k in known and v is not None})
         req.id = str(req.id)
@@ -72,7 +72,14 @@ class SampleSession:
     """
 
     def __init__(self, model: GPT, tokenizer, task: Task, req: SampleRequest, setup: DeviceSetup, emit: Emit):
-        self.model, self.tokenizer, self.task, self.req, self.setup, self.emit = model, tokenizer, task, req, setup, emit
+        self.model, self.tokenizer, self.task, self.req, self.setup, self.emit = (
+            model,
+            tokenizer,
+            task,
+            req,
+            setup,
+            emit,
+        )
         # The task formats the prompt and judges the answer; one with a fixed
         # answer_length (addition) is decoded greedily to exactly that many tokens.
         self.judged = task.answer_length is not None
@@ -93,8 +100,12 @@ class SampleSession:
     def _prompt_ids(self) -> list[int]:
         req = self.req
         ids = self.task.format_prompt(req.prompt)
-        if (req.max_new_tokens < 1 or req.temperature < 0 or req.num_samples < 1
-                or (req.top_p is not None and not 0 < req.top_p <= 1)):
+        if (
+            req.max_new_tokens < 1
+            or req.temperature < 0
+            or req.num_samples < 1
+            or (req.top_p is not None and not 0 < req.top_p <= 1)
+        ):
             raise ConfigError(
                 "max_new_tokens and num_samples must be >= 1, temperature >= 0 and top_p in (0, 1].",
                 "e.g. max_new_tokens=200 temperature=0.8 top_k=200 (0 = off) top_p=0.95",
@@ -105,8 +116,13 @@ class SampleSession:
         self.index += 1
         idx = torch.tensor([self.prompt_ids], dtype=torch.long, device=self.setup.device)
         self.tokens = self.model.generate(
-            idx, self.max_new, temperature=self.temperature, top_k=self.req.top_k, top_p=self.req.top_p,
-            generator=self.generator, cache_dtype=self.setup.compute_dtype,
+            idx,
+            self.max_new,
+            temperature=self.temperature,
+            top_k=self.req.top_k,
+            top_p=self.req.top_p,
+            generator=self.generator,
+            cache_dtype=self.setup.compute_dtype,
         )
         self.out: list[int] = []
         self.sent = ""
@@ -142,20 +158,32 @@ class SampleSession:
         if text.endswith("\ufffd"):
             return  # half of a multi-byte character: wait for the rest
         if len(text) > len(self.sent):
-            self.emit("sample", id=self.req.id, index=self.index, text=text[len(self.sent):], done=False)
+            self.emit("sample", id=self.req.id, index=self.index, text=text[len(self.sent) :], done=False)
             self.sent = text
 
     def _finish_sample(self) -> None:
         # decode time of this sample: earlier slices + this slice so far
         seconds = self.seconds + time.perf_counter() - self.clock_mark
-        final = {"tokens": len(self.out), "tokens_per_sec": len(self.out) / max(seconds, 1e-9), "prompt": self.req.prompt}
+        final = {
+            "tokens": len(self.out),
+            "tokens_per_sec": len(self.out) / max(seconds, 1e-9),
+            "prompt": self.req.prompt,
+        }
         if self.judged:
             verdict = self.task.judge(self.req.prompt, self.out)
             final.update(verdict, full_text=str(verdict["answer"]))
             self.emit("sample", id=self.req.id, index=self.index, text=str(verdict["answer"]), done=True, **final)
         else:
             text = self.tokenizer.decode(self.out)
-            self.emit("sample", id=self.req.id, index=self.index, text=text[len(self.sent):], done=True, full_text=text, **final)
+            self.emit(
+                "sample",
+                id=self.req.id,
+                index=self.index,
+                text=text[len(self.sent) :],
+                done=True,
+                full_text=text,
+                **final,
+            )
         if self.index + 1 < self.req.num_samples:
             self._next_sample()
             self.clock_mark = time.perf_counter()  # the next sample's clock starts now
@@ -166,8 +194,17 @@ class SampleSession:
         """Stop decoding; the reader gets a last piece marked cancelled."""
         if not self.done:
             text = "" if self.judged else self.tokenizer.decode(self.out)
-            self.emit("sample", id=self.req.id, index=self.index, text="", done=True, cancelled=True,
-                      full_text=text, tokens=len(self.out), prompt=self.req.prompt)
+            self.emit(
+                "sample",
+                id=self.req.id,
+                index=self.index,
+                text="",
+                done=True,
+                cancelled=True,
+                full_text=text,
+                tokens=len(self.out),
+                prompt=self.req.prompt,
+            )
             self.done = True
 
 
@@ -224,8 +261,12 @@ def load_run(source: Path, which: str, device: str = "auto") -> LoadedRun:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m workbench.engine.sampler", description="Sample from a run's checkpoint; events on stdout.")
-    p.add_argument("--run-dir", required=True, help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)")
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.engine.sampler", description="Sample from a run's checkpoint; events on stdout."
+    )
+    p.add_argument(
+        "--run-dir", required=True, help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)"
+    )
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--device", default="auto")
     p.add_argument("--serve", action="store_true", help="answer JSON sample commands from stdin, one per line")
@@ -256,9 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.serve:
         req = SampleRequest(
-            prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-            top_k=args.top_k if args.top_k > 0 else None, top_p=args.top_p,
-            num_samples=args.num_samples, seed=args.seed,
+            prompt=args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k if args.top_k > 0 else None,
+            top_p=args.top_p,
+            num_samples=args.num_samples,
+            seed=args.seed,
         )
         stream_sample(model, tokenizer, task, req, setup, emit)
         return 0

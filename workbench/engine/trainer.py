@@ -61,8 +61,15 @@ THREADS_CHECK_S = 10.0  # CPU: how often the trainer looks again at its fair sha
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, setup: DeviceSetup, world: World, log: EventLog,
-                 resume_from: dict | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        setup: DeviceSetup,
+        world: World,
+        log: EventLog,
+        resume_from: dict | None = None,
+    ):
         """resume_from: a checkpoint (already loaded and checked, see resume.py) to continue."""
         self.cfg, self.run_dir, self.setup, self.world, self.log = cfg, run_dir, setup, world, log
         self.notes = [setup.note] if setup.note else []  # said in log events right after run_started
@@ -148,11 +155,23 @@ class Trainer:
         cfg = self.cfg
         extra = {"threads": torch.get_num_threads()} if self.setup.kind == "cpu" else {}
         self.log.emit(
-            "run_started", v=PROTOCOL_VERSION, config=cfg.to_dict(), params=self.model.num_params(),
-            device=str(self.setup.device), device_name=self.setup.name, dtype=self.setup.dtype,
-            compile=self.setup.compile, world_size=self.world.size, tokens_per_step=self.tokens_per_step,
-            grad_accum=self.grad_accum, preset=cfg.preset, profile=cfg.profile, run_dir=str(self.run_dir),
-            resumed_from=self.step if self.step else None, pid=os.getpid(), **extra,
+            "run_started",
+            v=PROTOCOL_VERSION,
+            config=cfg.to_dict(),
+            params=self.model.num_params(),
+            device=str(self.setup.device),
+            device_name=self.setup.name,
+            dtype=self.setup.dtype,
+            compile=self.setup.compile,
+            world_size=self.world.size,
+            tokens_per_step=self.tokens_per_step,
+            grad_accum=self.grad_accum,
+            preset=cfg.preset,
+            profile=cfg.profile,
+            run_dir=str(self.run_dir),
+            resumed_from=self.step if self.step else None,
+            pid=os.getpid(),
+            **extra,
         )
         for note in self.notes:
             self.log.log(note)
@@ -226,7 +245,7 @@ class Trainer:
             # DDP all-reduces gradients on every backward; only the last
             # micro-step needs it, the others just accumulate locally.
             syncing = not self.world.distributed or micro == self.grad_accum - 1
-            with (nullcontext() if syncing else self.train_model.no_sync()), self.setup.autocast():
+            with nullcontext() if syncing else self.train_model.no_sync(), self.setup.autocast():
                 _, loss = self.train_model(x, y)
             loss = loss / self.grad_accum
             self.scaler.scale(loss).backward()
@@ -260,7 +279,7 @@ class Trainer:
             raise NonFiniteLoss(self.step)
         self.read_back += zip(losses, norms)
 
-    def _emit_step(self, interval: "Interval") -> None:
+    def _emit_step(self, interval: Interval) -> None:
         self._read_back()  # the one host sync of the interval
         tokens_per_sec = interval.steps(self) * self.tokens_per_step / interval.busy_seconds(self)
         mfu = None
@@ -273,10 +292,17 @@ class Trainer:
         self.read_back = []
         elapsed = time.time() - self.run_start
         self.log.emit(
-            "step", step=self.step, loss=sum(losses) / len(losses), lr=self.schedule.lr(self.step - 1),
-            grad_norm=sum(norms) / len(norms), tokens_per_sec=tokens_per_sec, mfu=mfu,
-            elapsed_s=self.elapsed_before + elapsed, active_s=self.active_before + elapsed - self.idle_s,
-            tokens_seen=self.step * self.tokens_per_step, **extra,
+            "step",
+            step=self.step,
+            loss=sum(losses) / len(losses),
+            lr=self.schedule.lr(self.step - 1),
+            grad_norm=sum(norms) / len(norms),
+            tokens_per_sec=tokens_per_sec,
+            mfu=mfu,
+            elapsed_s=self.elapsed_before + elapsed,
+            active_s=self.active_before + elapsed - self.idle_s,
+            tokens_seen=self.step * self.tokens_per_step,
+            **extra,
         )
         self._share_cpu_threads()
         self._report_system()
@@ -315,7 +341,9 @@ class Trainer:
             val_loss = (mean_across(self.world, total) / t.eval_steps).item()  # the same number on every rank
             metrics = self.dataset.metrics(self.model, final=final)
             with self.setup.autocast():
-                metrics.update(evaluate_all(self.eval_tasks, self.model, t.eval_tasks_limit, self.world.rank, self.world.size))
+                metrics.update(
+                    evaluate_all(self.eval_tasks, self.model, t.eval_tasks_limit, self.world.rank, self.world.size)
+                )
         finally:
             self.compiled.train()
         self.last_metrics = metrics
@@ -389,8 +417,10 @@ class Trainer:
         old_max_steps = ckpt["config"]["train"]["max_steps"]
         self.schedule = Schedule(self.cfg.train, anchor).extended(self.step, old_max_steps)
         if self.schedule.anchor != anchor:
-            self.notes.append(f"max_steps {old_max_steps} -> {self.cfg.train.max_steps}: the cosine decay continues from "
-                              f"lr {self.schedule.anchor[1]:.3g} at step {self.step} to min_lr at step {self.cfg.train.max_steps}")
+            self.notes.append(
+                f"max_steps {old_max_steps} -> {self.cfg.train.max_steps}: the cosine decay continues from "
+                f"lr {self.schedule.anchor[1]:.3g} at step {self.step} to min_lr at step {self.cfg.train.max_steps}"
+            )
 
     def _restore_rng(self, rng: dict, step: int) -> None:
         """This rank's RNG as it was; a rank the checkpoint has no state for gets a fresh, distinct one."""
@@ -401,8 +431,10 @@ class Trainer:
         checkpoint.restore_rng(states[0])  # then reseed: same data order, this rank's own dropout masks
         torch.manual_seed(self.cfg.train.seed + 1_000_003 * step + self.world.rank)
         if self.world.is_main:
-            self.notes.append(f"resumed on {self.world.size} processes from a checkpoint of {len(states)}: dropout masks are "
-                              "drawn afresh, so this continuation is not bit-exact")
+            self.notes.append(
+                f"resumed on {self.world.size} processes from a checkpoint of {len(states)}: dropout masks are "
+                "drawn afresh, so this continuation is not bit-exact"
+            )
 
     def _check_compile_mode(self) -> None:
         """CUDA graphs (reduce-overhead, max-autotune) hand a graph-owned buffer to .grad, which the
@@ -412,8 +444,10 @@ class Trainer:
             return
         if mode == "max-autotune":
             self.setup.compile_mode = "max-autotune-no-cudagraphs"
-            self.notes.append("compile_mode max-autotune without CUDA graphs: they cannot accumulate gradients "
-                                    f"({self.grad_accum} micro-steps per step)")
+            self.notes.append(
+                "compile_mode max-autotune without CUDA graphs: they cannot accumulate gradients "
+                f"({self.grad_accum} micro-steps per step)"
+            )
         elif mode == "reduce-overhead":
             raise ConfigError(
                 f"train.compile_mode=reduce-overhead (CUDA graphs) cannot accumulate gradients, and this run takes "
@@ -427,8 +461,8 @@ class Trainer:
         now = self.dataset.tokenizer.to_dict()
         if saved and saved != now:
             raise ConfigError(
-                f"The data's tokenizer ({now.get('kind')}, {self.dataset.tokenizer.vocab_size} tokens) differs from the "
-                f"one this run trained with ({saved.get('kind')}, see {TOKENIZER_FILE}).",
+                f"The data's tokenizer ({now.get('kind')}, {self.dataset.tokenizer.vocab_size} tokens) differs "
+                f"from the one this run trained with ({saved.get('kind')}, see {TOKENIZER_FILE}).",
                 "resume with the data the run started with (data.path and its contents), or start a new run.",
             )
 
@@ -511,8 +545,9 @@ class Trainer:
             if not self.samples:
                 return False
             self.log.emit("status", state="sampling", step=self.step)
-            self.live_sample = SampleSession(self.model, self.dataset.tokenizer, self.dataset.task, self.samples.popleft(),
-                                             self.setup, self.log.emit)
+            self.live_sample = SampleSession(
+                self.model, self.dataset.tokenizer, self.dataset.task, self.samples.popleft(), self.setup, self.log.emit
+            )
         self._sync_device()  # queued training work is training time, not sampling time
         start = time.perf_counter()
         if since is not None:
@@ -520,8 +555,13 @@ class Trainer:
         try:
             done = self.live_sample.advance(budget_s)
         except Exception as exc:  # a request we did not foresee must never end the training run
-            self.log.emit("error", kind="prompt", id=self.live_sample.req.id, message=f"Sampling failed: {type(exc).__name__}: {exc}",
-                          hint="check the sampling settings (max_new_tokens, temperature, top_k, top_p).")
+            self.log.emit(
+                "error",
+                kind="prompt",
+                id=self.live_sample.req.id,
+                message=f"Sampling failed: {type(exc).__name__}: {exc}",
+                hint="check the sampling settings (max_new_tokens, temperature, top_k, top_p).",
+            )
             done = True
         self.idle_s += time.perf_counter() - start
         if done:
@@ -577,8 +617,12 @@ class Trainer:
         if self.setup.kind == "cuda":
             fields["gpu_peak_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
         self.log.emit(
-            "run_finished", reason=reason, step=self.step, best_val_loss=self.best_val_loss,
-            metrics=self.last_metrics, **fields,
+            "run_finished",
+            reason=reason,
+            step=self.step,
+            best_val_loss=self.best_val_loss,
+            metrics=self.last_metrics,
+            **fields,
         )
         self.log.emit("status", state="finished", step=self.step)
 

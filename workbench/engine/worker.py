@@ -33,13 +33,17 @@ EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m workbench.engine.worker", description="Run one training job; events on stdout.")
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.engine.worker", description="Run one training job; events on stdout."
+    )
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--preset", help="preset name (not needed with --resume)")
     p.add_argument("--config", type=Path, help="a user's TOML config, over the preset (or the preset itself)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
-    p.add_argument("--dry-run", action="store_true", help="resolve the config on this device, print it as a log event, exit")
+    p.add_argument(
+        "--dry-run", action="store_true", help="resolve the config on this device, print it as a log event, exit"
+    )
     return p.parse_args(argv)
 
 
@@ -82,12 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cfg, resume_from = plan_resume(args.run_dir, args.overrides)
         except ConfigError as exc:
-            EventLog(args.run_dir, stream, enabled=is_main).tell("error", kind="config", message=exc.message, hint=exc.hint)
+            EventLog(args.run_dir, stream, enabled=is_main).tell(
+                "error", kind="config", message=exc.message, hint=exc.hint
+            )
             return 2
     elif is_main and (args.run_dir / EVENTS_FILE).exists():
         # Say so on the stream only: this run's events.jsonl belongs to the run it holds.
-        err = make("error", kind="config", message=f"{args.run_dir} already holds a run.",
-                   hint="continue it with --resume, or choose another --run-dir.")
+        err = make(
+            "error",
+            kind="config",
+            message=f"{args.run_dir} already holds a run.",
+            hint="continue it with --resume, or choose another --run-dir.",
+        )
         stream.write(encode(err) + "\n")
         return 2
     if is_main:
@@ -115,20 +125,53 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError) as exc:
         return _fail(log, trainer, "config", exc.message, exc.hint, 2)
     except CheckpointWriteError as exc:
-        return _fail(log, trainer, "disk", str(exc), "free disk space or fix the run directory's permissions, then "
-                     "--resume: the previous last.pt and best.pt are intact.", 1)
+        return _fail(
+            log,
+            trainer,
+            "disk",
+            str(exc),
+            "free disk space or fix the run directory's permissions, then "
+            "--resume: the previous last.pt and best.pt are intact.",
+            1,
+        )
     except NonFiniteLoss as exc:
-        return _fail(log, trainer, "nan", str(exc), "lower train.lr or raise train.warmup_steps; last.pt still holds the last good weights.", 1)
+        return _fail(
+            log,
+            trainer,
+            "nan",
+            str(exc),
+            "lower train.lr or raise train.warmup_steps; last.pt still holds the last good weights.",
+            1,
+        )
     except torch.OutOfMemoryError:
-        return _fail(log, trainer, "oom", "The GPU ran out of memory.",
-                     "lower train.batch_size, or set it to auto (tokens_per_step keeps the step size through "
-                     "gradient accumulation); last.pt still holds the last good weights.", 1)
+        return _fail(
+            log,
+            trainer,
+            "oom",
+            "The GPU ran out of memory.",
+            "lower train.batch_size, or set it to auto (tokens_per_step keeps the step size through "
+            "gradient accumulation); last.pt still holds the last good weights.",
+            1,
+        )
     except KeyboardInterrupt:
-        return _fail(log, trainer, "stopped", "Stopped before the first training step finished.",
-                     "nothing was trained in this session; an earlier last.pt is unchanged.", 130)
+        return _fail(
+            log,
+            trainer,
+            "stopped",
+            "Stopped before the first training step finished.",
+            "nothing was trained in this session; an earlier last.pt is unchanged.",
+            130,
+        )
     except Exception as exc:  # a bug: keep the traceback on stderr, one sentence in the events
         traceback.print_exc()
-        return _fail(log, trainer, "internal", f"{type(exc).__name__}: {exc}", "this is a gptbench bug; the traceback is on stderr.", 1)
+        return _fail(
+            log,
+            trainer,
+            "internal",
+            f"{type(exc).__name__}: {exc}",
+            "this is a gptbench bug; the traceback is on stderr.",
+            1,
+        )
     finally:
         if trainer is not None:
             trainer.close()
@@ -148,8 +191,20 @@ def dry_run(args: argparse.Namespace, stream) -> int:
     except ConfigError as exc:
         stream.write(encode(make("error", kind="config", message=exc.message, hint=exc.hint)) + "\n")
         return 2
-    stream.write(encode(make("log", message="dry run", config=cfg.to_dict(), device=str(setup.device), device_name=setup.name,
-                             dtype=setup.dtype, compile=setup.compile)) + "\n")
+    stream.write(
+        encode(
+            make(
+                "log",
+                message="dry run",
+                config=cfg.to_dict(),
+                device=str(setup.device),
+                device_name=setup.name,
+                dtype=setup.dtype,
+                compile=setup.compile,
+            )
+        )
+        + "\n"
+    )
     return 0
 
 

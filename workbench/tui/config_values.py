@@ -20,7 +20,8 @@ def shown(value) -> str:
 
 
 def flat_values(config: dict) -> dict[str, str]:
-    """{"train.lr": "0.003", ...} from a config dict (config.json, run_started), in the order `gptbench` documents the keys."""
+    """{"train.lr": "0.003", ...} from a config dict (config.json, run_started), in the order `gptbench` documents
+    the keys."""
     values = {}
     for key in all_keys():
         section, _, name = key.partition(".")
@@ -50,6 +51,7 @@ def changed_keys(values: dict[str, str], preset: dict[str, str]) -> list[str]:
     """The keys the run set differently from its preset. A preset's "auto" (and a vocab_size
     of 0: the tokenizer's) is decided when the run starts, which changes nothing."""
     return [
-        k for k, v in values.items()
+        k
+        for k, v in values.items()
         if k in preset and preset[k] != v and preset[k] != "auto" and not (k == "model.vocab_size" and preset[k] == "0")
     ]

@@ -12,7 +12,7 @@ come less often, and the app never takes more than its share.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class FramePacer:

@@ -101,7 +101,9 @@ def log_ticks(lo: float, hi: float, count: int) -> list[float]:
     if hi <= lo:
         return [lo]
     for mantissas in ((1,), (1, 2, 5), tuple(range(1, 10))):
-        ticks = [m * 10.0**p for p in range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1) for m in mantissas]
+        ticks = [
+            m * 10.0**p for p in range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1) for m in mantissas
+        ]
         ticks = [t for t in ticks if lo <= t * (1 + 1e-9) and t <= hi * (1 + 1e-9)]
         if len(ticks) >= 2:
             stride = math.ceil(len(ticks) / max(2, count))

@@ -20,12 +20,12 @@ class PlotOptions:
     x_axis: str = "step"  # or "time": elapsed seconds
     window: int = 0  # 0: the whole run; N: the last N steps
 
-    def toggled(self, name: str) -> "PlotOptions":
+    def toggled(self, name: str) -> PlotOptions:
         if name == "x_axis":
             return replace(self, x_axis="time" if self.x_axis == "step" else "step")
         return replace(self, **{name: not getattr(self, name)})
 
-    def zoomed(self, last_step: int) -> "PlotOptions":
+    def zoomed(self, last_step: int) -> PlotOptions:
         """The next zoom: the whole run, the last quarter, the last sixteenth (round numbers), again."""
         cycle = [0, *dict.fromkeys(w for w in (round_down(last_step / 4), round_down(last_step / 16)) if w >= 10)]
         next_index = (cycle.index(self.window) + 1) % len(cycle) if self.window in cycle else 0

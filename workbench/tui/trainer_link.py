@@ -89,11 +89,16 @@ class FollowedRun:
         self.finished_read = False  # the follower has passed a run_finished (of the latest run_started)
 
     def start(self) -> None:
-        self.owner.run_worker(self._follow, thread=True, group="trainer", name="following events.jsonl", exit_on_error=False)
-        self.owner.run_worker(self._watch_liveness, thread=True, group="trainer", name="watching the control FIFO", exit_on_error=False)
+        self.owner.run_worker(
+            self._follow, thread=True, group="trainer", name="following events.jsonl", exit_on_error=False
+        )
+        self.owner.run_worker(
+            self._watch_liveness, thread=True, group="trainer", name="watching the control FIFO", exit_on_error=False
+        )
 
     def _follow(self) -> None:
         worker = get_current_worker()
+
         def say_damaged(line: str) -> None:  # said in the log, where it happened; the run's state never sees it
             self.batch.add_stderr(f"skipped a damaged line of events.jsonl (not an event): {line.strip()[:60]!r}")
 

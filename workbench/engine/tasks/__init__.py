@@ -19,14 +19,15 @@ hellaswag and ppl metrics to every eval; `gptbench eval` runs one on a checkpoin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import torch
 
 from ...config import ConfigError
-from ..tokenizers import Tokenizer
+from ...data.tokenizers import Tokenizer
 
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
 
@@ -35,8 +36,14 @@ class Task(Protocol):
     name: str
     answer_length: int | None
 
-    def evaluate(self, model: torch.nn.Module, limit: int = 0, rank: int = 0, world_size: int = 1,
-                 progress: Progress | None = None) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: torch.nn.Module,
+        limit: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        progress: Progress | None = None,
+    ) -> dict[str, float]:
         """Metrics over the first `limit` examples (0: all). Under DDP every rank calls it:
         hellaswag and ppl score their share (example i on rank i % world_size) and sum
         the counts across ranks; addition, cheap, scores everything on every rank."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
 from ...config import ConfigError
+from ...data.tokenizers import DigitTokenizer, PromptError
 from ..batches import Dataset
-from ..tokenizers import DigitTokenizer, PromptError
 from . import Progress, evaluating
 
 HOLDOUT_SEED = 1337  # minGPT's: for 2 digits the held-out set is exactly minGPT's test set
@@ -49,7 +49,7 @@ class AdditionDataset(Dataset):
         self.info = {"problems": self.total, "held_out": holdout}
 
     @property
-    def task(self) -> "AdditionDataset":
+    def task(self) -> AdditionDataset:
         return self  # the adder is its own task
 
     def train_batch(self, samples: Tensor) -> tuple[Tensor, Tensor]:
@@ -80,8 +80,15 @@ class AdditionDataset(Dataset):
         (10k problems, cheap); for 3 digits (1M problems, seconds) only at the run's final eval."""
         return self.evaluate(model, everything=self.total <= 10_000 or (final and self.ndigit <= 3))
 
-    def evaluate(self, model: torch.nn.Module, limit: int = 0, rank: int = 0, world_size: int = 1,
-                 progress: Progress | None = None, everything: bool | None = None) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: torch.nn.Module,
+        limit: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        progress: Progress | None = None,
+        everything: bool | None = None,
+    ) -> dict[str, float]:
         """Accuracy on the held-out problems (the first `limit`) and on all problems (up to 3 digits).
 
         Cheap enough that every rank checks them all: rank and world_size are not needed.
@@ -111,7 +118,7 @@ class AdditionDataset(Dataset):
             for part in problems.split(chunk):
                 seq = self.sequences(part)
                 answer = self._greedy(model, seq[:, : 2 * n])
-                correct += (answer == seq[:, 2 * n:]).all(dim=1).sum()
+                correct += (answer == seq[:, 2 * n :]).all(dim=1).sum()
         return correct.item() / len(problems)  # one host sync per evaluation
 
     def _greedy(self, model: torch.nn.Module, idx: Tensor) -> Tensor:
@@ -120,7 +127,7 @@ class AdditionDataset(Dataset):
             # Only digits can be answers; columns past 10 are the padded vocabulary.
             next_digit = logits[:, -1, : self.tokenizer.vocab_size].argmax(dim=-1, keepdim=True)
             idx = torch.cat([idx, next_digit], dim=1)
-        return idx[:, 2 * self.ndigit:]
+        return idx[:, 2 * self.ndigit :]
 
     # --- how to format a prompt, how to judge the answer (the sampling console)
 
@@ -130,7 +137,9 @@ class AdditionDataset(Dataset):
         match = re.fullmatch(rf"\s*([0-9]{{1,{n}}})\s*\+\s*([0-9]{{1,{n}}})\s*=?\s*", text)
         if not match:
             example = f"{('23' * n)[:n]}+{('58' * n)[:n]}"
-            raise PromptError(f"{text!r} is not a sum this model can do.", f"type two numbers of at most {n} digits, e.g. {example}")
+            raise PromptError(
+                f"{text!r} is not a sum this model can do.", f"type two numbers of at most {n} digits, e.g. {example}"
+            )
         a, b = match.groups()
         return self.tokenizer.encode(a.zfill(n) + b.zfill(n))
 

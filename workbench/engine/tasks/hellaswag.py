@@ -18,8 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from ...config import ConfigError
-from ..corpus import cached_file
-from ..tokenizers import Tokenizer
+from ...data.corpus import cached_file
+from ...data.tokenizers import Tokenizer
 from . import FreeText, Progress, evaluating, sum_across_ranks, tokens_per_forward
 
 HELLASWAG_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -30,8 +30,12 @@ HELLASWAG_SHA256 = "0aa3b88843990f3f10a97b9575c94d7b71fb2205240ba04ae4884d9e9c99
 
 def hellaswag_path() -> Path:
     """HellaSwag's validation set, downloaded and verified on first use."""
-    return cached_file("hellaswag/hellaswag_val.jsonl", HELLASWAG_URL, HELLASWAG_SHA256,
-                       "place hellaswag_val.jsonl at {path} by hand, or give `gptbench eval` an offline copy: --data PATH")
+    return cached_file(
+        "hellaswag/hellaswag_val.jsonl",
+        HELLASWAG_URL,
+        HELLASWAG_SHA256,
+        "place hellaswag_val.jsonl at {path} by hand, or give `gptbench eval` an offline copy: --data PATH",
+    )
 
 
 class HellaSwag(FreeText):
@@ -39,8 +43,10 @@ class HellaSwag(FreeText):
 
     def __init__(self, tokenizer: Tokenizer, path: Path | None = None):
         if tokenizer.name != "gpt2":
-            raise ConfigError(f"HellaSwag is English text for a GPT-2 BPE model; this model reads {tokenizer.name} tokens.",
-                              "evaluate a model trained with data.tokenizer=gpt2, or use --task ppl.")
+            raise ConfigError(
+                f"HellaSwag is English text for a GPT-2 BPE model; this model reads {tokenizer.name} tokens.",
+                "evaluate a model trained with data.tokenizer=gpt2, or use --task ppl.",
+            )
         super().__init__(tokenizer)
         self.path = Path(path) if path else hellaswag_path()
         # Tokenized once: a training run scores the same examples at every eval.
@@ -52,8 +58,14 @@ class HellaSwag(FreeText):
         endings = [self.tokenizer.encode(" " + ending) for ending in example["endings"]]
         return context, endings, int(example["label"])
 
-    def evaluate(self, model: torch.nn.Module, limit: int = 0, rank: int = 0, world_size: int = 1,
-                 progress: Progress | None = None) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: torch.nn.Module,
+        limit: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        progress: Progress | None = None,
+    ) -> dict[str, float]:
         examples = self.examples[:limit] if limit else self.examples
         mine = [examples[i] for i in range(rank, len(examples), world_size)]
         device = next(model.parameters()).device
@@ -64,12 +76,19 @@ class HellaSwag(FreeText):
                 tokens, mask, labels = (t.to(device) for t in _pad(batch, model.config.block_size))
                 logits, _ = model(tokens)
                 # Position t predicts token t+1; only the ending's tokens count.
-                losses = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten(), reduction="none")
+                losses = F.cross_entropy(
+                    logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten(), reduction="none"
+                )
                 shift_mask = mask[:, 1:]
                 sum_loss = (losses.view_as(shift_mask) * shift_mask).sum(dim=1).view(-1, 4)
                 avg_loss = sum_loss / shift_mask.sum(dim=1).view(-1, 4)
-                tally += torch.stack([(sum_loss.argmin(dim=1) == labels).sum(), (avg_loss.argmin(dim=1) == labels).sum(),
-                                      torch.tensor(len(labels), device=device)])
+                tally += torch.stack(
+                    [
+                        (sum_loss.argmin(dim=1) == labels).sum(),
+                        (avg_loss.argmin(dim=1) == labels).sum(),
+                        torch.tensor(len(labels), device=device),
+                    ]
+                )
                 done += len(batch)
                 if progress:
                     progress(done, len(mine))
@@ -78,7 +97,10 @@ class HellaSwag(FreeText):
 
 
 def _read_examples(path: Path) -> list[dict]:
-    hint = "each line is a JSON object with ctx, endings (4 strings) and label (0-3), as in HellaSwag's hellaswag_val.jsonl"
+    hint = (
+        "each line is a JSON object with ctx, endings (4 strings) and label (0-3), "
+        "as in HellaSwag's hellaswag_val.jsonl"
+    )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -89,8 +111,12 @@ def _read_examples(path: Path) -> list[dict]:
             continue
         try:
             example = json.loads(line)
-            ok = (isinstance(example["ctx"], str) and len(example["endings"]) == 4
-                  and all(isinstance(e, str) for e in example["endings"]) and str(example["label"]) in ("0", "1", "2", "3"))
+            ok = (
+                isinstance(example["ctx"], str)
+                and len(example["endings"]) == 4
+                and all(isinstance(e, str) for e in example["endings"])
+                and str(example["label"]) in ("0", "1", "2", "3")
+            )
         except (ValueError, KeyError, TypeError):
             ok = False
         if not ok:

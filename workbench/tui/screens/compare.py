@@ -59,8 +59,21 @@ def series_of(state: RunState, metric: Metric) -> Series:
 class CompareScreen(PlotScreen):
     HELP_TITLE = "compare screen"
     BINDINGS = [
-        Binding("n", "next_metric(1)", "Next metric", tooltip="Overlay the next metric: losses, lr, grad norm, tok/s, task metrics", id="compare.next_metric"),
-        Binding("N", "next_metric(-1)", "Previous metric", tooltip="Overlay the previous metric", show=False, id="compare.previous_metric"),
+        Binding(
+            "n",
+            "next_metric(1)",
+            "Next metric",
+            tooltip="Overlay the next metric: losses, lr, grad norm, tok/s, task metrics",
+            id="compare.next_metric",
+        ),
+        Binding(
+            "N",
+            "next_metric(-1)",
+            "Previous metric",
+            tooltip="Overlay the previous metric",
+            show=False,
+            id="compare.previous_metric",
+        ),
         Binding("r", "reload", "Reload", tooltip="Read the runs' events again", id="compare.reload"),
         Binding("escape", "back", "Back", tooltip="Back to the runs", id="compare.back"),
     ]
@@ -112,7 +125,9 @@ class CompareScreen(PlotScreen):
         plot = self.query_one("#compare-plot", MetricPlot)
         plot.metric = f"{metric.label} ({self.metric_index + 1}/{len(self.metrics)}, n: next)"
         plot.loggable = metric.loggable
-        plot.set_curves([Curve(s.name, series_of(s, metric), run_style(i), smooth=metric.smooth) for i, s in enumerate(self.states)])
+        plot.set_curves(
+            [Curve(s.name, series_of(s, metric), run_style(i), smooth=metric.smooth) for i, s in enumerate(self.states)]
+        )
 
     def _show_legend(self) -> None:
         legend = Table.grid(padding=(0, 2))
@@ -124,7 +139,10 @@ class CompareScreen(PlotScreen):
             outcome = s.finished["reason"] if s.finished else s.status  # completed / stopped, not just "finished"
             legend.add_row(
                 Text(f"{style.symbol} {i + 1} {s.name}", style=style.rich_color),
-                outcome, f"{s.step:,}", units.number(s.best_val_loss), headline_metric(s.metrics),
+                outcome,
+                f"{s.step:,}",
+                units.number(s.best_val_loss),
+                headline_metric(s.metrics),
             )
         self.query_one("#compare-legend", Static).update(legend)
 

@@ -51,12 +51,15 @@ class HelpScreen(ModalScreen):
         for heading, bindings in self.sections:
             lines.append(Text(heading, style="bold underline"))
             for binding, on in bindings:
-                lines.append(Text.assemble(
-                    (f"{self.app.get_key_display(binding):>{KEY_WIDTH}}  ", "bold" if on else "dim"),
-                    (f"{binding.description:<{DESCRIPTION_WIDTH}}", "" if on else "dim"),
-                    (binding.tooltip or "", "dim"),
-                    no_wrap=True, overflow="ellipsis",
-                ))
+                lines.append(
+                    Text.assemble(
+                        (f"{self.app.get_key_display(binding):>{KEY_WIDTH}}  ", "bold" if on else "dim"),
+                        (f"{binding.description:<{DESCRIPTION_WIDTH}}", "" if on else "dim"),
+                        (binding.tooltip or "", "dim"),
+                        no_wrap=True,
+                        overflow="ellipsis",
+                    )
+                )
         lines.append(Text("esc or ? closes · dim keys do nothing right now · ctrl+p searches them all", style="italic"))
         with VerticalScroll(id="help-dialog"):
             yield Static(Group(*lines))

@@ -39,7 +39,13 @@ class PresetsLoaded(Message):
 class PickerScreen(WorkbenchScreen):
     HELP_TITLE = "picker"
     BINDINGS = [
-        Binding("l", "launch", "Launch", tooltip="Start training the preset with your edits (asks first if it would take hours)", id="picker.launch"),
+        Binding(
+            "l",
+            "launch",
+            "Launch",
+            tooltip="Start training the preset with your edits (asks first if it would take hours)",
+            id="picker.launch",
+        ),
         Binding("r", "show_runs", "Runs", tooltip="Past and running runs", id="picker.runs"),
     ]
 

@@ -57,9 +57,21 @@ class StoppingScreen(ModalScreen[str]):
     """
 
     BINDINGS = [
-        Binding("k", "choose('kill')", "Kill", tooltip="Kill the trainer now (its last checkpoint stays)", id="stopping.kill"),
+        Binding(
+            "k",
+            "choose('kill')",
+            "Kill",
+            tooltip="Kill the trainer now (its last checkpoint stays)",
+            id="stopping.kill",
+        ),
         Binding("w", "wait", "Wait longer", tooltip="Count down again", id="stopping.wait"),
-        Binding("escape", "choose('cancel')", "Back", tooltip="Back to the app; the runs go on stopping", id="stopping.cancel"),
+        Binding(
+            "escape",
+            "choose('cancel')",
+            "Back",
+            tooltip="Back to the app; the runs go on stopping",
+            id="stopping.cancel",
+        ),
     ]
 
     def __init__(self, screens: list, timeout_s: float):
@@ -98,7 +110,10 @@ class StoppingScreen(ModalScreen[str]):
                 "Wait longer: count down again."
             )
         else:
-            text = f"Stopping (the trainer saves a checkpoint, then exits); the app quits when it has:\n{runs}\n\nWaiting {self.left_s:.0f} s…"
+            text = (
+                "Stopping (the trainer saves a checkpoint, then exits); the app quits when it has:\n"
+                f"{runs}\n\nWaiting {self.left_s:.0f} s…"
+            )
         self.query_one("#stopping-text", Static).update(text)
         for button in ("kill", "wait"):
             self.query_one(f"#{button}").display = self.overdue

@@ -59,15 +59,61 @@ class RunScreen(PlotScreen):
         Binding("p", "resume", "Resume", tooltip="Resume training", id="run.resume"),
         Binding("s", "stop", "Stop", tooltip="Stop training gracefully: checkpoint, then finish", id="run.stop"),
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now", id="run.checkpoint"),
-        Binding("R", "resume_run", "Resume run", tooltip="Resume the crashed run from its last checkpoint", id="run.resume_run"),
+        Binding(
+            "R",
+            "resume_run",
+            "Resume run",
+            tooltip="Resume the crashed run from its last checkpoint",
+            id="run.resume_run",
+        ),
         Binding("t", "show_tab('talk')", "Talk", tooltip="Sampling console: prompt the model", id="run.talk"),
         Binding("w", "show_tab('watch')", "Watch", tooltip="Dashboard: plots, stats, log", id="run.watch"),
-        Binding("f", "show_tab('config')", "Config", tooltip="The run's resolved config, keys changed from the preset marked", id="run.config"),
-        Binding("m", "maximize_plot", "Max plot", tooltip="Maximise the focused plot (tab picks one; esc restores)", show=False, id="run.maximize"),
-        Binding("i", "toggle_part('stats-line')", "Stats", tooltip="Fold the stats into one line, or unfold them", show=False, id="run.stats"),
-        Binding("o", "toggle_part('log-line')", "Log", tooltip="Fold the log into one line, or unfold it", show=False, id="run.log"),
-        Binding("u", "toggle_part('system')", "System", tooltip="Show or hide the system pane: CPU, RAM, trainer memory, GPU", id="run.system"),
-        Binding("escape", "back", "Back", tooltip="Cancel the answer coming in (Talk), or back to the previous screen (the run keeps going)", show=False, id="run.back"),
+        Binding(
+            "f",
+            "show_tab('config')",
+            "Config",
+            tooltip="The run's resolved config, keys changed from the preset marked",
+            id="run.config",
+        ),
+        Binding(
+            "m",
+            "maximize_plot",
+            "Max plot",
+            tooltip="Maximise the focused plot (tab picks one; esc restores)",
+            show=False,
+            id="run.maximize",
+        ),
+        Binding(
+            "i",
+            "toggle_part('stats-line')",
+            "Stats",
+            tooltip="Fold the stats into one line, or unfold them",
+            show=False,
+            id="run.stats",
+        ),
+        Binding(
+            "o",
+            "toggle_part('log-line')",
+            "Log",
+            tooltip="Fold the log into one line, or unfold it",
+            show=False,
+            id="run.log",
+        ),
+        Binding(
+            "u",
+            "toggle_part('system')",
+            "System",
+            tooltip="Show or hide the system pane: CPU, RAM, trainer memory, GPU",
+            id="run.system",
+        ),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            tooltip="Cancel the answer coming in (Talk), or back to the previous screen (the run keeps going)",
+            show=False,
+            id="run.back",
+        ),
     ]
 
     def __init__(self, run_dir: Path, argv: list[str] | None = None):
@@ -75,7 +121,9 @@ class RunScreen(PlotScreen):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.state = RunState(self.run_dir)
-        self.link: LaunchedTrainer | FollowedRun = LaunchedTrainer(self, argv, self.run_dir) if argv else FollowedRun(self, self.run_dir)
+        self.link: LaunchedTrainer | FollowedRun = (
+            LaunchedTrainer(self, argv, self.run_dir) if argv else FollowedRun(self, self.run_dir)
+        )
         self.sampler: CheckpointSampler | None = None
         self.live_samples: set[str] = set()  # ids of prompts the live trainer answers (the others: the sampler)
         self.plot_pacer = FramePacer()
@@ -157,7 +205,14 @@ class RunScreen(PlotScreen):
                 applied.append(event)
                 logged.append(event)
             else:  # said in the log where it happened, and left out of the run's state
-                logged.append(make("error", kind="events", message=f"skipped a malformed {event['event']} event in events.jsonl", hint=""))
+                logged.append(
+                    make(
+                        "error",
+                        kind="events",
+                        message=f"skipped a malformed {event['event']} event in events.jsonl",
+                        hint="",
+                    )
+                )
         dashboard.add_log(logged, stderr)
         kinds = {e["event"] for e in applied}
         if "run_started" in kinds:
@@ -203,7 +258,13 @@ class RunScreen(PlotScreen):
     def _detect_attached_crash(self) -> None:
         """A run we only follow has died if nobody listens and it never said it finished."""
         link, state = self.link, self.state
-        if isinstance(link, FollowedRun) and link.live is False and state.started and not state.finished and not state.crash:
+        if (
+            isinstance(link, FollowedRun)
+            and link.live is False
+            and state.started
+            and not state.finished
+            and not state.crash
+        ):
             state.mark_crashed(None, [])
 
     def _run_changed(self) -> None:
@@ -224,7 +285,9 @@ class RunScreen(PlotScreen):
         if action in ("stop", "checkpoint"):
             if not running:
                 return False
-            return (self.state.status != "stopping" and self.state.requested != "stop") or None  # greyed out while it winds down
+            return (
+                self.state.status != "stopping" and self.state.requested != "stop"
+            ) or None  # greyed out while it winds down
         if action == "resume_run":
             return self.resumable
         if action == "show_tab":  # offer the other tabs only
@@ -327,7 +390,9 @@ class RunScreen(PlotScreen):
     def read_config(self, config: dict) -> None:
         config = config or read_json(self.run_dir / CONFIG_FILE)
         if not config:
-            self.post_message(ConfigLoaded({}, None, "this run has no config yet (no run_started event, no config.json)"))
+            self.post_message(
+                ConfigLoaded({}, None, "this run has no config yet (no run_started event, no config.json)")
+            )
             return
         try:
             preset, note = preset_values(config), ""
@@ -360,7 +425,11 @@ class RunScreen(PlotScreen):
         checkpoint = console.checkpoint
         if checkpoint is None:
             console.begin(sample_id, message.prompt, "no checkpoint")
-            console.fail(sample_id, "This run has no checkpoint to sample from.", "train until the first eval or press c while it trains.")
+            console.fail(
+                sample_id,
+                "This run has no checkpoint to sample from.",
+                "train until the first eval or press c while it trains.",
+            )
             return
         console.begin(sample_id, message.prompt, f"{checkpoint}.pt")
         sampler = self._checkpoint_sampler(checkpoint)

@@ -42,7 +42,13 @@ class RunsScreen(WorkbenchScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="Replay a finished run, or attach to a running one", id="runs.open"),
         Binding("space", "mark", "Mark", tooltip="Mark the run for comparison", id="runs.mark"),
-        Binding("c", "compare", "Compare", tooltip="Overlay the marked runs' curves and list their config differences", id="runs.compare"),
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            tooltip="Overlay the marked runs' curves and list their config differences",
+            id="runs.compare",
+        ),
         Binding("n", "new_run", "New run", tooltip="Back to the preset picker", id="runs.new"),
         Binding("escape", "back", "Back", show=False, id="runs.back"),
     ]

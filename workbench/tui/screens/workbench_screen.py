@@ -27,10 +27,38 @@ class WorkbenchScreen(Screen):
 
 class PlotScreen(WorkbenchScreen):
     BINDINGS = [
-        Binding("e", "toggle_plot('smoothing')", "EMA", tooltip="Toggle EMA smoothing of the noisy curves", show=False, id="plots.smoothing"),
-        Binding("g", "toggle_plot('log_scale')", "Log y", tooltip="Toggle a log-scale y axis for loss-like curves", show=False, id="plots.log_scale"),
-        Binding("x", "toggle_plot('x_axis')", "X axis", tooltip="Toggle the x axis between step and elapsed time", show=False, id="plots.x_axis"),
-        Binding("z", "zoom", "Zoom", tooltip="Zoom to the last steps (a quarter, a sixteenth), then the whole run again", show=False, id="plots.zoom"),
+        Binding(
+            "e",
+            "toggle_plot('smoothing')",
+            "EMA",
+            tooltip="Toggle EMA smoothing of the noisy curves",
+            show=False,
+            id="plots.smoothing",
+        ),
+        Binding(
+            "g",
+            "toggle_plot('log_scale')",
+            "Log y",
+            tooltip="Toggle a log-scale y axis for loss-like curves",
+            show=False,
+            id="plots.log_scale",
+        ),
+        Binding(
+            "x",
+            "toggle_plot('x_axis')",
+            "X axis",
+            tooltip="Toggle the x axis between step and elapsed time",
+            show=False,
+            id="plots.x_axis",
+        ),
+        Binding(
+            "z",
+            "zoom",
+            "Zoom",
+            tooltip="Zoom to the last steps (a quarter, a sixteenth), then the whole run again",
+            show=False,
+            id="plots.zoom",
+        ),
     ]
 
     def on_mount(self) -> None:

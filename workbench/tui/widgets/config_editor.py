@@ -68,7 +68,9 @@ class ConfigEditor(Vertical):
             self._end_edit()
 
     def show_error(self, message: str, hint: str) -> None:
-        self.query_one("#config-error", Static).update(Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else ""))
+        self.query_one("#config-error", Static).update(
+            Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else "")
+        )
 
     def show_valid(self) -> None:
         """The value being typed is fine (as far as the whole config goes)."""

@@ -52,9 +52,30 @@ class CurveView:
 class MetricPlot(PlotextPlot, can_focus=True):
     HELP_TITLE = "a plot (tab or a click focuses one)"
     BINDINGS = [
-        Binding("left", "move_cursor(-1)", "Cursor left", show=False, tooltip="Move the value cursor back", id="plot.cursor_left"),
-        Binding("right", "move_cursor(1)", "Cursor right", show=False, tooltip="Move the value cursor on", id="plot.cursor_right"),
-        Binding("escape", "hide_cursor", "Hide cursor", show=False, tooltip="Put the value cursor away", id="plot.hide_cursor"),
+        Binding(
+            "left",
+            "move_cursor(-1)",
+            "Cursor left",
+            show=False,
+            tooltip="Move the value cursor back",
+            id="plot.cursor_left",
+        ),
+        Binding(
+            "right",
+            "move_cursor(1)",
+            "Cursor right",
+            show=False,
+            tooltip="Move the value cursor on",
+            id="plot.cursor_right",
+        ),
+        Binding(
+            "escape",
+            "hide_cursor",
+            "Hide cursor",
+            show=False,
+            tooltip="Put the value cursor away",
+            id="plot.hide_cursor",
+        ),
     ]
 
     def __init__(self, metric: str, curves: list[Curve] = (), *, loggable: bool = True, id: str | None = None):
@@ -108,11 +129,21 @@ class MetricPlot(PlotextPlot, can_focus=True):
             ys = ema(s.values) if (o.smoothing and curve.smooth) else s.values
             xs = s.steps if o.x_axis == "step" else s.times
             keep = [
-                i for i in range(len(ys))
-                if (first_step is None or s.steps[i] > first_step) and (not log or ys[i] > 0)  # log has no place for <= 0
+                i
+                for i in range(len(ys))
+                if (first_step is None or s.steps[i] > first_step)
+                and (not log or ys[i] > 0)  # log has no place for <= 0
             ]
             if keep:
-                views.append(CurveView(curve, [s.steps[i] for i in keep], [xs[i] for i in keep], [ys[i] for i in keep], [s.values[i] for i in keep]))
+                views.append(
+                    CurveView(
+                        curve,
+                        [s.steps[i] for i in keep],
+                        [xs[i] for i in keep],
+                        [ys[i] for i in keep],
+                        [s.values[i] for i in keep],
+                    )
+                )
         return views
 
     def render(self) -> RenderResult:

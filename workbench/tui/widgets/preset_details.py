@@ -18,14 +18,20 @@ class PresetDetails(Static):
             Group(
                 Text(description or "(no description)"),
                 Text.assemble(
-                    ("params ", "dim"), format_count(facts["params"]),
-                    ("  tokens/step ", "dim"), f"{facts['tokens_per_step']:,}",
-                    ("  steps ", "dim"), f"{facts['max_steps']:,}",
+                    ("params ", "dim"),
+                    format_count(facts["params"]),
+                    ("  tokens/step ", "dim"),
+                    f"{facts['tokens_per_step']:,}",
+                    ("  steps ", "dim"),
+                    f"{facts['max_steps']:,}",
                 ),
                 Text.assemble(
-                    ("device ", "dim"), facts["device"],
-                    ("  profile ", "dim"), facts["profile"],
-                    ("  time ", "dim"), f"{rough_duration(facts['seconds'])} (rough)",
+                    ("device ", "dim"),
+                    facts["device"],
+                    ("  profile ", "dim"),
+                    facts["profile"],
+                    ("  time ", "dim"),
+                    f"{rough_duration(facts['seconds'])} (rough)",
                 ),
             )
         )

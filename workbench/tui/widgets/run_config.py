@@ -43,7 +43,11 @@ class RunConfig(Vertical):
         if preset is None:
             summary = Text(note, style="dim")
         elif changed:
-            summary = Text.assemble(("* ", CHANGED), f"{len(changed)} key{'s' if len(changed) > 1 else ''} changed from the preset ", ("(its value on the right)", "dim"))
+            summary = Text.assemble(
+                ("* ", CHANGED),
+                f"{len(changed)} key{'s' if len(changed) > 1 else ''} changed from the preset ",
+                ("(its value on the right)", "dim"),
+            )
         else:
             summary = Text("the preset as it is: no key changed", style="dim")
         self.query_one("#run-config-note", Static).update(summary)

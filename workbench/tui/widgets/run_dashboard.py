@@ -38,12 +38,22 @@ class RunDashboard(Vertical):
             with Grid(id="plots"):
                 yield MetricPlot(
                     f"loss (train {TRAIN_LOSS.symbol}, val {VAL_LOSS.symbol})",
-                    [Curve("train", s["loss"], TRAIN_LOSS), Curve("val", s["val_loss"], VAL_LOSS, smooth=False, points=True)],
+                    [
+                        Curve("train", s["loss"], TRAIN_LOSS),
+                        Curve("val", s["val_loss"], VAL_LOSS, smooth=False, points=True),
+                    ],
                     id="plot-loss",
                 )
-                yield MetricPlot("learning rate", [Curve("lr", s["lr"], LEARNING_RATE, smooth=False)], loggable=False, id="plot-lr")
+                yield MetricPlot(
+                    "learning rate", [Curve("lr", s["lr"], LEARNING_RATE, smooth=False)], loggable=False, id="plot-lr"
+                )
                 yield MetricPlot("grad norm", [Curve("grad norm", s["grad_norm"], GRAD_NORM)], id="plot-grad-norm")
-                yield MetricPlot("tokens/sec", [Curve("tok/s", s["tokens_per_sec"], TOKENS_PER_SEC)], loggable=False, id="plot-tokens-per-sec")
+                yield MetricPlot(
+                    "tokens/sec",
+                    [Curve("tok/s", s["tokens_per_sec"], TOKENS_PER_SEC)],
+                    loggable=False,
+                    id="plot-tokens-per-sec",
+                )
             yield RunStats(id="stats")
             yield SystemPane(id="system")
         yield TrainerLog(id="log")
@@ -71,7 +81,10 @@ class RunDashboard(Vertical):
     @property
     def plots_waiting(self) -> bool:
         """A plot still says "waiting for data" although its data is there (replay, first steps)."""
-        return any(plot.stale and not plot.has_data and any(c.series.steps for c in plot.curves) for plot in self.query(MetricPlot))
+        return any(
+            plot.stale and not plot.has_data and any(c.series.steps for c in plot.curves)
+            for plot in self.query(MetricPlot)
+        )
 
     def refresh_plots(self) -> None:
         """Redraw the plots whose data or options changed (the costly part of a frame)."""
@@ -87,7 +100,9 @@ class RunDashboard(Vertical):
     def _refresh_lines(self) -> None:
         if self.is_showing("log-line"):
             last = self.query_one(TrainerLog).last_line
-            self.query_one("#log-line", Static).update(Text.assemble(("log › ", "dim"), last, (" (o: whole log)", "dim")), layout=False)
+            self.query_one("#log-line", Static).update(
+                Text.assemble(("log › ", "dim"), last, (" (o: whole log)", "dim")), layout=False
+            )
 
     def refresh_numbers(self, resumable: bool) -> None:
         """Stats, system pane and crash report: cheap, and a no-op when no event came in."""

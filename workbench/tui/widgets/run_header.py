@@ -1,4 +1,5 @@
-"""RunHeader: one line naming the run, its status badge (a command waiting for its answer too) and where it comes from."""
+"""RunHeader: one line naming the run, its status badge (a command waiting for its answer too) and where it comes
+from."""
 
 from __future__ import annotations
 
@@ -27,5 +28,7 @@ class RunHeader(Horizontal):
         badge = self.query_one("#status-badge", Static)
         badge.update(f" {state.badge.upper()} ")
         badge.set_classes("status-requested" if state.requested else f"status-{state.status}")
-        title = Text.assemble((state.name, "bold"), (f"  {state.preset}" if state.preset else ""), (f"  · {source}", "dim"))
+        title = Text.assemble(
+            (state.name, "bold"), (f"  {state.preset}" if state.preset else ""), (f"  · {source}", "dim")
+        )
         self.query_one("#run-title", Static).update(title, layout=False)

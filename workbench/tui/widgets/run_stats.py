@@ -9,7 +9,6 @@ from ...progress import format_count, format_duration
 from .. import units
 from ..run_state import RunState
 
-
 LABEL_WIDTH = 13
 
 

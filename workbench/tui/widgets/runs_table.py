@@ -7,10 +7,18 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import DataTable
 
-from .. import units
 from ...runs import RunSummary
+from .. import units
 
-STATUS_STYLE = {"running": "bold green", "completed": "green", "stopped": "yellow", "error": "red", "crashed": "bold red", "empty": "dim", "unreadable": "bold red"}
+STATUS_STYLE = {
+    "running": "bold green",
+    "completed": "green",
+    "stopped": "yellow",
+    "error": "red",
+    "crashed": "bold red",
+    "empty": "dim",
+    "unreadable": "bold red",
+}
 
 
 class RunsTable(DataTable):

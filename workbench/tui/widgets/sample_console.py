@@ -20,7 +20,6 @@ from textual.widgets import Input, Label, Select, Static
 
 from ...config import ConfigError
 
-
 # The sampler reads a missing top_k as its default (200); a k larger than any
 # vocabulary is how "no top-k cut" travels in a sample command.
 NO_TOP_K = 2**31 - 1
@@ -35,7 +34,12 @@ class SampleSettings:
 
     def command_fields(self) -> dict:
         """The fields of a `sample` command (see events.py)."""
-        return dict(temperature=self.temperature, top_k=self.top_k or NO_TOP_K, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
+        return dict(
+            temperature=self.temperature,
+            top_k=self.top_k or NO_TOP_K,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+        )
 
 
 class SampleExchange(Static):
@@ -57,7 +61,11 @@ class SampleExchange(Static):
     def redraw(self) -> None:
         parts = [Text.assemble(("› ", "bold"), (self.prompt, "bold"), (f"   {self.source}", "dim"))]
         if self.final and "correct" in self.final:  # addition: the answer and its verdict say it all
-            verdict = ("✓ right", "bold green") if self.final["correct"] else (f"✗ wrong, expected {self.final.get('expected')}", "bold red")
+            verdict = (
+                ("✓ right", "bold green")
+                if self.final["correct"]
+                else (f"✗ wrong, expected {self.final.get('expected')}", "bold red")
+            )
             parts.append(Text.assemble("= ", (str(self.final.get("answer")), "bold"), "   ", verdict))
         elif self.text:
             parts.append(Text(self.text))
@@ -76,7 +84,9 @@ def parse_settings(temperature: str, top_k: str, top_p: str, max_new_tokens: str
     try:
         settings = SampleSettings(float(temperature), int(top_k), float(top_p), int(max_new_tokens))
     except ValueError:
-        raise ConfigError("The sampling settings must be numbers.", "e.g. temperature 0.8, top-k 200, top-p 1.0, max 200.") from None
+        raise ConfigError(
+            "The sampling settings must be numbers.", "e.g. temperature 0.8, top-k 200, top-p 1.0, max 200."
+        ) from None
     if settings.temperature < 0:
         raise ConfigError(f"temperature must be >= 0, got {temperature}.", "0 is greedy; try 0.8.")
     if settings.top_k < 0:
@@ -109,7 +119,10 @@ class SampleConsole(Vertical):
         yield VerticalScroll(id="history")
         with Horizontal(id="sample-settings"):
             # Addition has one right answer: the sampler decodes it greedily, so the settings would do nothing.
-            yield Static(Text("addition: greedy decoding, exactly n+1 digits; no sampling settings", style="dim"), id="greedy-note")
+            yield Static(
+                Text("addition: greedy decoding, exactly n+1 digits; no sampling settings", style="dim"),
+                id="greedy-note",
+            )
             for field, label, value, kind in (
                 ("temperature", "temp", defaults.temperature, "number"),
                 ("top_k", "top-k", defaults.top_k, "integer"),
@@ -118,7 +131,9 @@ class SampleConsole(Vertical):
             ):
                 yield Label(label)
                 yield Input(str(value), type=kind, id=field, compact=True, classes="setting")
-        yield Select([("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True)
+        yield Select(
+            [("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True
+        )
         yield Input(placeholder="prompt, enter samples (addition: 23+58); esc back to the dashboard", id="prompt")
 
     def on_mount(self) -> None:
@@ -131,7 +146,8 @@ class SampleConsole(Vertical):
             widget.display = not addition
 
     def show_checkpoints(self, visible: bool, available: list[str]) -> None:
-        """Only a finished run samples from a checkpoint (`available`: "best", "last"); a live one uses the training model."""
+        """Only a finished run samples from a checkpoint (`available`: "best", "last"); a live one uses the training
+        model."""
         select = self.query_one("#checkpoint", Select)
         select.display = visible and bool(available)
         if available and available != self._available:

@@ -26,7 +26,11 @@ class SystemPane(Static):
     def show(self, state: RunState) -> None:
         e = state.system
         if e is None:
-            why = "this run's events hold no system readings" if state.is_over else "the trainer reports every few seconds"
+            why = (
+                "this run's events hold no system readings"
+                if state.is_over
+                else "the trainer reports every few seconds"
+            )
             self.update(Text(f"no readings yet: {why}", style="dim"), layout=False)
             return
         rows = [
@@ -38,7 +42,11 @@ class SystemPane(Static):
             rows += [
                 (f"GPU {gpu['index']}", gpu.get("name") or units.DASH),
                 ("  util", number_or_dash(gpu.get("util_percent"), "{}%")),
-                ("  memory", f"{number_or_dash(gpu.get('mem_used_gb'), '{:.1f}')} / {number_or_dash(gpu.get('mem_total_gb'), '{:.1f}')} GB"),
+                (
+                    "  memory",
+                    f"{number_or_dash(gpu.get('mem_used_gb'), '{:.1f}')} / "
+                    f"{number_or_dash(gpu.get('mem_total_gb'), '{:.1f}')} GB",
+                ),
                 ("  power", number_or_dash(gpu.get("power_w"), "{} W")),
                 ("  temp", number_or_dash(gpu.get("temp_c"), "{} °C")),
             ]

@@ -19,7 +19,8 @@ def describe(event: dict) -> Text | None:
     if kind == "run_started":
         return Text(
             f"run started: {format_count(event['params'])} params on {event.get('device_name') or event['device']}"
-            f" ({event['dtype']}, compile {'on' if event['compile'] else 'off'}), {event['tokens_per_step']:,} tokens/step"
+            f" ({event['dtype']}, compile {'on' if event['compile'] else 'off'}), "
+            f"{event['tokens_per_step']:,} tokens/step"
         )
     if kind == "status":
         return Text(f"status: {event['state']}", style="dim")

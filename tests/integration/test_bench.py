@@ -7,8 +7,20 @@ import sys
 
 def test_tiny_bench_writes_results_and_raw_log(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "bench", "shakespeare-char", "addition", "--tiny", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "bench",
+            "shakespeare-char",
+            "addition",
+            "--tiny",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     [result_file] = tmp_path.glob("*-tiny.json")

@@ -2,7 +2,7 @@
 
 Everything on screen is derived from event fields and timestamps, so a
 recorded events.jsonl always renders the same frame. Update after an intended
-change with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at
+change with `pytest tests/unit/test_tui_snapshots.py --snapshot-update` and look at
 the SVGs.
 """
 
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from screen_text import until
 
 from workbench.tui.app import GPTBenchApp
 from workbench.tui.screens import picker as picker_module
@@ -23,7 +24,7 @@ from workbench.tui.screens.runs import RunsScreen
 from workbench.tui.widgets.metric_plot import MetricPlot
 from workbench.tui.widgets.runs_table import RunsTable
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "runs"
 
 
 @pytest.fixture
@@ -34,18 +35,13 @@ def runs(tmp_path, monkeypatch):
     monkeypatch.setenv("GPTBENCH_RUNS", "runs")
     monkeypatch.setenv("TZ", "UTC")  # the runs table shows local start times
     time.tzset()
-    monkeypatch.setattr(picker_module, "guess_device_kind", lambda: "cpu")  # the picker's estimate: not this machine's device
+    monkeypatch.setattr(
+        picker_module, "guess_device_kind", lambda: "cpu"
+    )  # the picker's estimate: not this machine's device
     monkeypatch.delenv("NO_COLOR", raising=False)
     yield Path("runs")
     monkeypatch.undo()
     time.tzset()
-
-
-async def until(pilot, condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the app did not get there in time"
-        await pilot.pause(0.05)
 
 
 async def run_loaded(pilot):
@@ -106,7 +102,13 @@ def test_runs_table(runs, snap_compare):
     async def listed(pilot):
         await until(pilot, lambda: pilot.app.screen.current == "addition")
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and any(t.row_count == 3 for t in pilot.app.screen.query(RunsTable)))
+        await until(
+            pilot,
+            lambda: (
+                isinstance(pilot.app.screen, RunsScreen)
+                and any(t.row_count == 3 for t in pilot.app.screen.query(RunsTable))
+            ),
+        )
 
     assert snap_compare(GPTBenchApp(), run_before=listed)
 
@@ -114,7 +116,9 @@ def test_runs_table(runs, snap_compare):
 async def compared(pilot):
     app = pilot.app
     app.compare_runs([Path("runs") / "addition-completed", Path("runs") / "addition-lr1e-3"])
-    await until(pilot, lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot)))
+    await until(
+        pilot, lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot))
+    )
     await pilot.pause(0.1)
 
 
@@ -147,9 +151,26 @@ def test_help_screen(runs, snap_compare):
 
 def test_system_pane(runs, snap_compare):
     """200x50: stats, plots, log and the system pane (from a recorded system event, a GPU in it)."""
-    system = {"event": "system", "t": 1.0, "cpu_percent": 97, "cpu_count": 2, "ram_used_gb": 5.1, "ram_total_gb": 23.4,
-              "rss_gb": 0.41, "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "util_percent": 87, "mem_used_gb": 40.2,
-                                        "mem_total_gb": 79.6, "power_w": 512, "temp_c": 61}]}
+    system = {
+        "event": "system",
+        "t": 1.0,
+        "cpu_percent": 97,
+        "cpu_count": 2,
+        "ram_used_gb": 5.1,
+        "ram_total_gb": 23.4,
+        "rss_gb": 0.41,
+        "gpus": [
+            {
+                "index": 0,
+                "name": "NVIDIA H100 80GB HBM3",
+                "util_percent": 87,
+                "mem_used_gb": 40.2,
+                "mem_total_gb": 79.6,
+                "power_w": 512,
+                "temp_c": 61,
+            }
+        ],
+    }
     with open(runs / "addition-lr1e-3" / "events.jsonl", "a") as f:
         f.write(json.dumps(system) + "\n")
 

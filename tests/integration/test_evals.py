@@ -5,37 +5,40 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from command_line import gptbench
 from torch.nn import functional as F
 
 from workbench.config import Config, ModelConfig
+from workbench.data.hf_tokenizer import write_hf_tokenizer
+from workbench.data.tokenizers import GPT2Tokenizer
 from workbench.engine import checkpoint
-from workbench.engine.hf_tokenizer import write_hf_tokenizer
 from workbench.engine.model import GPT
 from workbench.engine.tasks.hellaswag import HellaSwag
 from workbench.engine.tasks.perplexity import Perplexity
-from workbench.engine.tokenizers import GPT2Tokenizer
 
 transformers = pytest.importorskip("transformers")
 
 BLOCK = 48  # short enough that the long example below is cut from the left
 
 
-def gptbench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def hf_model():
     """A tiny GPT-2 with random weights, built locally: no download."""
     config = transformers.GPT2Config(
-        n_layer=2, n_head=2, n_embd=32, n_positions=BLOCK, vocab_size=50257, activation_function="gelu_new",
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="eager",
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        n_positions=BLOCK,
+        vocab_size=50257,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        attn_implementation="eager",
     )
     torch.manual_seed(0)
     return transformers.GPT2LMHeadModel(config).eval()
@@ -62,9 +65,23 @@ def hellaswag_file(tmp_path_factory, cache_dir):
         for i in range(24):
             ctx = " ".join(rng.sample(lines, 12 if i == 5 else 1))  # example 5: longer than block_size
             endings = [rng.choice(lines)[: rng.randint(10, 60)] for _ in range(4)]
-            f.write(json.dumps({"ind": i, "activity_label": "Shakespeare", "ctx_a": ctx, "ctx_b": "", "ctx": ctx,
-                                "split": "val", "split_type": "indomain", "label": rng.randrange(4), "endings": endings,
-                                "source_id": f"test~{i}"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "ind": i,
+                        "activity_label": "Shakespeare",
+                        "ctx_a": ctx,
+                        "ctx_b": "",
+                        "ctx": ctx,
+                        "split": "val",
+                        "split_type": "indomain",
+                        "label": rng.randrange(4),
+                        "endings": endings,
+                        "source_id": f"test~{i}",
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -90,7 +107,9 @@ def reference_hellaswag(hf_model, path) -> list[tuple[bool, bool]]:
             logits = hf_model(input_ids=tokens).logits
         shift_logits = logits[..., :-1, :].contiguous()
         shift_tokens = tokens[..., 1:].contiguous()
-        shift_losses = F.cross_entropy(shift_logits.view(-1, shift_logits.size(-1)), shift_tokens.view(-1), reduction="none")
+        shift_losses = F.cross_entropy(
+            shift_logits.view(-1, shift_logits.size(-1)), shift_tokens.view(-1), reduction="none"
+        )
         shift_losses = shift_losses.view(tokens.size(0), -1)
         shift_mask = mask[..., 1:].contiguous()
         sum_loss = (shift_losses * shift_mask).sum(dim=1)
@@ -108,10 +127,16 @@ def test_hellaswag_scores_every_example_as_build_nanogpt_does(hf_model, our_mode
     for line, (right_sum, right_norm) in zip(lines, reference):
         one = tmp_path / "one.jsonl"
         one.write_text(line + "\n", encoding="utf-8")
-        assert HellaSwag(GPT2Tokenizer(), one).evaluate(our_model) == {"hellaswag_acc_norm": float(right_norm), "hellaswag_acc": float(right_sum)}
+        assert HellaSwag(GPT2Tokenizer(), one).evaluate(our_model) == {
+            "hellaswag_acc_norm": float(right_norm),
+            "hellaswag_acc": float(right_sum),
+        }
     # ...and all together (several examples per forward pass, padded to the longest), the same counts.
     metrics = HellaSwag(GPT2Tokenizer(), hellaswag_file).evaluate(our_model)
-    assert metrics == {"hellaswag_acc_norm": sum(r[1] for r in reference) / 24, "hellaswag_acc": sum(r[0] for r in reference) / 24}
+    assert metrics == {
+        "hellaswag_acc_norm": sum(r[1] for r in reference) / 24,
+        "hellaswag_acc": sum(r[0] for r in reference) / 24,
+    }
     assert {r[0] for r in reference} == {True, False} and {r[1] for r in reference} == {True, False}
     assert [r[0] for r in reference] != [r[1] for r in reference]  # summed and mean loss disagree somewhere
 
@@ -123,7 +148,7 @@ def test_perplexity_matches_transformers(hf_model, our_model, tmp_path, cache_di
     ids = torch.tensor(GPT2Tokenizer().encode(text))
     nats, count = 0.0, 0
     for start in range(0, len(ids) - 1, BLOCK):  # consecutive windows; every token but the first predicted once
-        x, y = ids[start:start + BLOCK][None], ids[start + 1:start + BLOCK + 1][None]
+        x, y = ids[start : start + BLOCK][None], ids[start + 1 : start + BLOCK + 1][None]
         x = x[:, : y.size(1)]
         with torch.no_grad():
             logits = hf_model(input_ids=x).logits
@@ -145,8 +170,16 @@ def write_run(run_dir, model: GPT) -> None:
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
     GPT2Tokenizer().save(run_dir)
-    checkpoint.save_atomic({"format": checkpoint.FORMAT_VERSION, "model": model.state_dict(), "config": cfg.to_dict(),
-                            "step": 7, "best_val_loss": None}, run_dir / "best.pt")
+    checkpoint.save_atomic(
+        {
+            "format": checkpoint.FORMAT_VERSION,
+            "model": model.state_dict(),
+            "config": cfg.to_dict(),
+            "step": 7,
+            "best_val_loss": None,
+        },
+        run_dir / "best.pt",
+    )
 
 
 def test_gptbench_eval_on_a_run_and_on_a_hugging_face_folder(hf_model, our_model, hellaswag_file, tmp_path):
@@ -156,8 +189,13 @@ def test_gptbench_eval_on_a_run_and_on_a_hugging_face_folder(hf_model, our_model
     out = gptbench("eval", str(run_dir), "--task", "hellaswag", "--data", str(hellaswag_file), "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads(out.stdout)
-    assert result["event"] == "eval" and result["task"] == "hellaswag" and result["examples"] == 24 and result["step"] == 7
-    assert result["metrics"] == {"hellaswag_acc_norm": sum(r[1] for r in reference) / 24, "hellaswag_acc": sum(r[0] for r in reference) / 24}
+    assert (
+        result["event"] == "eval" and result["task"] == "hellaswag" and result["examples"] == 24 and result["step"] == 7
+    )
+    assert result["metrics"] == {
+        "hellaswag_acc_norm": sum(r[1] for r in reference) / 24,
+        "hellaswag_acc": sum(r[0] for r in reference) / 24,
+    }
 
     # The same weights as a Hugging Face folder: pretrained sources are scored the same way.
     hf_folder = tmp_path / "hf"
@@ -169,7 +207,12 @@ def test_gptbench_eval_on_a_run_and_on_a_hugging_face_folder(hf_model, our_model
 
     out = gptbench("eval", str(run_dir), "--task", "ppl", "--limit", "3")  # tiny Shakespeare, 3 windows
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "ppl |" in out.stdout and "3 examples" in out.stdout and "ppl_loss" in out.stdout and "best.pt (step 7)" in out.stdout
+    assert (
+        "ppl |" in out.stdout
+        and "3 examples" in out.stdout
+        and "ppl_loss" in out.stdout
+        and "best.pt (step 7)" in out.stdout
+    )
 
     for args, words in [
         (["--task", "addition"], ["--task addition", "hint:"]),
@@ -202,8 +245,9 @@ def _score_my_share(rank: int, world_size: int, init_file: str, state: dict, pat
         model = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=BLOCK, vocab_size=50257, bias=True))
         model.load_state_dict(state)
         scored = []
-        metrics = HellaSwag(GPT2Tokenizer(), Path(path)).evaluate(model, limit=23, rank=rank, world_size=world_size,
-                                                                  progress=lambda done, total: scored.append(total))
+        metrics = HellaSwag(GPT2Tokenizer(), Path(path)).evaluate(
+            model, limit=23, rank=rank, world_size=world_size, progress=lambda done, total: scored.append(total)
+        )
         Path(f"{out}.{rank}").write_text(json.dumps([metrics, scored[-1]]))
     finally:
         torch.distributed.destroy_process_group()
@@ -212,5 +256,12 @@ def _score_my_share(rank: int, world_size: int, init_file: str, state: dict, pat
 def test_under_ddp_each_rank_scores_its_share_and_the_counts_add_up(our_model, hellaswag_file, tmp_path):
     single = HellaSwag(GPT2Tokenizer(), hellaswag_file).evaluate(our_model, limit=23)
     out = tmp_path / "metrics"
-    torch.multiprocessing.spawn(_score_my_share, args=(2, str(tmp_path / "init"), our_model.state_dict(), str(hellaswag_file), str(out)), nprocs=2)
-    assert [json.loads(Path(f"{out}.{r}").read_text()) for r in range(2)] == [[single, 12], [single, 11]]  # 23 examples: 12 + 11
+    torch.multiprocessing.spawn(
+        _score_my_share,
+        args=(2, str(tmp_path / "init"), our_model.state_dict(), str(hellaswag_file), str(out)),
+        nprocs=2,
+    )
+    assert [json.loads(Path(f"{out}.{r}").read_text()) for r in range(2)] == [
+        [single, 12],
+        [single, 11],
+    ]  # 23 examples: 12 + 11

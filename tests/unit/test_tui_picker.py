@@ -32,7 +32,9 @@ async def picker_app():
     app = GPTBenchApp()
     launches = Launches(app)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, PickerScreen) and app.screen.current == "addition", "the presets")
+        await until(
+            pilot, lambda: isinstance(app.screen, PickerScreen) and app.screen.current == "addition", "the presets"
+        )
         yield pilot, app.screen, launches
 
 

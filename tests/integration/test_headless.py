@@ -10,21 +10,23 @@ import sys
 import time
 
 import pytest
+from command_line import gptbench
 
 from workbench.launcher import TrainerProcess, trainer_command
 from workbench.runs import read_events, summarize
 
 # A char-level model small enough to train in a second or two.
 TINY_CHAR = [
-    "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "train.batch_size=8",
-    "train.eval_steps=2", "train.log_every=5", "train.warmup_steps=0", "train.lr=3e-3",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.block_size=32",
+    "train.batch_size=8",
+    "train.eval_steps=2",
+    "train.log_every=5",
+    "train.warmup_steps=0",
+    "train.lr=3e-3",
 ]
-
-
-def gptbench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def sets(overrides: list[str]) -> list[str]:
@@ -54,8 +56,14 @@ def test_addition_preset_reaches_100_percent(tmp_path):
 
 def test_shakespeare_char_trains_samples_and_rejects_unknown_characters(tmp_path):
     run_dir = tmp_path / "shk"
-    out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir),
-                   *sets(TINY_CHAR + ["train.max_steps=40", "train.eval_every=20"]))
+    out = gptbench(
+        "run",
+        "shakespeare-char",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        *sets(TINY_CHAR + ["train.max_steps=40", "train.eval_every=20"]),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     events = read_events(run_dir)
     started = of_kind(events, "run_started")[0]
@@ -63,7 +71,14 @@ def test_shakespeare_char_trains_samples_and_rejects_unknown_characters(tmp_path
     assert started["config"]["model"]["vocab_size"] == 65
     losses = [e["loss"] for e in of_kind(events, "step")]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.4  # it learns
-    assert {p.name for p in run_dir.iterdir()} >= {"config.json", "meta.json", "events.jsonl", "tokenizer.json", "last.pt", "best.pt"}
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "config.json",
+        "meta.json",
+        "events.jsonl",
+        "tokenizer.json",
+        "last.pt",
+        "best.pt",
+    }
     assert not (run_dir / "control.fifo").exists()  # gone once the trainer ends
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["seed"] == 1337 and meta["torch"]
@@ -79,14 +94,28 @@ def test_shakespeare_char_trains_samples_and_rejects_unknown_characters(tmp_path
 
 def test_gpt2_preset_runs_two_steps_on_cpu(tmp_path):
     run_dir = tmp_path / "gpt2"
-    tiny = ["profile=shakespeare", "train.max_steps=2", "model.n_layer=2", "model.n_head=2", "model.n_embd=64", "model.block_size=64",
-            "train.batch_size=2", "train.tokens_per_step=256", "train.eval_steps=1", "train.log_every=1"]
+    tiny = [
+        "profile=shakespeare",
+        "train.max_steps=2",
+        "model.n_layer=2",
+        "model.n_head=2",
+        "model.n_embd=64",
+        "model.block_size=64",
+        "train.batch_size=2",
+        "train.tokens_per_step=256",
+        "train.eval_steps=1",
+        "train.log_every=1",
+    ]
     out = gptbench("run", "gpt2-124m", "--headless", "--json", "--run-dir", str(run_dir), *sets(tiny), timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     printed = [json.loads(line) for line in out.stdout.splitlines()]
     assert printed == read_events(run_dir)  # --json prints exactly the event log
     started = of_kind(printed, "run_started")[0]
-    assert started["tokens_per_step"] == 256 and started["grad_accum"] == 2 and started["config"]["model"]["vocab_size"] == 50257
+    assert (
+        started["tokens_per_step"] == 256
+        and started["grad_accum"] == 2
+        and started["config"]["model"]["vocab_size"] == 50257
+    )
     assert [e["step"] for e in of_kind(printed, "step")] == [1, 2]
 
 
@@ -97,8 +126,18 @@ def test_resume_continues_exactly(tmp_path):
     # a constant learning rate, so the schedule does not depend on max_steps
     common = TINY_CHAR + ["model.dropout=0.1", "train.min_lr=3e-3", "train.eval_every=1000", "train.log_every=5"]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(common + ["train.max_steps=60"])).returncode == 0
-    assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(split), *sets(common + ["train.max_steps=30"])).returncode == 0
+    assert (
+        gptbench(
+            "run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(common + ["train.max_steps=60"])
+        ).returncode
+        == 0
+    )
+    assert (
+        gptbench(
+            "run", "shakespeare-char", "--headless", "--run-dir", str(split), *sets(common + ["train.max_steps=30"])
+        ).returncode
+        == 0
+    )
     again = gptbench("run", "--headless", "--resume", str(split), *sets(["train.max_steps=60"]))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resumed at step 30" in again.stdout
@@ -115,9 +154,21 @@ def test_resume_continues_exactly(tmp_path):
 def test_ctrl_c_checkpoints_and_exits_130(tmp_path):
     run_dir = tmp_path / "stopme"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir),
-         *sets(TINY_CHAR + ["train.max_steps=100000"])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--run-dir",
+            str(run_dir),
+            *sets(TINY_CHAR + ["train.max_steps=100000"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     deadline = time.time() + 60
     while not of_kind(read_events(run_dir), "step"):
@@ -175,11 +226,22 @@ def test_live_commands_pause_sample_checkpoint_stop(tmp_path):
 
 def test_two_process_ddp_matches_one_process(tmp_path):
     """torchrun, 2 CPU processes with gloo == 1 process with the same global batch."""
-    common = ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "train.batch_size=16", "train.tokens_per_step=192",
-              "train.max_steps=20", "train.log_every=5", "train.eval_every=1000", "train.warmup_steps=0"]
+    common = [
+        "model.n_layer=2",
+        "model.n_head=2",
+        "model.n_embd=32",
+        "train.batch_size=16",
+        "train.tokens_per_step=192",
+        "train.max_steps=20",
+        "train.log_every=5",
+        "train.eval_every=1000",
+        "train.warmup_steps=0",
+    ]
     one, two = tmp_path / "one", tmp_path / "two"
     r1 = gptbench("run", "addition", "--headless", "--run-dir", str(one), *sets(common))
-    r2 = gptbench("run", "addition", "--headless", "--run-dir", str(two), "--nproc-per-node", "2", *sets(common), timeout=300)
+    r2 = gptbench(
+        "run", "addition", "--headless", "--run-dir", str(two), "--nproc-per-node", "2", *sets(common), timeout=300
+    )
     assert r1.returncode == 0, r1.stdout + r1.stderr
     assert r2.returncode == 0, r2.stdout + r2.stderr
     e1, e2 = read_events(one), read_events(two)
@@ -199,14 +261,21 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         (["run", "shakespear", "--headless"], ["Unknown preset", "shakespeare-char"]),
         (["run", "addition", "--headless", "--set", "train.bach_size=3"], ["train.bach_size", "train.batch_size"]),
         (["run", "addition", "--headless", "--set", "model.n_head=5"], ["not divisible", "n_head=5"]),
-        (["run", "shakespeare-char", "--headless", "--set", "data.path=/no/such/file.txt"], ["/no/such/file.txt", "data.path"]),
+        (
+            ["run", "shakespeare-char", "--headless", "--set", "data.path=/no/such/file.txt"],
+            ["/no/such/file.txt", "data.path"],
+        ),
         (["run", "shakespeare-char", "--headless", "--set", "model.block_size=5000000"], ["block_size", "5000000"]),
         (["run", "--headless", "--resume", "/tmp"], ["not a run directory"]),
         (["sample", "/nonexistent/run", "--prompt", "x"], ["does not exist"]),
     ],
 )
 def test_bad_input_gets_one_sentence_and_a_hint(args, words, tmp_path):
-    out = gptbench(*args, "--run-dir", str(tmp_path / "r")) if args[0] == "run" and "--resume" not in args else gptbench(*args)
+    out = (
+        gptbench(*args, "--run-dir", str(tmp_path / "r"))
+        if args[0] == "run" and "--resume" not in args
+        else gptbench(*args)
+    )
     text = out.stdout + out.stderr
     assert out.returncode == 2, text
     assert "hint:" in text and "Traceback" not in text
@@ -219,9 +288,20 @@ def test_nan_keeps_the_last_good_checkpoint(tmp_path):
 
     run_dir = tmp_path / "nan"
     base = TINY_CHAR + ["train.eval_every=1000"]
-    assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(base + ["train.max_steps=10"])).returncode == 0
+    assert (
+        gptbench(
+            "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(base + ["train.max_steps=10"])
+        ).returncode
+        == 0
+    )
     good = torch.load(run_dir / "last.pt", weights_only=True)
-    out = gptbench("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=40", "train.lr=1e30", "train.min_lr=1e30", "train.grad_clip=0"]))
+    out = gptbench(
+        "run",
+        "--headless",
+        "--resume",
+        str(run_dir),
+        *sets(["train.max_steps=40", "train.lr=1e30", "train.min_lr=1e30", "train.grad_clip=0"]),
+    )
     assert out.returncode == 1 and "NaN" in out.stdout and "hint:" in out.stdout
     after = torch.load(run_dir / "last.pt", weights_only=True)
     assert after["step"] == good["step"] == 10

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from screen_text import visible_text
 from screen_text import until as wait_until
+from screen_text import visible_text
 
 from workbench.control import is_live, send_command
 from workbench.runs import BEST_CKPT, LAST_CKPT, read_events
@@ -28,7 +28,7 @@ from workbench.tui.widgets.sample_console import SampleConsole
 
 TINY = ["train.eval_every=100", "train.log_every=10"]
 LONG = [*TINY, "train.max_steps=5000"]  # stopped by each test long before the end
-SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
+SHARED_TEXT = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +128,11 @@ async def test_launch_watch_talk_control_and_stop(runs, stray_trainers):
         await pilot.press("p")
         await until(pilot, lambda: screen.state.step > paused_at, "training again")
         await pilot.press("c")
-        await until(pilot, lambda: screen.state.last_checkpoint and screen.state.last_checkpoint["step"] > paused_at, "a checkpoint")
+        await until(
+            pilot,
+            lambda: screen.state.last_checkpoint and screen.state.last_checkpoint["step"] > paused_at,
+            "a checkpoint",
+        )
 
         await pilot.press("s")
         await until(pilot, lambda: not screen.trainer_running, "the trainer to exit")
@@ -178,7 +182,9 @@ async def test_a_killed_trainer_shows_the_crash_and_resumes(runs, stray_trainers
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await launched_addition(app, pilot)
         stray_trainers.append(screen.link.process)
-        await until(pilot, lambda: screen.state.last_checkpoint and screen.state.step >= 110, "a checkpoint and more steps")
+        await until(
+            pilot, lambda: screen.state.last_checkpoint and screen.state.step >= 110, "a checkpoint and more steps"
+        )
         screen.link.process.process.kill()
         await until(pilot, lambda: screen.state.crash is not None, "the crash")
         text = await frame(pilot, screen)
@@ -188,7 +194,9 @@ async def test_a_killed_trainer_shows_the_crash_and_resumes(runs, stray_trainers
         elapsed_then = screen.state.elapsed_s
 
         await pilot.press("R")
-        await until(pilot, lambda: screen.state.status == "training" and screen.state.step > resume_step, "the resumed run")
+        await until(
+            pilot, lambda: screen.state.status == "training" and screen.state.step > resume_step, "the resumed run"
+        )
         stray_trainers.append(screen.link.process)
         assert screen.state.started["resumed_from"] == resume_step
         times = screen.state.series["loss"].times
@@ -266,7 +274,9 @@ async def test_commands_show_as_requested_and_a_stop_that_hangs_is_offered_a_kil
 async def test_talk_samples_from_last_pt_when_there_is_no_best_pt(runs, stray_trainers):
     app = GPTBenchApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await launched_addition(app, pilot, ["train.eval_every=5000", "train.log_every=10", "train.max_steps=5000"])
+        screen = await launched_addition(
+            app, pilot, ["train.eval_every=5000", "train.log_every=10", "train.max_steps=5000"]
+        )
         stray_trainers.append(screen.link.process)
         await training(pilot, screen, steps=2)
         await pilot.press("s")
@@ -283,8 +293,14 @@ async def test_talk_samples_from_last_pt_when_there_is_no_best_pt(runs, stray_tr
 @pytest.mark.skipif(not SHARED_TEXT.exists(), reason="needs ../shared/data/tinyshakespeare")
 async def test_escape_cancels_a_live_sample_at_once(runs, stray_trainers):
     tiny_text_model = [
-        "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=64", "train.batch_size=4",
-        "train.device=cpu", f"data.path={SHARED_TEXT}", *LONG,
+        "model.n_layer=1",
+        "model.n_head=2",
+        "model.n_embd=32",
+        "model.block_size=64",
+        "train.batch_size=4",
+        "train.device=cpu",
+        f"data.path={SHARED_TEXT}",
+        *LONG,
     ]
     app = GPTBenchApp()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -297,14 +313,20 @@ async def test_escape_cancels_a_live_sample_at_once(runs, stray_trainers):
         console = screen.query_one(SampleConsole)
         console.query_one("#max_new_tokens").value = "3000"
         await pilot.press(*"ROMEO:", "enter")
-        await until(pilot, lambda: console.streaming_id and console._exchanges[console.streaming_id].text, "the first piece")
+        await until(
+            pilot, lambda: console.streaming_id and console._exchanges[console.streaming_id].text, "the first piece"
+        )
         sample_id = console.streaming_id
         await pilot.press("escape")
         exchange = console._exchanges[sample_id]
         shown = exchange.text
         assert exchange.cancelled and console.streaming_id is None and "(cancelled)" in visible_text(app)
         # Whatever the trainer still sends for it (today: the rest of the sample) is not shown.
-        await until(pilot, lambda: any(e.get("id") == sample_id and e.get("done") for e in events_of(screen.run_dir, "sample")), "the trainer to end the sample")
+        await until(
+            pilot,
+            lambda: any(e.get("id") == sample_id and e.get("done") for e in events_of(screen.run_dir, "sample")),
+            "the trainer to end the sample",
+        )
         await pilot.pause(0.3)
         assert exchange.text == shown and exchange.final is None
         await pilot.press("escape")  # nothing streams: back to the dashboard

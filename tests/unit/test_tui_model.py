@@ -8,15 +8,15 @@ import pytest
 
 from workbench.config import ConfigError
 from workbench.runs import read_events
+from workbench.tui.config_values import changed_keys, differing_keys, flat_values, preset_values
 from workbench.tui.frame_pacer import FramePacer
 from workbench.tui.messages import EventBatch, OutputArrived
-from workbench.tui.run_state import RunState, Series
-from workbench.tui.config_values import changed_keys, differing_keys, flat_values, preset_values
 from workbench.tui.plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
 from workbench.tui.plot_options import PlotOptions
+from workbench.tui.run_state import RunState, Series
 from workbench.tui.widgets.sample_console import NO_TOP_K, SampleSettings, parse_settings
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "runs"
 
 
 def replay(name: str) -> RunState:
@@ -137,20 +137,35 @@ def test_a_stopped_run_says_stopped_not_finished():
     state = replay("addition-completed")
     assert state.badge == "completed"
     stopped = RunState(FIXTURES / "addition-completed")
-    feed(stopped, {"event": "run_finished", "reason": "stopped", "step": 40, "best_val_loss": None, "metrics": {}, "t": 1.0},
-         {"event": "status", "state": "finished", "t": 1.0})
+    feed(
+        stopped,
+        {"event": "run_finished", "reason": "stopped", "step": 40, "best_val_loss": None, "metrics": {}, "t": 1.0},
+        {"event": "status", "state": "finished", "t": 1.0},
+    )
     assert stopped.badge == "stopped"
 
 
 def step(n: int, elapsed: float, t: float) -> dict:
-    return {"event": "step", "step": n, "loss": 1.0, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_sec": 100.0, "mfu": None, "elapsed_s": elapsed, "t": t}
+    return {
+        "event": "step",
+        "step": n,
+        "loss": 1.0,
+        "lr": 1e-3,
+        "grad_norm": 1.0,
+        "tokens_per_sec": 100.0,
+        "mfu": None,
+        "elapsed_s": elapsed,
+        "t": t,
+    }
 
 
 def test_eta_goes_at_the_pace_of_active_time(tmp_path):
     state = RunState(tmp_path)
     state.config = {"train": {"max_steps": 100}}
     feed(state, {**step(10, 10.0, 110.0), "active_s": 10.0})
-    feed(state, {"event": "status", "state": "paused", "t": 110.0}, {"event": "status", "state": "training", "t": 170.0})
+    feed(
+        state, {"event": "status", "state": "paused", "t": 110.0}, {"event": "status", "state": "training", "t": 170.0}
+    )
     # 90 s of wall time for 10 steps, 80 of them paused or sampling: the trainer's active time says 10 s.
     feed(state, {**step(20, 100.0, 200.0), "active_s": 20.0})
     assert state.eta_s == pytest.approx(80 * 1.0)
@@ -169,7 +184,19 @@ def test_malformed_events_are_counted_not_fatal(tmp_path):
 def test_system_and_task_metrics_are_kept():
     state = replay("addition-completed")
     assert set(state.task_series) == {"accuracy", "accuracy_all"} and len(state.task_series["accuracy"]) == 3
-    feed(state, {"event": "system", "cpu_percent": 97, "cpu_count": 2, "ram_used_gb": 3.0, "ram_total_gb": 24.0, "rss_gb": 0.4, "gpus": [], "t": 1.0})
+    feed(
+        state,
+        {
+            "event": "system",
+            "cpu_percent": 97,
+            "cpu_count": 2,
+            "ram_used_gb": 3.0,
+            "ram_total_gb": 24.0,
+            "rss_gb": 0.4,
+            "gpus": [],
+            "t": 1.0,
+        },
+    )
     assert state.system["cpu_percent"] == 97
 
 
@@ -205,7 +232,10 @@ class FakeTarget:
 def test_event_batch_posts_once_per_burst():
     target = FakeTarget()
     batch = EventBatch(target, "trainer")
-    threads = [threading.Thread(target=lambda: [batch.add_event({"event": "step", "step": i}) for i in range(500)]) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [batch.add_event({"event": "step", "step": i}) for i in range(500)])
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -220,7 +250,9 @@ def test_event_batch_posts_once_per_burst():
 
 def test_frame_pacer_keeps_the_app_within_its_cpu_budget():
     wall, cpu = [0.0], [0.0]
-    pacer = FramePacer(budget=0.02, min_interval_s=0.5, max_interval_s=5.0, clock=lambda: wall[0], cpu_clock=lambda: cpu[0])
+    pacer = FramePacer(
+        budget=0.02, min_interval_s=0.5, max_interval_s=5.0, clock=lambda: wall[0], cpu_clock=lambda: cpu[0]
+    )
     wall[0] = 0.4
     assert not pacer.frame_due()  # too soon
     wall[0] = 1.0

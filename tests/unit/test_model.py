@@ -22,9 +22,17 @@ def greedy(model, idx, n, **kwargs):
 def test_matches_huggingface_gpt2():
     transformers = pytest.importorskip("transformers")
     hf_config = transformers.GPT2Config(
-        n_layer=2, n_head=4, n_embd=64, n_positions=32, vocab_size=100,
-        activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=None, eos_token_id=None,  # GPT-2's 50256 is outside this tiny vocab
+        n_layer=2,
+        n_head=4,
+        n_embd=64,
+        n_positions=32,
+        vocab_size=100,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,  # GPT-2's 50256 is outside this tiny vocab
         attn_implementation="eager",  # the plain softmax(QK^T)V reference
     )
     torch.manual_seed(0)
@@ -45,8 +53,9 @@ def test_matches_huggingface_gpt2():
 
 def test_hf_load_rejects_a_shape_mismatch():
     transformers = pytest.importorskip("transformers")
-    hf_config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=16, vocab_size=70,
-                                        bos_token_id=None, eos_token_id=None)
+    hf_config = transformers.GPT2Config(
+        n_layer=2, n_head=2, n_embd=32, n_positions=16, vocab_size=70, bos_token_id=None, eos_token_id=None
+    )
     hf = transformers.GPT2LMHeadModel(hf_config)
     with pytest.raises(ValueError, match="transformer.wpe.weight"):
         tiny_model(block_size=8).load_hf_gpt2_state_dict(hf.state_dict())

@@ -1,4 +1,5 @@
-"""What the app shows on recorded runs (no training): help, plots, config, system, compare, small terminals, corrupt runs."""
+"""What the app shows on recorded runs (no training): help, plots, config, system, compare, small terminals,
+corrupt runs."""
 
 import json
 import re
@@ -18,10 +19,17 @@ from workbench.tui.screens.runs import RunsScreen
 from workbench.tui.widgets.metric_plot import MetricPlot
 from workbench.tui.widgets.runs_table import RunsTable
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "runs"
 SYSTEM_EVENT = {
-    "event": "system", "t": 1.0, "cpu_percent": 97, "cpu_count": 2, "ram_used_gb": 5.1, "ram_total_gb": 23.4, "rss_gb": 0.41,
-    "gpus": [], "gpu_note": "nvidia-ml-py is not installed",
+    "event": "system",
+    "t": 1.0,
+    "cpu_percent": 97,
+    "cpu_count": 2,
+    "ram_used_gb": 5.1,
+    "ram_total_gb": 23.4,
+    "rss_gb": 0.41,
+    "gpus": [],
+    "gpu_note": "nvidia-ml-py is not installed",
 }
 
 
@@ -33,7 +41,9 @@ def runs(tmp_path, monkeypatch) -> Path:
 
 
 async def replayed(pilot) -> RunScreen:
-    await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.state.finished, "the replay")
+    await until(
+        pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.state.finished, "the replay"
+    )
     return pilot.app.screen
 
 
@@ -67,7 +77,9 @@ async def test_plot_options_are_one_for_every_screen_and_show_in_the_titles(runs
         assert loss.border_title.endswith("· EMA 0.6")
         await pilot.press("g", "x")
         assert loss.border_title.endswith("· EMA 0.6 · log y · x=time")
-        assert screen.query_one("#plot-lr", MetricPlot).border_title == "learning rate · x=time"  # neither EMA nor log apply
+        assert (
+            screen.query_one("#plot-lr", MetricPlot).border_title == "learning rate · x=time"
+        )  # neither EMA nor log apply
         await pilot.press("z")
         assert loss.options.window == 50 and "last 50" in loss.border_title
         app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
@@ -91,7 +103,9 @@ async def test_the_value_cursor_reads_step_value_and_time(runs):
         assert loss.cursor_step == series.steps[-1]
         await pilot.press("left")
         assert loss.cursor_step == series.steps[-2] == 290
-        assert re.search(r"▸ step 290 · ─ \d\.\d+ \(raw \d\.\d+\) · • \d\.\d+ · 0:\d\d$", loss.border_title), loss.border_title
+        assert re.search(r"▸ step 290 · ─ \d\.\d+ \(raw \d\.\d+\) · • \d\.\d+ · 0:\d\d$", loss.border_title), (
+            loss.border_title
+        )
         await pilot.press("m")  # maximised, the cursor stays
         assert screen.maximized is loss
         await pilot.press("escape")  # the cursor goes first
@@ -157,7 +171,15 @@ async def test_compare_overlays_any_metric_and_lists_config_differences(runs):
         for _ in range(7):
             names.append(plot.metric.split(" (")[0])
             await pilot.press("n")
-        assert names == ["train loss", "val loss", "learning rate", "grad norm", "tokens/sec", "accuracy", "accuracy all"]
+        assert names == [
+            "train loss",
+            "val loss",
+            "learning rate",
+            "grad norm",
+            "tokens/sec",
+            "accuracy",
+            "accuracy all",
+        ]
         assert [len(c.series) for c in plot.curves] == [30, 30]  # back at train loss, both runs
 
 
@@ -175,14 +197,21 @@ async def test_corrupt_runs_cost_their_own_row_not_the_table(runs):
         f.write('{"event": "step", "loss": 1.0}\n')  # a step without a step
     headless = runs / "addition-no-start"
     headless.mkdir()
-    (headless / "events.jsonl").write_text('{"event": "step", "step": 10, "loss": 2.0, "lr": 0.001, "grad_norm": 1.0, "tokens_per_sec": 1.0, "mfu": null, "elapsed_s": 1.0, "t": 1.0}\n')
+    (headless / "events.jsonl").write_text(
+        '{"event": "step", "step": 10, "loss": 2.0, "lr": 0.001, "grad_norm": 1.0, "tokens_per_sec": 1.0, '
+        '"mfu": null, "elapsed_s": 1.0, "t": 1.0}\n'
+    )
     unreadable = runs / "addition-unreadable"
     unreadable.mkdir()
     (unreadable / "events.jsonl").write_text('{"event": "run_started", "config": [], "t": 1.0}\n')
     app = GPTBenchApp()
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and any(t.row_count == 6 for t in app.screen.query(RunsTable)), "every run")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, RunsScreen) and any(t.row_count == 6 for t in app.screen.query(RunsTable)),
+            "every run",
+        )
         table = app.screen.query_one(RunsTable)
         table.move_cursor(row=table.get_row_index(str(broken)))
         await pilot.press("enter")
@@ -194,7 +223,13 @@ async def test_corrupt_runs_cost_their_own_row_not_the_table(runs):
         assert visible_text(app).count("skipped a damaged line of events.jsonl") == 2
         await pilot.press("escape")
         app.open_run(headless)
-        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_dir == headless and app.screen.state.step == 10, "the run without run_started")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RunScreen) and app.screen.run_dir == headless and app.screen.state.step == 10
+            ),
+            "the run without run_started",
+        )
 
 
 async def test_undecodable_bytes_in_events_never_take_the_app_down(runs):
@@ -205,7 +240,10 @@ async def test_undecodable_bytes_in_events_never_take_the_app_down(runs):
         # The reader skips the bad line, or (decoding the file in chunks) fails on it and says so.
         await until(
             pilot,
-            lambda: isinstance(app.screen, RunScreen) and (app.screen.state.finished or "following events.jsonl failed" in visible_text(app)),
+            lambda: (
+                isinstance(app.screen, RunScreen)
+                and (app.screen.state.finished or "following events.jsonl failed" in visible_text(app))
+            ),
             "the replay, or the reader's failure on screen",
         )
         assert app.is_running and isinstance(app.screen, RunScreen) and app.screen.state.started

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 import torch
-
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
+
 from workbench.engine import checkpoint
 from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops
 from workbench.engine.micro_batch import candidates, largest_fitting
@@ -99,8 +99,17 @@ def test_bf16_is_decided_by_compute_capability():
 def test_evals_and_checkpoints_off_the_log_steps_keep_ddp_ranks_in_sync(tmp_path):
     """The repro: log every 5, eval every 7, checkpoint every 3 used to leave rank 0 in an all-reduce alone."""
     run_dir = tmp_path / "ddp"
-    out = gptbench("run", "addition", "--headless", "--run-dir", str(run_dir), "--nproc-per-node", "2",
-                   *sets(["train.max_steps=21", "train.log_every=5", "train.eval_every=7", "train.ckpt_every=3"]), timeout=300)
+    out = gptbench(
+        "run",
+        "addition",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        "--nproc-per-node",
+        "2",
+        *sets(["train.max_steps=21", "train.log_every=5", "train.eval_every=7", "train.ckpt_every=3"]),
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     events = read_events(run_dir)
     finished = of_kind(events, "run_finished")[-1]
@@ -115,11 +124,29 @@ def test_ddp_resume_with_dropout_is_exact(tmp_path):
     common = TINY_CHAR + ["model.dropout=0.1", "train.min_lr=3e-3", "train.eval_every=1000", "train.log_every=5"]
     runs = {}
     for name, steps in (("straight", 20), ("split", 10)):
-        out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(tmp_path / name), "--nproc-per-node", "2",
-                       *sets(common + [f"train.max_steps={steps}"]), timeout=300)
+        out = gptbench(
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--run-dir",
+            str(tmp_path / name),
+            "--nproc-per-node",
+            "2",
+            *sets(common + [f"train.max_steps={steps}"]),
+            timeout=300,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         runs[name] = tmp_path / name
-    out = gptbench("run", "--headless", "--resume", str(runs["split"]), "--nproc-per-node", "2", *sets(["train.max_steps=20"]), timeout=300)
+    out = gptbench(
+        "run",
+        "--headless",
+        "--resume",
+        str(runs["split"]),
+        "--nproc-per-node",
+        "2",
+        *sets(["train.max_steps=20"]),
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     losses = {name: {e["step"]: e["loss"] for e in of_kind(read_events(d), "step")} for name, d in runs.items()}
     assert losses["split"] == losses["straight"]
@@ -135,12 +162,35 @@ def free_port() -> int:
 def test_two_nodes_on_localhost_train_in_sync(tmp_path):
     """--nnodes 2 --node-rank R --rdzv-endpoint HOST:PORT, as on two machines (gloo)."""
     endpoint = f"127.0.0.1:{free_port()}"
-    common = ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "train.batch_size=16", "train.max_steps=10",
-              "train.log_every=5", "train.eval_every=1000", "train.warmup_steps=0"]
+    common = [
+        "model.n_layer=2",
+        "model.n_head=2",
+        "model.n_embd=32",
+        "train.batch_size=16",
+        "train.max_steps=10",
+        "train.log_every=5",
+        "train.eval_every=1000",
+        "train.warmup_steps=0",
+    ]
     nodes = []
     for rank in (0, 1):
-        argv = [sys.executable, "-m", "workbench.cli", "run", "addition", "--headless", "--run-dir", str(tmp_path / f"node{rank}"),
-                "--nnodes", "2", "--node-rank", str(rank), "--rdzv-endpoint", endpoint, *sets(common)]
+        argv = [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "run",
+            "addition",
+            "--headless",
+            "--run-dir",
+            str(tmp_path / f"node{rank}"),
+            "--nnodes",
+            "2",
+            "--node-rank",
+            str(rank),
+            "--rdzv-endpoint",
+            endpoint,
+            *sets(common),
+        ]
         nodes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=300) for p in nodes]
     assert [p.returncode for p in nodes] == [0, 0], outs
@@ -161,8 +211,12 @@ def test_bad_node_flags_get_one_sentence_and_a_hint(tmp_path):
 
 def test_compiled_run_builds_the_train_and_eval_graphs_once(tmp_path):
     """fullgraph=True, the eval graph compiled up front: two graphs for the whole run, no recompiles."""
-    run_dir, events = train(tmp_path, "compiled", TINY_CHAR + ["train.compile=true", "train.max_steps=20", "train.eval_every=10"],
-                            timeout=600)
+    run_dir, events = train(
+        tmp_path,
+        "compiled",
+        TINY_CHAR + ["train.compile=true", "train.max_steps=20", "train.eval_every=10"],
+        timeout=600,
+    )
     started, finished = of_kind(events, "run_started")[0], of_kind(events, "run_finished")[-1]
     assert started["compile"] is True
     assert finished["compiled_graphs"] == 2, finished  # train + eval; three evals and a final save add none
@@ -176,8 +230,20 @@ def test_compiled_run_builds_the_train_and_eval_graphs_once(tmp_path):
 
 def test_gpt2_124m_architecture_takes_a_step_on_cpu(tmp_path):
     """12 layers, 768 wide, block 1024, the 50,257-token BPE: one real step with B=1 and its peak memory."""
-    run_dir, events = train(tmp_path, "gpt2", ["profile=shakespeare", "train.batch_size=1", "train.tokens_per_step=1024", "train.max_steps=1",
-                                               "train.eval_steps=1", "train.log_every=1"], preset="gpt2-124m", timeout=600)
+    run_dir, events = train(
+        tmp_path,
+        "gpt2",
+        [
+            "profile=shakespeare",
+            "train.batch_size=1",
+            "train.tokens_per_step=1024",
+            "train.max_steps=1",
+            "train.eval_steps=1",
+            "train.log_every=1",
+        ],
+        preset="gpt2-124m",
+        timeout=600,
+    )
     started = of_kind(events, "run_started")[0]
     assert started["params"] > 120e6 and started["config"]["model"]["block_size"] == 1024
     assert started["grad_accum"] == 1
@@ -199,8 +265,17 @@ def test_micro_batch_auto_halves_until_it_fits_and_divides_the_step():
 
 
 def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
-    tiny = ["profile=shakespeare", "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
-            "train.tokens_per_step=1024", "train.max_steps=1", "train.eval_steps=1", "train.log_every=1"]
+    tiny = [
+        "profile=shakespeare",
+        "model.n_layer=1",
+        "model.n_head=2",
+        "model.n_embd=32",
+        "model.block_size=32",
+        "train.tokens_per_step=1024",
+        "train.max_steps=1",
+        "train.eval_steps=1",
+        "train.log_every=1",
+    ]
     _, events = train(tmp_path, "auto", tiny, preset="gpt2-124m")
     started = of_kind(events, "run_started")[0]
     assert started["config"]["train"]["batch_size"] == 16 and started["grad_accum"] == 2  # 1024 = 32 seqs of 32
@@ -213,8 +288,15 @@ def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
 @pytest.mark.parametrize("name", sorted(PEAK_FLOPS))
 def test_mfu_peak_is_the_longest_matching_device_name(name):
     """Every row wins for its own device name, e.g. L40 over L4, H100 NVL over H100, A100 over A10."""
-    real_names = {"H100": "NVIDIA H100 80GB HBM3", "A100": "NVIDIA A100-SXM4-80GB", "T4": "Tesla T4", "V100": "Tesla V100-SXM2-16GB",
-                  "4090": "NVIDIA GeForce RTX 4090", "3090": "NVIDIA GeForce RTX 3090", "A6000": "NVIDIA RTX A6000"}
+    real_names = {
+        "H100": "NVIDIA H100 80GB HBM3",
+        "A100": "NVIDIA A100-SXM4-80GB",
+        "T4": "Tesla T4",
+        "V100": "Tesla V100-SXM2-16GB",
+        "4090": "NVIDIA GeForce RTX 4090",
+        "3090": "NVIDIA GeForce RTX 3090",
+        "A6000": "NVIDIA RTX A6000",
+    }
     device_name = real_names.get(name, f"NVIDIA {name}")
     assert peak_flops(device_name) == PEAK_FLOPS[name]
 
@@ -244,6 +326,18 @@ def test_cuda_resume_compile_bf16_and_fused_adamw(tmp_path):
 
 @cuda
 def test_cuda_micro_batch_auto_probes_the_gpu(tmp_path):
-    _, events = train(tmp_path, "probe", ["profile=shakespeare", "train.device=cuda", "train.max_steps=2", "train.eval_steps=1", "train.log_every=1",
-                                          "train.tokens_per_step=131072"], preset="gpt2-124m", timeout=600)
+    _, events = train(
+        tmp_path,
+        "probe",
+        [
+            "profile=shakespeare",
+            "train.device=cuda",
+            "train.max_steps=2",
+            "train.eval_steps=1",
+            "train.log_every=1",
+            "train.tokens_per_step=131072",
+        ],
+        preset="gpt2-124m",
+        timeout=600,
+    )
     assert any("probed on the GPU" in e["message"] for e in of_kind(events, "log"))

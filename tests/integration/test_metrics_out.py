@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from command_line import gptbench
 
 from workbench.runs import read_events
 
-TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "train.batch_size=8",
-        "train.eval_steps=2", "train.log_every=5", "train.warmup_steps=0", "train.max_steps=20", "train.eval_every=10"]
-
-
-def gptbench(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+TINY = [
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.block_size=32",
+    "train.batch_size=8",
+    "train.eval_steps=2",
+    "train.log_every=5",
+    "train.warmup_steps=0",
+    "train.max_steps=20",
+    "train.eval_every=10",
+]
 
 
 def train(run_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -52,7 +56,9 @@ def test_csv_and_tensorboard_exports_hold_every_logged_metric(tmp_path):
     for row, e in zip(rows, steps):
         assert float(row["loss"]) == pytest.approx(e["loss"]) and float(row["lr"]) == pytest.approx(e["lr"])
         assert float(row["grad_norm"]) == pytest.approx(e["grad_norm"]) and float(row["tokens_per_sec"]) > 0
-        assert (float(row["val_loss"]) if row["val_loss"] else None) == (pytest.approx(evals[e["step"]]) if e["step"] in evals else None)
+        assert (float(row["val_loss"]) if row["val_loss"] else None) == (
+            pytest.approx(evals[e["step"]]) if e["step"] in evals else None
+        )
     assert rows[0]["mfu"] == ""  # null off-GPU: an empty cell, not "None"
 
     tb = tmp_path / "tb"
@@ -71,7 +77,11 @@ def test_addition_task_metrics_become_csv_columns(tmp_path):
     out = gptbench("export", str(run_dir), "--format", "csv", "--out", str(target))
     assert out.returncode == 0 and "2 rows" in out.stdout
     rows = list(csv.DictReader(target.open()))
-    assert [r["step"] for r in rows] == ["10", "20"] and 0.0 <= float(rows[-1]["accuracy"]) <= 1.0 and rows[-1]["accuracy_all"]
+    assert (
+        [r["step"] for r in rows] == ["10", "20"]
+        and 0.0 <= float(rows[-1]["accuracy"]) <= 1.0
+        and rows[-1]["accuracy_all"]
+    )
 
 
 def wait_for(predicate, timeout: float = 90.0):
@@ -90,15 +100,36 @@ def test_live_sinks_get_the_runs_metrics(tmp_path):
     for package in ("tensorboard", "wandb", "trackio"):
         pytest.importorskip(package)
     run_dir = tmp_path / "live"
-    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1"}
-    out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), "--name", "sink test", "--tag", "ci",
-                   *[a for o in [*TINY, "log.tensorboard=true", "log.wandb=gptbench-tests", "log.trackio=gptbench-tests"] for a in ("--set", o)],
-                   env=env)
+    env = {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "TRACKIO_DIR": str(tmp_path / "trackio"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    out = gptbench(
+        "run",
+        "shakespeare-char",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        "--name",
+        "sink test",
+        "--tag",
+        "ci",
+        *[
+            a
+            for o in [*TINY, "log.tensorboard=true", "log.wandb=gptbench-tests", "log.trackio=gptbench-tests"]
+            for a in ("--set", o)
+        ],
+        env=env,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "warning" not in out.stderr
     losses = [e["loss"] for e in read_events(run_dir) if e["event"] == "step"]
 
-    scalars = wait_for(lambda: (s := tensorboard_scalars(run_dir / "tensorboard")).get("val/loss") and len(s["val/loss"]) == 2 and s)
+    scalars = wait_for(
+        lambda: (s := tensorboard_scalars(run_dir / "tensorboard")).get("val/loss") and len(s["val/loss"]) == 2 and s
+    )
     assert [v for _, v in scalars["train/loss"]] == pytest.approx(losses, rel=1e-6)
 
     db = tmp_path / "trackio" / "gptbench-tests.db"
@@ -112,7 +143,10 @@ def test_live_sinks_get_the_runs_metrics(tmp_path):
 
     rows = wait_for(trackio_rows)
     assert {name for name, _, _ in rows} == {"sink test"} and [step for _, step, _ in rows] == [5, 10, 10, 15, 20, 20]
-    assert sum(b"train/loss" in bytes(m) for _, _, m in rows) == 4 and sum(b"val/loss" in bytes(m) for _, _, m in rows) == 2
+    assert (
+        sum(b"train/loss" in bytes(m) for _, _, m in rows) == 4
+        and sum(b"val/loss" in bytes(m) for _, _, m in rows) == 2
+    )
 
     # wandb's offline run: its records hold our metric names, the run's name and tags (read back by bytes:
     # wandb ships no reader for the .wandb file)
@@ -147,4 +181,6 @@ def test_a_sink_whose_package_is_missing_is_refused_before_training(monkeypatch)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name, *a))
     with pytest.raises(ConfigError) as err:
         presets.resolve(presets.load("addition"), ["log.wandb=my-project"])
-    assert "log.wandb needs the wandb package" in err.value.message and 'pip install "gptbench[wandb]"' in err.value.hint
+    assert (
+        "log.wandb needs the wandb package" in err.value.message and 'pip install "gptbench[wandb]"' in err.value.hint
+    )

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from command_line import gptbench
 
 from workbench.config import ConfigError, DataConfig
+from workbench.data.corpus import PREP_FILE, load_corpus
+from workbench.data.prepare import Settings, prepare
+from workbench.data.shards import LLMC_MAGIC
+from workbench.data.tokenizers import GPT2Tokenizer
 from workbench.engine import prepare as prep
-from workbench.engine.corpus import PREP_FILE, load_corpus
-from workbench.engine.prepare import Settings, prepare
-from workbench.engine.shards import LLMC_MAGIC
-from workbench.engine.tokenizers import GPT2Tokenizer
 from workbench.runs import read_events
 
 EOT = GPT2Tokenizer.eot
 VAL, SHARD = 2_000, 5_000
-
-
-def gptbench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +46,13 @@ def expected_tokens(documents: list[str]) -> np.ndarray:
 
 def run_prep(source, out, workers=1, **settings) -> dict:
     events = []
-    state = prepare(Settings(str(source), val_tokens=VAL, shard_tokens=SHARD, **settings), out, workers,
-                    lambda event, **f: events.append({"event": event, **f}), command="gptbench data ...")
+    state = prepare(
+        Settings(str(source), val_tokens=VAL, shard_tokens=SHARD, **settings),
+        out,
+        workers,
+        lambda event, **f: events.append({"event": event, **f}),
+        command="gptbench data ...",
+    )
     return {"state": state, "events": events}
 
 
@@ -98,7 +98,9 @@ def test_an_interrupted_prep_resumes_to_the_same_shards(tmp_path, jsonl, referen
         run_prep(jsonl, out)
     state = json.loads((out / PREP_FILE).read_text())
     assert len(state["shards"]) == 3 and not state["finished"] and state["doc_offset"] > 0  # stopped mid-document
-    assert state["stream"]["docs"] <= state["docs_done"] and state["stream"]["docs"] > 0  # resumes from the stream's own state
+    assert (
+        state["stream"]["docs"] <= state["docs_done"] and state["stream"]["docs"] > 0
+    )  # resumes from the stream's own state
     with pytest.raises(ConfigError, match="has not finished"):
         load_corpus(DataConfig(path=str(out), tokenizer="gpt2"))
 
@@ -122,7 +124,9 @@ def test_parquet_and_a_folder_of_text_files(tmp_path, documents):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"content": documents[:200], "n": list(range(200))}), tmp_path / "docs.parquet", row_group_size=50)
+    pq.write_table(
+        pa.table({"content": documents[:200], "n": list(range(200))}), tmp_path / "docs.parquet", row_group_size=50
+    )
     run_prep(tmp_path / "docs.parquet", tmp_path / "from-parquet", text_field="content")
     corpus = load_corpus(DataConfig(path=str(tmp_path / "from-parquet"), tokenizer="gpt2"))
     assert np.concatenate(corpus.val + corpus.train).tolist() == expected_tokens(documents[:200]).tolist()
@@ -171,26 +175,57 @@ def test_gptbench_data_then_a_tiny_gpt2_on_the_shards_with_task_evals(tmp_path, 
     shutil.copytree(cache_dir / "gptbench" / "tinyshakespeare", cache / "gptbench" / "tinyshakespeare")
     hellaswag = cache / "gptbench" / "hellaswag" / "hellaswag_val.jsonl"
     hellaswag.parent.mkdir(parents=True)
-    hellaswag.write_text("".join(json.dumps({"ctx": f"The man sat down and {i}", "label": i % 4,
-                                             "endings": ["ate.", "slept soundly.", "read a book", "sang"]}) + "\n" for i in range(8)))
+    hellaswag.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "ctx": f"The man sat down and {i}",
+                    "label": i % 4,
+                    "endings": ["ate.", "slept soundly.", "read a book", "sang"],
+                }
+            )
+            + "\n"
+            for i in range(8)
+        )
+    )
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
 
     shards = tmp_path / "shards"
-    out = gptbench("data", str(jsonl), "--out", str(shards), "--shard-tokens", "5k", "--val-tokens", "2000", "--workers", "2")
+    out = gptbench(
+        "data", str(jsonl), "--out", str(shards), "--shard-tokens", "5k", "--val-tokens", "2000", "--workers", "2"
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "tokens/s" in out.stdout and "train on them" in out.stdout
     again = gptbench("data", str(jsonl), "--out", str(shards), "--shard-tokens", "5k", "--val-tokens", "2000")
     assert again.returncode == 0 and "already prepared" in again.stdout
 
     run_dir = tmp_path / "run"
-    tiny = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "train.batch_size=4",
-            "train.tokens_per_step=256", "train.max_steps=6", "train.eval_every=3", "train.eval_steps=2", "train.log_every=3",
-            "train.warmup_steps=1", f"data.path={shards}", "train.eval_tasks=hellaswag,ppl", "train.eval_tasks_limit=4"]
-    out = gptbench("run", "gpt2-124m", "--headless", "--run-dir", str(run_dir), *[a for o in tiny for a in ("--set", o)])
+    tiny = [
+        "model.n_layer=1",
+        "model.n_head=2",
+        "model.n_embd=32",
+        "model.block_size=32",
+        "train.batch_size=4",
+        "train.tokens_per_step=256",
+        "train.max_steps=6",
+        "train.eval_every=3",
+        "train.eval_steps=2",
+        "train.log_every=3",
+        "train.warmup_steps=1",
+        f"data.path={shards}",
+        "train.eval_tasks=hellaswag,ppl",
+        "train.eval_tasks_limit=4",
+    ]
+    out = gptbench(
+        "run", "gpt2-124m", "--headless", "--run-dir", str(run_dir), *[a for o in tiny for a in ("--set", o)]
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     events = read_events(run_dir)
     started = next(e for e in events if e["event"] == "run_started")
-    assert started["config"]["data"]["path"] == str(shards) and started["config"]["train"]["eval_tasks"] == ["hellaswag", "ppl"]
+    assert started["config"]["data"]["path"] == str(shards) and started["config"]["train"]["eval_tasks"] == [
+        "hellaswag",
+        "ppl",
+    ]
     evals = [e for e in events if e["event"] == "eval"]
     assert [e["step"] for e in evals] == [3, 6]
     for e in evals:

@@ -21,8 +21,20 @@ def test_every_bundled_preset_resolves_on_cpu_and_gpu():
 
 def test_shakespeare_profile_follows_the_device():
     cpu, gpu = resolve("shakespeare-char"), resolve("shakespeare-char", device="cuda")
-    assert (cpu.profile, cpu.model.n_layer, cpu.model.n_embd, cpu.model.block_size, cpu.train.batch_size) == ("cpu", 4, 128, 64, 12)
-    assert (gpu.profile, gpu.model.n_layer, gpu.model.n_embd, gpu.model.block_size, gpu.train.batch_size) == ("gpu", 6, 384, 256, 64)
+    assert (cpu.profile, cpu.model.n_layer, cpu.model.n_embd, cpu.model.block_size, cpu.train.batch_size) == (
+        "cpu",
+        4,
+        128,
+        64,
+        12,
+    )
+    assert (gpu.profile, gpu.model.n_layer, gpu.model.n_embd, gpu.model.block_size, gpu.train.batch_size) == (
+        "gpu",
+        6,
+        384,
+        256,
+        64,
+    )
     assert gpu.model.dropout == 0.2 and cpu.model.dropout == 0.0
     # an explicit device or profile wins over the machine
     assert resolve("shakespeare-char", "train.device=cuda").profile == "gpu"
@@ -46,8 +58,16 @@ def test_batch_size_auto_needs_tokens_per_step():
 
 
 def test_overrides_are_parsed_by_field_type():
-    cfg = resolve("addition", "train.lr=3e-4", "model.n_layer=2", "model.bias=false", "train.compile=auto", "train.max_steps=1e3")
-    assert (cfg.train.lr, cfg.model.n_layer, cfg.model.bias, cfg.train.compile, cfg.train.max_steps) == (3e-4, 2, False, None, 1000)
+    cfg = resolve(
+        "addition", "train.lr=3e-4", "model.n_layer=2", "model.bias=false", "train.compile=auto", "train.max_steps=1e3"
+    )
+    assert (cfg.train.lr, cfg.model.n_layer, cfg.model.bias, cfg.train.compile, cfg.train.max_steps) == (
+        3e-4,
+        2,
+        False,
+        None,
+        1000,
+    )
 
 
 @pytest.mark.parametrize(
@@ -82,7 +102,9 @@ def test_unknown_preset_lists_the_presets():
 
 def test_user_presets_are_found(tmp_path, monkeypatch):
     monkeypatch.setenv("GPTBENCH_PRESETS", str(tmp_path))
-    (tmp_path / "tiny.toml").write_text('description = "mine"\n[model]\nn_layer = 1\n[data]\nkind = "addition"\ntokenizer = "digits"\n')
+    (tmp_path / "tiny.toml").write_text(
+        'description = "mine"\n[model]\nn_layer = 1\n[data]\nkind = "addition"\ntokenizer = "digits"\n'
+    )
     assert presets.available()["tiny"].description == "mine"
     assert resolve("tiny").model.n_layer == 1
 
@@ -112,7 +134,9 @@ def test_list_keys_from_set_and_toml(tmp_path, monkeypatch):
     assert resolve("gpt2-124m", "train.eval_tasks=[ppl]").train.eval_tasks == ["ppl"]
     assert resolve("gpt2-124m", "train.eval_tasks=").train.eval_tasks == []
     monkeypatch.setenv("GPTBENCH_PRESETS", str(tmp_path))
-    (tmp_path / "mine.toml").write_text('[data]\ntokenizer = "gpt2"\n[train]\neval_tasks = ["ppl", "hellaswag"]\neval_tasks_limit = 100\n')
+    (tmp_path / "mine.toml").write_text(
+        '[data]\ntokenizer = "gpt2"\n[train]\neval_tasks = ["ppl", "hellaswag"]\neval_tasks_limit = 100\n'
+    )
     cfg = resolve("mine")
     assert (cfg.train.eval_tasks, cfg.train.eval_tasks_limit) == (["ppl", "hellaswag"], 100)
     assert Config.from_dict(cfg.to_dict()) == cfg

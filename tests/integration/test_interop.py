@@ -17,30 +17,35 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from command_line import gptbench  # noqa: E402
+
+from workbench.data.tokenizers import GPT2Tokenizer  # noqa: E402
 from workbench.engine.sampler import load_run  # noqa: E402
-from workbench.engine.tokenizers import GPT2Tokenizer  # noqa: E402
 from workbench.runs import read_events  # noqa: E402
 
-TINY = ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "train.batch_size=4",
-        "train.eval_steps=2", "train.log_every=5", "train.warmup_steps=0"]
-SHAKESPEARE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt")
-
-
-def gptbench(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+TINY = [
+    "model.n_layer=2",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.block_size=32",
+    "train.batch_size=4",
+    "train.eval_steps=2",
+    "train.log_every=5",
+    "train.warmup_steps=0",
+]
+SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 
 def sets(overrides: list[str]) -> list[str]:
     return [a for o in overrides for a in ("--set", o)]
 
 
-def tiny_hf_gpt2(folder: Path, seed: int = 0, **config) -> "transformers.GPT2LMHeadModel":
+def tiny_hf_gpt2(folder: Path, seed: int = 0, **config) -> transformers.GPT2LMHeadModel:
     """A random GPT-2 with GPT-2's vocabulary, saved by transformers itself."""
     torch.manual_seed(seed)
-    hf_config = transformers.GPT2Config(**{"n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64, "vocab_size": 50257, **config})
+    hf_config = transformers.GPT2Config(
+        **{"n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64, "vocab_size": 50257, **config}
+    )
     model = transformers.GPT2LMHeadModel(hf_config).eval()
     model.save_pretrained(folder)
     return model
@@ -51,9 +56,30 @@ def char_run(tmp_path_factory, cache_dir) -> Path:
     """A char-level run trained without biases and with the exact GELU: both must map over."""
     run_dir = tmp_path_factory.mktemp("interop") / "char"
     out = subprocess.run(
-        [sys.executable, "-m", "workbench", "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir),
-         *sets(TINY + ["model.bias=false", "model.activation=gelu", "train.max_steps=20", "train.eval_every=10", "train.lr=3e-3"])],
-        capture_output=True, text=True, timeout=180, env={**__import__("os").environ, "XDG_CACHE_HOME": str(cache_dir)},
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--run-dir",
+            str(run_dir),
+            *sets(
+                TINY
+                + [
+                    "model.bias=false",
+                    "model.activation=gelu",
+                    "train.max_steps=20",
+                    "train.eval_every=10",
+                    "train.lr=3e-3",
+                ]
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**__import__("os").environ, "XDG_CACHE_HOME": str(cache_dir)},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     return run_dir
@@ -79,7 +105,7 @@ def test_export_hf_loads_in_transformers_with_identical_logits_and_greedy_tokens
         expected, (logits, _) = hf(x).logits, ours(x)
     assert (logits - expected).abs().max().item() < 1e-4
     n = 32 - len(ids)  # transformers cannot slide past n_positions
-    hf_greedy = hf.generate(x, max_new_tokens=n, do_sample=False, pad_token_id=0)[0, len(ids):].tolist()
+    hf_greedy = hf.generate(x, max_new_tokens=n, do_sample=False, pad_token_id=0)[0, len(ids) :].tolist()
     our_greedy = torch.stack(list(ours.generate(x, n, temperature=0)), dim=1)[0].tolist()
     assert hf_greedy == our_greedy and len(our_greedy) == n
 
@@ -95,14 +121,33 @@ def test_init_from_hf_folder_gives_identical_logits_then_exports_gpt2_bpe(tmp_pa
     source = tmp_path / "tiny-gpt2"
     hf = tiny_hf_gpt2(source)
     run_dir = tmp_path / "ft"
-    out = gptbench("run", "gpt2-124m", "--headless", "--run-dir", str(run_dir),
-                   *sets(["profile=shakespeare", *TINY, f"model.init_from={source}", "train.tokens_per_step=0", "train.max_steps=1",
-                                 "train.eval_every=1", "train.lr=1e-9", "train.min_lr=0", "train.weight_decay=0"]),
-                   env={"XDG_CACHE_HOME": str(cache_dir)})
+    out = gptbench(
+        "run",
+        "gpt2-124m",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        *sets(
+            [
+                "profile=shakespeare",
+                *TINY,
+                f"model.init_from={source}",
+                "train.tokens_per_step=0",
+                "train.max_steps=1",
+                "train.eval_every=1",
+                "train.lr=1e-9",
+                "train.min_lr=0",
+                "train.weight_decay=0",
+            ]
+        ),
+        env={"XDG_CACHE_HOME": str(cache_dir)},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     # the preset's 768-wide GPT-2 gave way to the folder's architecture; block_size 32 crops its 64 positions
     assert f"weights and architecture from {source}" in out.stdout
-    logged = [e["message"] for e in read_events(run_dir) if e["event"] == "log" and e["message"].startswith("weights from")]
+    logged = [
+        e["message"] for e in read_events(run_dir) if e["event"] == "log" and e["message"].startswith("weights from")
+    ]
     assert logged and "n_embd=32" in logged[0] and "cropped to block_size=32" in logged[0]
     saved = json.loads((run_dir / "config.json").read_text())["model"]
     assert (saved["n_layer"], saved["n_embd"], saved["block_size"], saved["init_from"]) == (2, 32, 32, str(source))
@@ -114,7 +159,10 @@ def test_init_from_hf_folder_gives_identical_logits_then_exports_gpt2_bpe(tmp_pa
         assert (ours(x)[0] - hf(x).logits).abs().max().item() < 1e-4
 
     exported = tmp_path / "hf"
-    assert gptbench("export", str(run_dir), "--format", "hf", "--out", str(exported), "--checkpoint", "last").returncode == 0
+    assert (
+        gptbench("export", str(run_dir), "--format", "hf", "--out", str(exported), "--checkpoint", "last").returncode
+        == 0
+    )
     hf_tok = transformers.AutoTokenizer.from_pretrained(exported, local_files_only=True)
     text = SHAKESPEARE.read_text()[:20000] + " naïve café 🙂 日本語 <|endoftext|>  \n\t"
     assert hf_tok(text)["input_ids"] == GPT2Tokenizer().encode(text)  # vocab.json + merges.txt from the vendored ranks
@@ -146,17 +194,28 @@ def test_sample_gpt2_uses_the_cached_copy_offline(tmp_path):
 
     state = load_file(files / "model.safetensors")
     save_file({k.removeprefix("transformer."): v.contiguous() for k, v in state.items()}, files / "model.safetensors")
-    from workbench.engine.hf_tokenizer import write_hf_tokenizer
+    from workbench.data.hf_tokenizer import write_hf_tokenizer
 
     write_hf_tokenizer(GPT2Tokenizer(), files, 1024)
     hub = tmp_path / "hub"
     fill_hub_cache(hub, "openai-community/gpt2", files)
 
-    out = gptbench("sample", "gpt2", "--prompt", "Hello, I'm a language model,", "--temperature", "0", "--max-new-tokens", "8",
-                   env={"HF_HUB_CACHE": str(hub)})
+    out = gptbench(
+        "sample",
+        "gpt2",
+        "--prompt",
+        "Hello, I'm a language model,",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "8",
+        env={"HF_HUB_CACHE": str(hub)},
+    )
     assert out.returncode == 0, out.stderr
     ids = GPT2Tokenizer().encode("Hello, I'm a language model,")
-    expected = hf.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False, pad_token_id=0)[0, len(ids):].tolist()
+    expected = hf.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False, pad_token_id=0)[
+        0, len(ids) :
+    ].tolist()
     assert out.stdout == "Hello, I'm a language model," + GPT2Tokenizer().decode(expected) + "\n"
 
     missing = gptbench("sample", "gpt2-xl", "--prompt", "Hi", env={"HF_HUB_CACHE": str(hub)})
@@ -180,18 +239,34 @@ def test_llmc_export_writes_llmc_header_and_parameter_order(char_run, tmp_path):
     params = np.frombuffer(raw[1024:], dtype=np.float32)
     C, L, Vp, T = cfg.n_embd, cfg.n_layer, 128, cfg.block_size
     # llm.c's ParameterTensors sizes, in its order
-    sizes = [Vp * C, T * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C, L * C, L * C,
-             L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C]
+    sizes = [
+        Vp * C,
+        T * C,
+        L * C,
+        L * C,
+        L * 3 * C * C,
+        L * 3 * C,
+        L * C * C,
+        L * C,
+        L * C,
+        L * C,
+        L * 4 * C * C,
+        L * 4 * C,
+        L * C * 4 * C,
+        L * C,
+        C,
+        C,
+    ]
     assert params.size == sum(sizes)
     offsets = np.cumsum([0, *sizes])
     state = {k: v.numpy() for k, v in model.state_dict().items()}
     wte = params[: Vp * C].reshape(Vp, C)
     np.testing.assert_array_equal(wte[:65], state["transformer.wte.weight"][:65])
     assert not wte[65:].any()  # llm.c pads the vocabulary with zero rows
-    qkvw = params[offsets[4]: offsets[5]].reshape(L, 3 * C, C)
+    qkvw = params[offsets[4] : offsets[5]].reshape(L, 3 * C, C)
     np.testing.assert_array_equal(qkvw[1], state["transformer.h.1.attn.c_attn.weight"])
-    assert not params[offsets[5]: offsets[6]].any()  # no biases in this model: zeros
-    np.testing.assert_array_equal(params[offsets[14]: offsets[15]], state["transformer.ln_f.weight"])
+    assert not params[offsets[5] : offsets[6]].any()  # no biases in this model: zeros
+    np.testing.assert_array_equal(params[offsets[14] : offsets[15]], state["transformer.ln_f.weight"])
 
     tok = (out / "tokenizer.bin").read_bytes()
     assert np.frombuffer(tok[:16], dtype=np.int32).tolist() == [20240328, 2, 65, tokenizer.start_id]
@@ -209,19 +284,86 @@ def test_init_from_and_export_bad_input_get_a_sentence_and_a_hint(char_run, tmp_
     no_config = tmp_path / "no-config"
     no_config.mkdir()
     cases = {
-        ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={tmp_path / 'nope'}"): "does not exist, and it is not a GPT-2 name",
-        ("run", "shakespeare-char", "--headless", "--set", "model.init_from=gpt3"): "gpt3 does not exist, and it is not a GPT-2 name",
-        ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={llama}"): "holds a llama model; gptbench loads GPT-2 models only",
-        ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={weightless}"): "has a config.json but no weights",
-        ("run", "shakespeare-char", "--headless", "--set", f"model.init_from={no_config}"): "has no readable config.json",
-        ("run", "gpt2-124m", "--headless", "--set", "model.init_from=gpt2", "--set", "model.n_layer=3"): "model.n_layer=3 disagrees with model.init_from=gpt2",
-        ("run", "shakespeare-char", "--headless", "--set", "model.init_from=gpt2"): "reads gpt2 tokens, but data.tokenizer=char",
+        (
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--set",
+            f"model.init_from={tmp_path / 'nope'}",
+        ): "does not exist, and it is not a GPT-2 name",
+        (
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--set",
+            "model.init_from=gpt3",
+        ): "gpt3 does not exist, and it is not a GPT-2 name",
+        (
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--set",
+            f"model.init_from={llama}",
+        ): "holds a llama model; gptbench loads GPT-2 models only",
+        (
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--set",
+            f"model.init_from={weightless}",
+        ): "has a config.json but no weights",
+        (
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--set",
+            f"model.init_from={no_config}",
+        ): "has no readable config.json",
+        (
+            "run",
+            "gpt2-124m",
+            "--headless",
+            "--set",
+            "model.init_from=gpt2",
+            "--set",
+            "model.n_layer=3",
+        ): "model.n_layer=3 disagrees with model.init_from=gpt2",
+        (
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--set",
+            "model.init_from=gpt2",
+        ): "reads gpt2 tokens, but data.tokenizer=char",
         ("sample", str(tmp_path / "nope")): "does not exist, and it is not a GPT-2 name",
         ("export", str(tmp_path / "nope"), "--format", "hf", "--out", str(tmp_path / "o")): "does not exist",
-        ("export", str(char_run), "--format", "onnx", "--out", str(tmp_path / "o")): "--format must be one of hf, llmc, csv, tensorboard",
-        ("export", str(char_run), "--format", "hf", "--out", str(char_run)): "already exists and is not an empty folder",
+        (
+            "export",
+            str(char_run),
+            "--format",
+            "onnx",
+            "--out",
+            str(tmp_path / "o"),
+        ): "--format must be one of hf, llmc, csv, tensorboard",
+        (
+            "export",
+            str(char_run),
+            "--format",
+            "hf",
+            "--out",
+            str(char_run),
+        ): "already exists and is not an empty folder",
         ("export", str(char_run), "--format", "csv", "--out", str(char_run / "config.json")): "already exists",
-        ("export", str(char_run), "--format", "llmc", "--out", str(tmp_path / "o"), "--checkpoint", "first"): "--checkpoint must be best or last",
+        (
+            "export",
+            str(char_run),
+            "--format",
+            "llmc",
+            "--out",
+            str(tmp_path / "o"),
+            "--checkpoint",
+            "first",
+        ): "--checkpoint must be best or last",
     }
     for args, words in cases.items():
         out = gptbench(*args)

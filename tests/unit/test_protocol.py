@@ -10,7 +10,9 @@ from workbench.runs import follow_events, read_events
 
 
 def test_events_round_trip_and_nan_becomes_null():
-    e = events.make("step", step=1, loss=float("nan"), lr=1e-3, grad_norm=0.5, tokens_per_sec=1e3, mfu=None, elapsed_s=0.1)
+    e = events.make(
+        "step", step=1, loss=float("nan"), lr=1e-3, grad_norm=0.5, tokens_per_sec=1e3, mfu=None, elapsed_s=0.1
+    )
     line = events.encode(e)
     assert "\n" not in line and "NaN" not in line
     back = events.decode(line)

@@ -90,7 +90,7 @@ class CharTokenizer(Tokenizer):
         self.start_id = self.stoi.get("\n", 0)  # nanoGPT samples from a newline
 
     @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
+    def from_text(cls, text: str) -> CharTokenizer:
         return cls("".join(sorted(set(text))))
 
     def encode(self, text: str) -> list[int]:
@@ -169,9 +169,13 @@ def load_tokenizer(run_dir: str | Path) -> Tokenizer:
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist.", "is this a gptbench run directory? Runs write it when training starts.") from None
+        raise ConfigError(
+            f"{path} does not exist.", "is this a gptbench run directory? Runs write it when training starts."
+        ) from None
     except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} could not be read ({e}).", "the run directory may be damaged; start a new run.") from None
+        raise ConfigError(
+            f"{path} could not be read ({e}).", "the run directory may be damaged; start a new run."
+        ) from None
     return from_dict(d)
 
 

@@ -111,7 +111,10 @@ def read_shard_folder(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray],
         return None
     if not train or not val:
         missing = "train" if not train else "val"
-        raise ConfigError(f"{folder} has no {missing} shard.", 'shards with "val" in the file name are the val split, all others train.')
+        raise ConfigError(
+            f"{folder} has no {missing} shard.",
+            'shards with "val" in the file name are the val split, all others train.',
+        )
     return train, val, kind
 
 
@@ -140,15 +143,22 @@ class _PlainDataOnly(pickle.Unpickler):
 
 def read_meta_pkl(path: Path) -> str:
     """The characters of a nanoGPT char dataset, id order: chars[i] is token i."""
-    hint = "a nanoGPT meta.pkl is {'vocab_size': int, 'itos': {int: str}, 'stoi': {str: int}}, as its prepare.py writes it."
+    hint = (
+        "a nanoGPT meta.pkl is {'vocab_size': int, 'itos': {int: str}, 'stoi': {str: int}}, "
+        "as its prepare.py writes it."
+    )
     try:
         meta = _PlainDataOnly(io.BytesIO(path.read_bytes())).load()
     except Exception as exc:  # UnpicklingError, truncated or not a pickle at all
         raise ConfigError(f"{path} could not be read as plain data ({exc}).", hint) from None
     itos = meta.get("itos") if isinstance(meta, dict) else None
     size = meta.get("vocab_size") if isinstance(meta, dict) else None
-    if (not isinstance(itos, dict) or not isinstance(size, int) or sorted(itos) != list(range(size))
-            or not all(isinstance(c, str) and len(c) == 1 for c in itos.values())):
+    if (
+        not isinstance(itos, dict)
+        or not isinstance(size, int)
+        or sorted(itos) != list(range(size))
+        or not all(isinstance(c, str) and len(c) == 1 for c in itos.values())
+    ):
         raise ConfigError(f"{path} is not a nanoGPT char vocabulary.", hint)
     chars = "".join(itos[i] for i in range(size))
     if len(set(chars)) != size:

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
+
 from workbench.control import is_live, send_command
 from workbench.runs import STDERR_FILE, read_events, summarize
 
@@ -115,9 +115,21 @@ def test_sighup_to_the_process_group_of_a_ddp_run(tmp_path, trainers):
     """What the shell does on hangup, to torchrun too (it would stop its workers on SIGHUP)."""
     run_dir = tmp_path / "ddp"
     proc = subprocess.Popen(
-        [*CLI, "run", "addition", "--headless", "--run-dir", str(run_dir), "--nproc-per-node", "2",
-         *sets(["train.max_steps=100", "train.log_every=5", "train.eval_every=1000", "model.n_layer=1"])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            *CLI,
+            "run",
+            "addition",
+            "--headless",
+            "--run-dir",
+            str(run_dir),
+            "--nproc-per-node",
+            "2",
+            *sets(["train.max_steps=100", "train.log_every=5", "train.eval_every=1000", "model.n_layer=1"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     trainers.append(trainer_pid(run_dir))
     step = a_step(run_dir)["step"]
@@ -130,8 +142,12 @@ def test_sighup_to_the_process_group_of_a_ddp_run(tmp_path, trainers):
 
 def test_killing_the_headless_command_leaves_the_run_training(tmp_path, trainers):
     run_dir = tmp_path / "kill9"
-    proc = subprocess.Popen([*CLI, "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(RUN)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(RUN)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     trainers.append(trainer_pid(run_dir))
     step = a_step(run_dir)["step"]
     proc.kill()
@@ -142,8 +158,18 @@ def test_killing_the_headless_command_leaves_the_run_training(tmp_path, trainers
 def test_sigterm_to_the_headless_command_stops_the_run_gracefully(tmp_path, trainers):
     run_dir = tmp_path / "term"
     proc = subprocess.Popen(
-        [*CLI, "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(TINY_CHAR + ["train.max_steps=100000"])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *CLI,
+            "run",
+            "shakespeare-char",
+            "--headless",
+            "--run-dir",
+            str(run_dir),
+            *sets(TINY_CHAR + ["train.max_steps=100000"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     trainers.append(trainer_pid(run_dir))
     a_step(run_dir)
@@ -159,7 +185,9 @@ def test_a_closed_pipe_ends_the_view_not_the_run(tmp_path, trainers):
     """`gptbench run ... | head -1`: more events than a pipe holds (64 KiB), and nobody reads them."""
     run_dir = tmp_path / "piped"
     many_lines = TINY_CHAR + ["train.max_steps=300", "train.log_every=1", "train.eval_every=1000"]
-    command = " ".join([*CLI, "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(many_lines), "| head -1"])
+    command = " ".join(
+        [*CLI, "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(many_lines), "| head -1"]
+    )
     piped = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=TIMEOUT_S)
     assert piped.returncode == 0
     assert piped.stdout.startswith("gptbench shakespeare-char") and piped.stdout.count("\n") == 1
@@ -187,8 +215,9 @@ def test_the_trainers_stderr_moves_to_the_run_dir_when_nobody_reads_it(tmp_path)
         "os.write(2, b'straight to fd 2\\n')\n"
         "events.write('alive\\n')\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline() == "ready\n"
     proc.stderr.close()  # the reader goes away
     proc.stdin.close()
@@ -231,8 +260,14 @@ def test_detach_returns_at_once_and_logs_follows_the_run(tmp_path, trainers):
 
 def test_logs_prints_what_the_headless_run_printed(tmp_path):
     run_dir = tmp_path / "same"
-    ran = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir),
-                   *sets(TINY_CHAR + ["train.max_steps=40", "train.eval_every=20"]))
+    ran = gptbench(
+        "run",
+        "shakespeare-char",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        *sets(TINY_CHAR + ["train.max_steps=40", "train.eval_every=20"]),
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     for args in (["logs", str(run_dir)], ["logs", "-f", str(run_dir)]):
         logged = gptbench(*args)
@@ -241,13 +276,22 @@ def test_logs_prints_what_the_headless_run_printed(tmp_path):
 
 def test_logs_follow_ends_when_the_trainer_is_killed(tmp_path, trainers):
     run_dir = tmp_path / "killed"
-    out = gptbench("run", "shakespeare-char", "--headless", "--detach", "--run-dir", str(run_dir),
-                   *sets(TINY_CHAR + ["train.max_steps=100000"]))
+    out = gptbench(
+        "run",
+        "shakespeare-char",
+        "--headless",
+        "--detach",
+        "--run-dir",
+        str(run_dir),
+        *sets(TINY_CHAR + ["train.max_steps=100000"]),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     pid = trainer_pid(run_dir)
     trainers.append(pid)
     a_step(run_dir)
-    follower = subprocess.Popen([*CLI, "logs", "-f", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [*CLI, "logs", "-f", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     os.kill(pid, signal.SIGKILL)
     out, err = follower.communicate(timeout=TIMEOUT_S)
     assert follower.returncode == 1, out + err

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
+
 from workbench.launcher import TrainerProcess, trainer_command
 from workbench.runs import read_events
 
@@ -41,7 +41,9 @@ class LiveTrainer:
             hits = [e for e in list(self.seen) if pred(e)]
             if hits:
                 return hits[-1]
-            assert self.process.poll() is None, f"trainer exited while waiting for {what}: {list(self.process.stderr_tail)}"
+            assert self.process.poll() is None, (
+                f"trainer exited while waiting for {what}: {list(self.process.stderr_tail)}"
+            )
             time.sleep(0.02)
         raise AssertionError(f"timed out waiting for {what}")
 
@@ -55,13 +57,22 @@ def losses(run_dir) -> dict[int, float]:
 
 # A step of many micro-steps (grad_accum=96 of one sequence each), with dropout:
 # stops land mid-step, and exactness needs the RNG of the step's start.
-LONG_STEP = TINY_CHAR + ["model.dropout=0.1", "train.batch_size=1", "train.tokens_per_step=3072", "train.log_every=1",
-                         "train.eval_every=1000", "train.max_steps=3", "train.min_lr=3e-3"]
+LONG_STEP = TINY_CHAR + [
+    "model.dropout=0.1",
+    "train.batch_size=1",
+    "train.tokens_per_step=3072",
+    "train.log_every=1",
+    "train.eval_every=1000",
+    "train.max_steps=3",
+    "train.min_lr=3e-3",
+]
 
 
 def test_stop_mid_accumulation_keeps_the_last_step_and_resumes_exactly(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(LONG_STEP)).returncode == 0
+    assert (
+        gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(LONG_STEP)).returncode == 0
+    )
 
     live = LiveTrainer(split, "shakespeare-char", LONG_STEP)
     try:
@@ -88,7 +99,9 @@ def test_stop_mid_accumulation_keeps_the_last_step_and_resumes_exactly(tmp_path)
 
 def test_checkpoint_taken_mid_step_resumes_exactly_after_kill_9(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(LONG_STEP)).returncode == 0
+    assert (
+        gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(LONG_STEP)).returncode == 0
+    )
 
     live = LiveTrainer(split, "shakespeare-char", LONG_STEP)
     try:
@@ -105,7 +118,8 @@ def test_checkpoint_taken_mid_step_resumes_exactly_after_kill_9(tmp_path):
     out = gptbench("run", "--headless", "--resume", str(split))
     assert out.returncode == 0, out.stdout + out.stderr
     assert {s: v for s, v in losses(split).items() if s > saved["step"]} == {
-        s: v for s, v in losses(straight).items() if s > saved["step"]}
+        s: v for s, v in losses(straight).items() if s > saved["step"]
+    }
     a = torch.load(straight / "last.pt", weights_only=True)["model"]
     b = torch.load(split / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -113,8 +127,11 @@ def test_checkpoint_taken_mid_step_resumes_exactly_after_kill_9(tmp_path):
 
 def test_stop_during_a_long_eval_lands_between_eval_batches(tmp_path):
     run_dir = tmp_path / "eval"
-    live = LiveTrainer(run_dir, "shakespeare-char", TINY_CHAR + ["train.max_steps=100", "train.eval_every=10",
-                                                                 "train.eval_steps=1000000"])
+    live = LiveTrainer(
+        run_dir,
+        "shakespeare-char",
+        TINY_CHAR + ["train.max_steps=100", "train.eval_every=10", "train.eval_steps=1000000"],
+    )
     try:
         live.wait_for(lambda e: e.get("state") == "evaluating", "an eval")
         time.sleep(0.5)
@@ -149,8 +166,11 @@ def test_sigterm_stops_gracefully(tmp_path):
 
 def test_a_live_sample_streams_while_training_goes_on_and_can_be_cancelled(tmp_path):
     run_dir = tmp_path / "talk"
-    live = LiveTrainer(run_dir, "shakespeare-char", TINY_CHAR + ["train.max_steps=1000000", "train.log_every=20",
-                                                                 "train.eval_every=1000000"])
+    live = LiveTrainer(
+        run_dir,
+        "shakespeare-char",
+        TINY_CHAR + ["train.max_steps=1000000", "train.log_every=20", "train.eval_every=1000000"],
+    )
     try:
         live.wait_for(lambda e: e["event"] == "step", "a step")
         live.send("sample", id="s1", prompt="ROMEO:", max_new_tokens=300, temperature=1.0, top_k=0)
@@ -180,8 +200,14 @@ def test_a_live_sample_streams_while_training_goes_on_and_can_be_cancelled(tmp_p
 
 def _finished_run(tmp_path, extra=()):
     run_dir = tmp_path / "done"
-    out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir),
-                   *sets(TINY_CHAR + ["train.max_steps=10", "train.eval_every=1000", *extra]))
+    out = gptbench(
+        "run",
+        "shakespeare-char",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        *sets(TINY_CHAR + ["train.max_steps=10", "train.eval_every=1000", *extra]),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return run_dir
 
@@ -207,11 +233,14 @@ def _snapshot(run_dir):
     return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()}
 
 
-@pytest.mark.parametrize("overrides, words", [
-    ([], ["already reached step 10", "train.max_steps=20"]),
-    (["train.max_steps=20", "model.n_layer=5"], ["model.n_layer: checkpoint 1, asked 5", "train.max_steps"]),
-    (["train.max_steps=20", "train.batch_size=4"], ["train.batch_size: checkpoint 8, asked 4"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ([], ["already reached step 10", "train.max_steps=20"]),
+        (["train.max_steps=20", "model.n_layer=5"], ["model.n_layer: checkpoint 1, asked 5", "train.max_steps"]),
+        (["train.max_steps=20", "train.batch_size=4"], ["train.batch_size: checkpoint 8, asked 4"]),
+    ],
+)
 def test_a_refused_resume_changes_nothing(finished_run, overrides, words):
     run_dir = finished_run
     before = _snapshot(run_dir)
@@ -255,11 +284,22 @@ def _lrs(run_dir) -> dict[int, float]:
 def test_an_extended_run_continues_its_schedule(tmp_path, schedule):
     """Stopped at step 10 of 20, resumed with max_steps=40: no jump back up the curve."""
     run_dir = tmp_path / schedule
-    first = TINY_CHAR + ["train.max_steps=20", "train.log_every=1", "train.warmup_steps=0", "train.lr=1e-2", "train.min_lr=1e-3",
-                         f"train.schedule={schedule}", "train.decay_fraction=0.5", "train.eval_every=10", "train.target_val_loss=100"]
+    first = TINY_CHAR + [
+        "train.max_steps=20",
+        "train.log_every=1",
+        "train.warmup_steps=0",
+        "train.lr=1e-2",
+        "train.min_lr=1e-3",
+        f"train.schedule={schedule}",
+        "train.decay_fraction=0.5",
+        "train.eval_every=10",
+        "train.target_val_loss=100",
+    ]
     assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(first)).returncode == 0
     assert max(_lrs(run_dir)) == 10  # stopped by the (huge) target at the first eval
-    out = gptbench("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=40", "train.target_val_loss=0"]))
+    out = gptbench(
+        "run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=40", "train.target_val_loss=0"])
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     lr = _lrs(run_dir)
     assert sorted(lr) == list(range(1, 41))
@@ -282,6 +322,7 @@ def _limit_file_size(limit_bytes):
     def apply():
         # The kernel refuses writes past this size (EFBIG): a full disk, for one file at a time.
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
     return apply
 
 
@@ -290,8 +331,20 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_one(finished_run):
     good = (run_dir / "last.pt").read_bytes()
     assert len(good) > 150_000 and (run_dir / "events.jsonl").stat().st_size < 100_000
     out = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=20"])],
-        capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(150_000),
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "run",
+            "--headless",
+            "--resume",
+            str(run_dir),
+            *sets(["train.max_steps=20"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limit_file_size(150_000),
     )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Could not write the checkpoint" in out.stdout and str(run_dir / "last.pt") in out.stdout
@@ -304,8 +357,14 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_one(finished_run):
 
 def test_keep_last_keeps_the_most_recent_step_checkpoints(tmp_path):
     run_dir = tmp_path / "keep"
-    out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir),
-                   *sets(TINY_CHAR + ["train.max_steps=20", "train.ckpt_every=5", "train.keep_last=2", "train.eval_every=1000"]))
+    out = gptbench(
+        "run",
+        "shakespeare-char",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        *sets(TINY_CHAR + ["train.max_steps=20", "train.ckpt_every=5", "train.keep_last=2", "train.eval_every=1000"]),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert sorted(p.name for p in run_dir.glob("ckpt-*.pt")) == ["ckpt-15.pt", "ckpt-20.pt"]
     assert torch.load(run_dir / "ckpt-15.pt", weights_only=True)["step"] == 15
@@ -317,13 +376,32 @@ def test_keep_last_keeps_the_most_recent_step_checkpoints(tmp_path):
 def test_cpu_threads_are_shared_with_other_gptbench_processes(finished_run, tmp_path):
     run_dir = finished_run
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    sampler = subprocess.Popen([sys.executable, "-m", "workbench.engine.sampler", "--run-dir", str(run_dir), "--serve"],
-                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    sampler = subprocess.Popen(
+        [sys.executable, "-m", "workbench.engine.sampler", "--run-dir", str(run_dir), "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         other = tmp_path / "other"
-        out = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "shakespeare-char", "--headless", "--run-dir",
-                              str(other), *sets(TINY_CHAR + ["train.max_steps=2", "train.eval_steps=1"])],
-                             capture_output=True, text=True, timeout=300, env=env)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workbench.cli",
+                "run",
+                "shakespeare-char",
+                "--headless",
+                "--run-dir",
+                str(other),
+                *sets(TINY_CHAR + ["train.max_steps=2", "train.eval_steps=1"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
     finally:
         sampler.kill()

@@ -8,7 +8,7 @@ from rich.console import Console
 from workbench.commands.list_runs import runs_table
 from workbench.runs import list_runs
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "runs"
 
 
 def rendered(root: Path, width: int) -> str:

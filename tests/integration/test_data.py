@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from workbench.config import Config, ConfigError
+from workbench.data.corpus import cache_root, load_corpus, shakespeare_path
+from workbench.data.tokenizers import GPT2Tokenizer, PromptError
 from workbench.engine import corpus
-from workbench.engine.corpus import cache_root, load_corpus, shakespeare_path
 from workbench.engine.batches import PrefetchingStream
 from workbench.engine.data import build_dataset
 from workbench.engine.tasks.addition import AdditionDataset
-from workbench.engine.tokenizers import GPT2Tokenizer, PromptError
 
 CPU = torch.device("cpu")
 
@@ -33,8 +33,12 @@ def addition_config(ndigit=2, holdout=500) -> Config:
 
 def tokens_of(dataset) -> np.ndarray:
     """All token ids of a dataset's train and val splits, in order."""
-    return np.concatenate([np.concatenate(s.arrays) if hasattr(s, "arrays") else s.tokens.numpy().view(np.uint16)
-                           for s in (dataset.train, dataset.val)])
+    return np.concatenate(
+        [
+            np.concatenate(s.arrays) if hasattr(s, "arrays") else s.tokens.numpy().view(np.uint16)
+            for s in (dataset.train, dataset.val)
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -57,7 +61,11 @@ def test_token_cache_is_written_once_and_reused(monkeypatch):
     cfg = text_config()
     cfg.data.val_fraction = 0.25  # a key no other test uses: this test makes the cache entry
     build_dataset(cfg, CPU)
-    entries = [p for p in (cache_root() / "tokens").iterdir() if json.loads((p / "meta.json").read_text())["val_fraction"] == 0.25]
+    entries = [
+        p
+        for p in (cache_root() / "tokens").iterdir()
+        if json.loads((p / "meta.json").read_text())["val_fraction"] == 0.25
+    ]
     assert len(entries) == 1
     mtime = (entries[0] / "train.bin").stat().st_mtime_ns
 
@@ -248,11 +256,14 @@ class RunsCode:
         return (os.system, ("touch pwned",))
 
 
-@pytest.mark.parametrize("meta, words", [
-    (RunsCode(), "posix.system"),  # a pickle that would run a command when loaded
-    ({"vocab_size": 3, "itos": {0: "a", 1: "b"}, "stoi": {}}, "not a nanoGPT char vocabulary"),
-    ({"vocab_size": 2, "itos": {0: "a", 1: "a"}, "stoi": {}}, "same character"),
-])
+@pytest.mark.parametrize(
+    "meta, words",
+    [
+        (RunsCode(), "posix.system"),  # a pickle that would run a command when loaded
+        ({"vocab_size": 3, "itos": {0: "a", 1: "b"}, "stoi": {}}, "not a nanoGPT char vocabulary"),
+        ({"vocab_size": 2, "itos": {0: "a", 1: "a"}, "stoi": {}}, "same character"),
+    ],
+)
 def test_meta_pkl_is_read_as_plain_data_only(tmp_path, monkeypatch, meta, words):
     monkeypatch.chdir(tmp_path)
     write_nanogpt_char_dataset(tmp_path, "abcabcabc" * 50, meta)
@@ -369,7 +380,7 @@ def test_val_batches_are_the_same_every_time(request, name):
 
 def problem_ids(x: torch.Tensor, n: int) -> torch.Tensor:
     powers = 10 ** torch.arange(n - 1, -1, -1)
-    return (x[:, :n] * powers).sum(1) * 10**n + (x[:, n:2 * n] * powers).sum(1)
+    return (x[:, :n] * powers).sum(1) * 10**n + (x[:, n : 2 * n] * powers).sum(1)
 
 
 def test_addition_encoding(adder):
@@ -521,16 +532,28 @@ def test_a_run_on_a_memmapped_corpus_killed_and_resumed_equals_a_straight_run(tm
 
     from workbench.runs import read_events
 
-    common = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "model.dropout=0.1",
-              "train.batch_size=8", "train.grad_accum=2", "train.max_steps=60", "train.log_every=1",
-              "train.eval_every=1000", "train.warmup_steps=0", "data.on_device=false"]
+    common = [
+        "model.n_layer=1",
+        "model.n_head=2",
+        "model.n_embd=32",
+        "model.block_size=32",
+        "model.dropout=0.1",
+        "train.batch_size=8",
+        "train.grad_accum=2",
+        "train.max_steps=60",
+        "train.log_every=1",
+        "train.eval_every=1000",
+        "train.warmup_steps=0",
+        "data.on_device=false",
+    ]
     sets = [a for o in common for a in ("--set", o)]
     cli = [sys.executable, "-m", "workbench.cli", "run", "shakespeare-char", "--headless"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert subprocess.run([*cli, "--run-dir", str(straight), *sets], capture_output=True, timeout=300).returncode == 0
 
-    proc = subprocess.Popen([*cli, "--run-dir", str(killed), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*cli, "--run-dir", str(killed), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 120
     while max([e["step"] for e in read_events(killed) if e["event"] == "step"], default=0) < 15:
         assert time.time() < deadline and proc.poll() is None, "no steps"
@@ -539,7 +562,9 @@ def test_a_run_on_a_memmapped_corpus_killed_and_resumed_equals_a_straight_run(tm
     assert proc.wait(timeout=120) == 130
     stopped = [e for e in read_events(killed) if e["event"] == "run_finished"][-1]["step"]
     assert 15 <= stopped < 60
-    resumed = subprocess.run([*cli[:3], "run", "--headless", "--resume", str(killed)], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*cli[:3], "run", "--headless", "--resume", str(killed)], capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
     def losses(run_dir):

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
+
 from workbench.events import encode, make
 from workbench.runs import read_events, summarize
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "runs"
 DAMAGE = [
     b"garbage that is not JSON\n",
     b'{"event":"step","step":5,"lo\n',  # cut short, then the next write went on after it
@@ -98,7 +98,12 @@ def test_a_torn_line_left_by_a_killed_trainer_stays_one_damaged_line(tmp_path):
     """A resumed trainer ends the torn line first, so its own events are not glued onto it."""
     run_dir = tmp_path / "torn"
     common = TINY_CHAR + ["train.eval_every=1000"]
-    assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(common + ["train.max_steps=10"])).returncode == 0
+    assert (
+        gptbench(
+            "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(common + ["train.max_steps=10"])
+        ).returncode
+        == 0
+    )
     with open(run_dir / "events.jsonl", "a") as f:
         f.write('{"event":"step","step":11,"loss":2.')  # killed mid-write
     assert summarize(run_dir).damaged_lines == 0  # could be a live writer's half line: not counted yet
@@ -112,8 +117,14 @@ def test_a_torn_line_left_by_a_killed_trainer_stays_one_damaged_line(tmp_path):
 
 def test_a_checkpoint_cut_in_half(tmp_path):
     run_dir = tmp_path / "ckpt"
-    out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir),
-                   *sets(TINY_CHAR + ["train.max_steps=10", "train.eval_every=10"]))
+    out = gptbench(
+        "run",
+        "shakespeare-char",
+        "--headless",
+        "--run-dir",
+        str(run_dir),
+        *sets(TINY_CHAR + ["train.max_steps=10", "train.eval_every=10"]),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     best = run_dir / "best.pt"
     best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
@@ -139,9 +150,11 @@ def test_malformed_user_presets_are_listed_as_skipped(tmp_path, monkeypatch):
     user = tmp_path / "presets"
     user.mkdir()
     (user / "unclosed.toml").write_text('description = "broken"\n[model\nn_layer = 2\n')
-    (user / "typo.toml").write_text('[train]\nlrr = 1e-3\n')
+    (user / "typo.toml").write_text("[train]\nlrr = 1e-3\n")
     (user / "binary.toml").write_bytes(b"\xff\xfe\x00")
-    (user / "tiny.toml").write_text('description = "mine"\n[model]\nn_layer = 1\n[data]\nkind = "addition"\ntokenizer = "digits"\n')
+    (user / "tiny.toml").write_text(
+        'description = "mine"\n[model]\nn_layer = 1\n[data]\nkind = "addition"\ntokenizer = "digits"\n'
+    )
     monkeypatch.setenv("GPTBENCH_PRESETS", str(user))
 
     listed = gptbench("presets")
@@ -185,8 +198,17 @@ def test_attach_to_a_damaged_run_flags_it_and_opens_the_app(tmp_path):
             time.sleep(0.2)
         return screen
 
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-         f"{sys.executable} -m workbench.cli attach {run_dir}; echo attach exited $?; sleep 60")
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        f"{sys.executable} -m workbench.cli attach {run_dir}; echo attach exited $?; sleep 60",
+    )
     try:
         screen = wait_for("step 300/300")
         assert "COMPLETED" in screen

@@ -51,8 +51,12 @@ def cache_root() -> Path:
 
 def shakespeare_path() -> Path:
     """Tiny Shakespeare (1,115,394 chars), downloaded and verified on first use."""
-    return cached_file("tinyshakespeare/input.txt", SHAKESPEARE_URL, SHAKESPEARE_SHA256,
-                       "place the file at {path} by hand, or train on your own text with --set data.path=FILE")
+    return cached_file(
+        "tinyshakespeare/input.txt",
+        SHAKESPEARE_URL,
+        SHAKESPEARE_SHA256,
+        "place the file at {path} by hand, or train on your own text with --set data.path=FILE",
+    )
 
 
 def cached_file(name: str, url: str, sha256: str, hint: str) -> Path:
@@ -100,7 +104,11 @@ class NamedCorpus:
 NAMED = {
     # build-nanogpt's and llm.c's GPT-2 data: 10B GPT-2 tokens of educational web pages
     "fineweb-edu": NamedCorpus(
-        "HuggingFaceFW/fineweb-edu", "sample-10BT", "train", "text", "FineWeb-Edu's 10B-token sample",
+        "HuggingFaceFW/fineweb-edu",
+        "sample-10BT",
+        "train",
+        "text",
+        "FineWeb-Edu's 10B-token sample",
         "it streams ~10B tokens and writes 20 GB of shards: about an hour with 16 cores and a fast link",
     ),
 }
@@ -129,7 +137,8 @@ def load_corpus(data: DataConfig) -> Corpus:
     if not path.exists():
         raise ConfigError(
             f"Data path {path} does not exist.",
-            "point data.path at a UTF-8 text file, a folder of .txt files or a folder of token shards: --set data.path=PATH",
+            "point data.path at a UTF-8 text file, a folder of .txt files or a folder of token shards: "
+            "--set data.path=PATH",
         )
     if not path.is_dir():
         return _text_corpus([path], data, str(path))
@@ -141,7 +150,8 @@ def load_corpus(data: DataConfig) -> Corpus:
     if not files:
         raise ConfigError(
             f"{path} has no .txt files and no token shards.",
-            "a data folder holds .txt documents, or train.bin/val.bin (nanoGPT), or llm.c .bin / build-nanogpt .npy shards",
+            "a data folder holds .txt documents, or train.bin/val.bin (nanoGPT), "
+            "or llm.c .bin / build-nanogpt .npy shards",
         )
     return _text_corpus(files, data, str(path))
 
@@ -167,7 +177,8 @@ def _refuse_unfinished_prep(folder: Path) -> None:
     state = _prep_state(folder)
     if state and not state.get("finished"):
         raise ConfigError(
-            f"{folder} holds a `gptbench data` prep that has not finished ({len(state.get('shards', []))} shards written so far).",
+            f"{folder} holds a `gptbench data` prep that has not finished "
+            f"({len(state.get('shards', []))} shards written so far).",
             f"run `{state.get('command', 'gptbench data')}` again: it resumes where it stopped.",
         )
 
@@ -177,14 +188,17 @@ def _shard_corpus(folder: Path, train: list[np.ndarray], val: list[np.ndarray], 
     if kind == "nanogpt" and meta.exists():  # nanoGPT's char-level datasets
         if data.tokenizer != "char":
             raise ConfigError(
-                f"{folder} is a nanoGPT character-level dataset (it has meta.pkl), but data.tokenizer={data.tokenizer}.",
+                f"{folder} is a nanoGPT character-level dataset (it has meta.pkl), "
+                f"but data.tokenizer={data.tokenizer}.",
                 "read it with its own vocabulary: --set data.tokenizer=char",
             )
         tokenizer = CharTokenizer(shards.read_meta_pkl(meta))
         highest = max(int(a.max()) for a in train + val if len(a))
         if highest >= tokenizer.vocab_size:
-            raise ConfigError(f"{folder} holds token id {highest}, outside the {tokenizer.vocab_size} characters of its meta.pkl.",
-                              "make train.bin, val.bin and meta.pkl again with the same prepare.py run.")
+            raise ConfigError(
+                f"{folder} holds token id {highest}, outside the {tokenizer.vocab_size} characters of its meta.pkl.",
+                "make train.bin, val.bin and meta.pkl again with the same prepare.py run.",
+            )
         return Corpus(tokenizer, train, val, str(folder))
     if data.tokenizer != "gpt2":
         raise ConfigError(

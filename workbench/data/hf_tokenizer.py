@@ -81,8 +81,15 @@ def write_hf_tokenizer(tokenizer: Tokenizer, out: Path, max_length: int) -> str:
         vocab, merges = gpt2_vocab_and_merges()
         (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-        config = {"tokenizer_class": "GPT2Tokenizer", "model_max_length": max_length, "add_prefix_space": False,
-                  "bos_token": EOT, "eos_token": EOT, "unk_token": EOT, "clean_up_tokenization_spaces": False}
+        config = {
+            "tokenizer_class": "GPT2Tokenizer",
+            "model_max_length": max_length,
+            "add_prefix_space": False,
+            "bos_token": EOT,
+            "eos_token": EOT,
+            "unk_token": EOT,
+            "clean_up_tokenization_spaces": False,
+        }
         (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
         return "GPT-2 BPE (vocab.json, merges.txt)"
 
@@ -93,7 +100,11 @@ def write_hf_tokenizer(tokenizer: Tokenizer, out: Path, max_length: int) -> str:
     hf = HFTokenizer(models.BPE(vocab={c: i for i, c in enumerate(chars)}, merges=[]))
     hf.decoder = decoders.Fuse()
     hf.save(str(out / "tokenizer.json"))
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length, "clean_up_tokenization_spaces": False}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": max_length,
+        "clean_up_tokenization_spaces": False,
+    }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     return f"{len(chars)} characters, one token each (tokenizer.json)"
 
@@ -113,4 +124,3 @@ def read_hf_tokenizer(folder: Path) -> dict | None:
         if [i for _, i in by_id] == list(range(len(by_id))) and all(len(c) == 1 for c, _ in by_id):
             return {"kind": "char", "chars": "".join(c for c, _ in by_id)}
     return None
-

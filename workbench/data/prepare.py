@@ -1,6 +1,6 @@
 """Data prep: a corpus -> GPT-2 token shards that gptbench and llm.c train on.
 
-    python -m workbench.engine.prepare SOURCE --out DIR [--name N] [--split S]
+    python -m workbench.data.prepare SOURCE --out DIR [--name N] [--split S]
         [--text-field F] [--workers W] [--shard-tokens N] [--val-tokens N]
 
 `gptbench data` runs this as a subprocess (the `datasets` library imports torch
@@ -36,10 +36,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -79,10 +79,14 @@ def local_files(source: Path) -> tuple[str, list[Path]]:
     files = [source] if source.is_file() else sorted(p for p in source.iterdir() if p.is_file() and _format(p))
     formats = {_format(p) for p in files}
     if None in formats or not formats:
-        raise ConfigError(f"{source} holds no .txt, .jsonl, .json or .parquet files.",
-                          "give a file or folder of those (compressed .gz/.zst too), or a Hugging Face dataset id.")
+        raise ConfigError(
+            f"{source} holds no .txt, .jsonl, .json or .parquet files.",
+            "give a file or folder of those (compressed .gz/.zst too), or a Hugging Face dataset id.",
+        )
     if len(formats) > 1:
-        raise ConfigError(f"{source} mixes {', '.join(sorted(formats))} files.", "put one kind of file in a folder, or give one file.")
+        raise ConfigError(
+            f"{source} mixes {', '.join(sorted(formats))} files.", "put one kind of file in a folder, or give one file."
+        )
     return formats.pop(), files
 
 
@@ -108,7 +112,8 @@ def open_stream(settings: Settings):
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
             f"Could not open {settings.source} as a Hugging Face dataset ({first_line}).",
-            "check the id, --name and --split, and the connection; local files (txt, jsonl, parquet, a folder) work offline.",
+            "check the id, --name and --split, and the connection; "
+            "local files (txt, jsonl, parquet, a folder) work offline.",
         ) from None
 
 
@@ -142,8 +147,10 @@ def documents(stream, field: str, start: int, snapshots: dict, lock: threading.L
         text = record.get(field)
         if not isinstance(text, str):
             fields = ", ".join(sorted(record))
-            raise ConfigError(f"A record of the source has no text field {field!r} (its fields: {fields}).",
-                              "name the field that holds the text: --text-field NAME")
+            raise ConfigError(
+                f"A record of the source has no text field {field!r} (its fields: {fields}).",
+                "name the field that holds the text: --text-field NAME",
+            )
         if consumed % SNAPSHOT_EVERY == 0:
             with lock:
                 snapshots[consumed] = stream.state_dict()
@@ -181,7 +188,9 @@ def tokenizer_pool(workers: int):
 class ShardWriter:
     """Fills shards with documents' tokens; saves the state after every shard."""
 
-    def __init__(self, out: Path, state: dict, snapshots: dict, lock: threading.Lock, emit: Emit, total_docs: int | None):
+    def __init__(
+        self, out: Path, state: dict, snapshots: dict, lock: threading.Lock, emit: Emit, total_docs: int | None
+    ):
         self.out, self.state, self.snapshots, self.lock, self.emit = out, state, snapshots, lock, emit
         self.settings = Settings(**state["settings"])
         self.docs = state["docs_done"]  # documents started so far
@@ -205,7 +214,7 @@ class ShardWriter:
         pos = 0
         while pos < len(tokens):
             take = min(len(self.buffer) - self.fill, len(tokens) - pos)
-            self.buffer[self.fill:self.fill + take] = tokens[pos:pos + take]
+            self.buffer[self.fill : self.fill + take] = tokens[pos : pos + take]
             self.fill, pos = self.fill + take, pos + take
             if self.fill == len(self.buffer):
                 whole = pos == len(tokens)  # did the shard end with the document?
@@ -218,7 +227,8 @@ class ShardWriter:
         if not self.state["shards"]:
             suggestion = max(1, tokens // 10)
             raise ConfigError(
-                f"The source has {tokens:,} tokens, fewer than the {self.settings.val_tokens:,} of the val shard (--val-tokens).",
+                f"The source has {tokens:,} tokens, "
+                f"fewer than the {self.settings.val_tokens:,} of the val shard (--val-tokens).",
                 f"give the val shard a tenth: --val-tokens {suggestion} (the rest becomes the train shards).",
             )
         if self.fill:
@@ -235,13 +245,21 @@ class ShardWriter:
     def progress(self) -> None:
         self.last_progress = time.time()
         elapsed = self.last_progress - self.start_time
-        self.emit("progress", stage="tokenizing", done=self.docs, total=self.total_docs, tokens=self.state["tokens"] + self.fill,
-                  shards=len(self.state["shards"]), elapsed_s=elapsed, tokens_per_sec=self.session_tokens / max(elapsed, 1e-9))
+        self.emit(
+            "progress",
+            stage="tokenizing",
+            done=self.docs,
+            total=self.total_docs,
+            tokens=self.state["tokens"] + self.fill,
+            shards=len(self.state["shards"]),
+            elapsed_s=elapsed,
+            tokens_per_sec=self.session_tokens / max(elapsed, 1e-9),
+        )
 
     def _write(self, docs_done: int, doc_offset: int) -> None:
         index = len(self.state["shards"])
         name = f"{'val' if index == 0 else 'train'}_{index:06d}.bin"
-        write_llmc(self.out / name, self.buffer[:self.fill])
+        write_llmc(self.out / name, self.buffer[: self.fill])
         with self.lock:  # the nearest saved stream state at or before docs_done; older ones are not needed again
             at = max((k for k in self.snapshots if k <= docs_done), default=None)
             if at is not None:
@@ -256,8 +274,17 @@ class ShardWriter:
 
 def load_state(out: Path, settings: Settings, command: str) -> dict:
     """The prep's state in `out`: a new one, or the one to resume (with the same settings)."""
-    fresh = {"version": STATE_VERSION, "command": command, "settings": asdict(settings), "shards": [],
-             "docs_done": 0, "doc_offset": 0, "tokens": 0, "stream": None, "finished": False}
+    fresh = {
+        "version": STATE_VERSION,
+        "command": command,
+        "settings": asdict(settings),
+        "shards": [],
+        "docs_done": 0,
+        "doc_offset": 0,
+        "tokens": 0,
+        "stream": None,
+        "finished": False,
+    }
     try:
         state = json.loads((out / PREP_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -270,8 +297,10 @@ def load_state(out: Path, settings: Settings, command: str) -> dict:
         return fresh  # nothing written yet: start over, whatever the settings were
     if state["settings"] != asdict(settings):
         changed = ", ".join(f"{k}={v!r}" for k, v in state["settings"].items() if asdict(settings)[k] != v)
-        raise ConfigError(f"{out} holds a prep made with other settings ({changed}).",
-                          f"use another --out, or delete {out} to start over with the new settings.")
+        raise ConfigError(
+            f"{out} holds a prep made with other settings ({changed}).",
+            f"use another --out, or delete {out} to start over with the new settings.",
+        )
     return state
 
 
@@ -286,7 +315,11 @@ def prepare(settings: Settings, out: Path, workers: int, emit: Emit, command: st
     out.mkdir(parents=True, exist_ok=True)
     state = load_state(out, settings, command)
     if state["finished"]:
-        emit("log", message=f"{out} is already prepared: {state['tokens']:,} tokens in {len(state['shards'])} shards.", already=True)
+        emit(
+            "log",
+            message=f"{out} is already prepared: {state['tokens']:,} tokens in {len(state['shards'])} shards.",
+            already=True,
+        )
         return state
     for leftover in out.glob("*.tmp"):  # a shard whose write was interrupted
         leftover.unlink()
@@ -299,15 +332,23 @@ def prepare(settings: Settings, out: Path, workers: int, emit: Emit, command: st
         emit("log", message=f"resuming after {len(state['shards'])} shards ({state['docs_done']:,} documents)")
     snapshots, lock = {}, threading.Lock()
     writer = ShardWriter(out, state, snapshots, lock, emit, count_documents(settings, stream))
-    texts = itertools.islice(documents(stream, settings.text_field, resumed_at, snapshots, lock), state["docs_done"] - resumed_at, None)
+    texts = itertools.islice(
+        documents(stream, settings.text_field, resumed_at, snapshots, lock), state["docs_done"] - resumed_at, None
+    )
     with tokenizer_pool(workers) as tokenize:
         for tokens in tokenize(texts):
             writer.add(tokens)
     writer.finish()
     seconds = time.time() - writer.start_time
-    emit("log", message=f"prepared {state['tokens']:,} tokens in {len(state['shards'])} shards in {seconds:.1f}s "
-                        f"({writer.session_tokens / max(seconds, 1e-9):,.0f} tokens/s)",
-         tokens=state["tokens"], shards=len(state["shards"]), seconds=seconds, tokens_per_sec=writer.session_tokens / max(seconds, 1e-9))
+    emit(
+        "log",
+        message=f"prepared {state['tokens']:,} tokens in {len(state['shards'])} shards in {seconds:.1f}s "
+        f"({writer.session_tokens / max(seconds, 1e-9):,.0f} tokens/s)",
+        tokens=state["tokens"],
+        shards=len(state["shards"]),
+        seconds=seconds,
+        tokens_per_sec=writer.session_tokens / max(seconds, 1e-9),
+    )
     return state
 
 
@@ -315,7 +356,9 @@ def prepare(settings: Settings, out: Path, workers: int, emit: Emit, command: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m workbench.engine.prepare", description="Corpus -> GPT-2 token shards; events on stdout.")
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.data.prepare", description="Corpus -> GPT-2 token shards; events on stdout."
+    )
     p.add_argument("source")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--name", default=None)
@@ -333,9 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(encode(make(event, **fields)) + "\n")
         sys.stdout.flush()
 
-    settings = Settings(args.source, args.name, args.split, args.text_field, args.shard_tokens,
-                        args.val_tokens or args.shard_tokens)
-    command = args.command or f"python -m workbench.engine.prepare {' '.join(sys.argv[1:])}"
+    settings = Settings(
+        args.source, args.name, args.split, args.text_field, args.shard_tokens, args.val_tokens or args.shard_tokens
+    )
+    command = args.command or f"python -m workbench.data.prepare {' '.join(sys.argv[1:])}"
     try:
         prepare(settings, args.out, args.workers or os.cpu_count() or 1, emit, command)
     except ConfigError as exc:

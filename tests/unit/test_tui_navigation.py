@@ -1,10 +1,10 @@
 """Moving around the app with the keyboard, on recorded runs (no training)."""
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
+from screen_text import until
 
 from workbench.tui.app import GPTBenchApp
 from workbench.tui.palette import ScreenActions
@@ -15,7 +15,7 @@ from workbench.tui.screens.runs import RunsScreen
 from workbench.tui.widgets.metric_plot import MetricPlot
 from workbench.tui.widgets.runs_table import RunsTable
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "runs"
 
 
 @pytest.fixture(autouse=True)
@@ -25,19 +25,16 @@ def runs(tmp_path, monkeypatch) -> Path:
     return tmp_path / "runs"
 
 
-async def until(pilot, condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-
-
 async def test_runs_table_opens_a_run_and_compares_two(runs):
     app = GPTBenchApp()
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, PickerScreen) and app.screen.current, "the picker")
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and any(t.row_count == 3 for t in app.screen.query(RunsTable)), "the runs")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, RunsScreen) and any(t.row_count == 3 for t in app.screen.query(RunsTable)),
+            "the runs",
+        )
         table = app.screen.query_one(RunsTable)
         table.move_cursor(row=table.get_row_index(str(runs / "addition-completed")))
         await pilot.press("enter")
@@ -46,7 +43,11 @@ async def test_runs_table_opens_a_run_and_compares_two(runs):
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs again")
         await pilot.press("space", "up", "space", "c")  # the cursor is still on addition-completed, the last row
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot)), "the comparison")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, CompareScreen) and any(p.curves for p in app.screen.query(MetricPlot)),
+            "the comparison",
+        )
         assert len(app.screen.query_one("#compare-plot", MetricPlot).curves) == 2
 
 

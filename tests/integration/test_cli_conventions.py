@@ -4,19 +4,12 @@ run labels (--name/--tag/--notes), runs --json, meta.json's argv."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+
+from command_line import gptbench
 
 from workbench import __version__, presets
 from workbench.config import Config
 from workbench.presets import tomllib  # tomli on Python 3.10
-
-
-def gptbench(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=180,
-                          cwd=cwd, env={**os.environ, **(env or {})})
 
 
 def one_line(text: str) -> str:
@@ -35,7 +28,9 @@ def test_version_completion_and_python_m_workbench():
 def test_presets_name_prints_the_resolved_config_that_runs_back(tmp_path):
     out = gptbench("presets", "shakespeare-char", "--set", "train.lr=6e-4")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("# preset shakespeare-char: ") and out.stdout.splitlines()[0].endswith("/shakespeare-char.toml")
+    assert out.stdout.startswith("# preset shakespeare-char: ") and out.stdout.splitlines()[0].endswith(
+        "/shakespeare-char.toml"
+    )
     table = tomllib.loads(out.stdout)
     expected = presets.resolve(presets.load("shakespeare-char"), ["train.lr=6e-4"], "cpu").to_dict()
     reread = Config.from_dict(table).to_dict()  # TOML has no null: None is written "auto" and reads back as None
@@ -51,13 +46,18 @@ def test_presets_name_prints_the_resolved_config_that_runs_back(tmp_path):
     # a user preset of the same name wins, and says so
     user = tmp_path / "presets"
     user.mkdir()
-    (user / "addition.toml").write_text('description = "mine"\n[model]\nn_layer = 1\nn_head = 1\nn_embd = 16\nblock_size = 6\n'
-                                        '[data]\nkind = "addition"\ntokenizer = "digits"\n')
+    (user / "addition.toml").write_text(
+        'description = "mine"\n[model]\nn_layer = 1\nn_head = 1\nn_embd = 16\nblock_size = 6\n'
+        '[data]\nkind = "addition"\ntokenizer = "digits"\n'
+    )
     shadowed = gptbench("presets", "addition", env={"GPTBENCH_PRESETS": str(user)})
     assert f"# preset addition: {user / 'addition.toml'}" in shadowed.stdout
     assert "shadows the bundled one" in shadowed.stdout and tomllib.loads(shadowed.stdout)["model"]["n_layer"] == 1
 
-    for args, words in {("nope",): "Unknown preset 'nope'", ("addition", "--device", "tpu"): "--device must be cpu, cuda or mps"}.items():
+    for args, words in {
+        ("nope",): "Unknown preset 'nope'",
+        ("addition", "--device", "tpu"): "--device must be cpu, cuda or mps",
+    }.items():
         bad = gptbench("presets", *args)
         assert bad.returncode == 2 and words in one_line(bad.stderr) and "hint:" in bad.stderr
 
@@ -101,17 +101,36 @@ def test_config_file_layers_over_a_preset_and_its_mistakes_are_explained(tmp_pat
 
 def test_labels_are_stored_listed_and_meta_records_the_users_command(tmp_path):
     sets = [a for o in ["train.max_steps=10", "train.eval_every=10", "train.log_every=10"] for a in ("--set", o)]
-    out = gptbench("run", "addition", "--headless", "--name", "Tiny Adder", "--tag", "smoke", "--tag", "cpu",
-                   "--notes", "checks the labels", *sets, cwd=tmp_path)
+    out = gptbench(
+        "run",
+        "addition",
+        "--headless",
+        "--name",
+        "Tiny Adder",
+        "--tag",
+        "smoke",
+        "--tag",
+        "cpu",
+        "--notes",
+        "checks the labels",
+        *sets,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("tiny-adder-")  # --name names the run dir too
-    assert json.loads((run_dir / "labels.json").read_text()) == {"name": "Tiny Adder", "tags": ["smoke", "cpu"], "notes": "checks the labels"}
+    assert json.loads((run_dir / "labels.json").read_text()) == {
+        "name": "Tiny Adder",
+        "tags": ["smoke", "cpu"],
+        "notes": "checks the labels",
+    }
     argv = json.loads((run_dir / "meta.json").read_text())["argv"]
     assert argv[:3] == ["gptbench", "run", "addition"] and "--name" in argv  # the user's command, not the worker's
 
     listed = json.loads(gptbench("runs", "--json", cwd=tmp_path).stdout)
-    assert [(r["name"], r["tags"], r["notes"], r["status"], r["step"]) for r in listed] == [("Tiny Adder", ["smoke", "cpu"], "checks the labels", "completed", 10)]
+    assert [(r["name"], r["tags"], r["notes"], r["status"], r["step"]) for r in listed] == [
+        ("Tiny Adder", ["smoke", "cpu"], "checks the labels", "completed", 10)
+    ]
     table = gptbench("runs", cwd=tmp_path, env={"COLUMNS": "120"}).stdout
     assert "Tiny Adder #smoke #cpu" in table and "checks the labels" in table
 

@@ -1,0 +1,59 @@
+"""What each layer may import, checked in a fresh interpreter per layer.
+
+- `data/` (corpora, shards, tokenizers) loads neither torch nor textual: the
+  prep workers and the CLI read token data without paying for either.
+- `commands/`, the top-level modules and `tui/` never load torch: the app and
+  the CLI start instantly and the UI never stalls on training work.
+- Headless code (`commands/` and the top-level modules) never loads textual.
+- `engine/` (the torch side) never loads textual.
+"""
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import workbench
+
+
+def modules_of(package: str) -> list[str]:
+    """Every module of `workbench.PACKAGE` ("" for the top-level modules only)."""
+    if not package:
+        return [f"workbench.{m.name}" for m in pkgutil.iter_modules(workbench.__path__) if not m.ispkg]
+    root = __import__(f"workbench.{package}", fromlist=["_"])
+    return [f"workbench.{package}"] + [m.name for m in pkgutil.walk_packages(root.__path__, f"workbench.{package}.")]
+
+
+def loaded_after_import(modules: list[str]) -> set[str]:
+    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return {name.split(".")[0] for name in out.stdout.split()}
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("data", {"torch", "textual"}),
+        ("commands", {"torch", "textual"}),
+        ("", {"torch", "textual"}),
+        ("tui", {"torch"}),
+        ("engine", {"textual"}),
+    ],
+    ids=["data", "commands", "top-level", "tui", "engine"],
+)
+def test_each_layer_loads_only_what_it_may(layer, forbidden):
+    modules = [m for m in modules_of(layer) if m != "workbench.__main__"]
+    assert modules
+    assert not loaded_after_import(modules) & forbidden
+
+
+def test_cli_help_answers_without_torch():
+    code = (
+        "import sys\nsys.argv=['gptbench','--help']\nfrom workbench.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
+    for verb in ("presets", "run", "sample", "runs", "logs", "attach", "bench", "export", "data", "eval"):
+        assert verb in out.stdout
