@@ -26,10 +26,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .. import presets
+from .. import presets, units
 from ..config import ConfigError
 from ..launcher import Nodes, TrainerProcess, first_event, start_in_background, trainer_command
-from ..progress import eta_seconds, format_count, format_duration
+from ..progress import eta_seconds
 from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir, write_labels
 from .error_line import error_markup
 
@@ -105,11 +105,11 @@ class HeadlessView:
             weights = f" · weights and architecture from {escape(init)}" if init != "scratch" else ""
             return (
                 f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{weights} · "
-                f"{format_count(e['params'])} params · "
+                f"{units.count(e['params'])} params · "
                 f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · "
                 f"compile {'on' if e['compile'] else 'off'} · "
                 f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''} · "
-                f"{format_count(e['tokens_per_step'])} tokens/step · "
+                f"{units.count(e['tokens_per_step'])} tokens/step · "
                 f"{c['train']['max_steps']} steps{resumed}\n[dim]run dir {escape(e.get('run_dir', ''))}[/]"
             )
         if kind == "step":
@@ -117,8 +117,8 @@ class HeadlessView:
             mfu = f"{e['mfu'] * 100:4.1f}%" if e.get("mfu") is not None else "  - "
             return (
                 f"step {e['step']:>{width}}/{self.max_steps} | loss [bold]{e['loss']:.4f}[/] | lr {e['lr']:.2e} | "
-                f"grad {e['grad_norm']:.3f} | {format_count(e['tokens_per_sec'])} tok/s | MFU {mfu} | "
-                f"ETA {format_duration(eta_seconds(self.steps, self.max_steps))}"
+                f"grad {e['grad_norm']:.3f} | {units.count(e['tokens_per_sec'])} tok/s | MFU {mfu} | "
+                f"ETA {units.duration(eta_seconds(self.steps, self.max_steps))}"
             )
         if kind == "eval":
             metrics = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
@@ -135,7 +135,7 @@ class HeadlessView:
             best = f"{e['best_val_loss']:.4f}" if e["best_val_loss"] is not None else "-"
             metrics = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
             return (
-                f"[bold]{e['reason']}[/] at step {e['step']} in {format_duration(elapsed)} | "
+                f"[bold]{e['reason']}[/] at step {e['step']} in {units.duration(elapsed)} | "
                 f"best val loss {best}{metrics}"
             )
         return None

@@ -19,9 +19,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
+from ... import units
 from ...control import is_live
 from ...runs import CONFIG_FILE, headline_metric, read_events, read_json
-from .. import units
 from ..config_values import differing_keys, flat_values
 from ..curve_styles import run_style
 from ..run_state import RunState, Series

@@ -5,8 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ...progress import format_count, format_duration
-from .. import units
+from ... import units
 from ..run_state import RunState
 
 LABEL_WIDTH = 13
@@ -29,10 +28,10 @@ class RunStats(Static):
         started = state.started or {}
         rows = [
             ("step", f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
-            ("elapsed", format_duration(state.elapsed_s)),
-            ("ETA", format_duration(state.eta_s)),
-            ("tokens", format_count(state.tokens_seen)),
-            ("tok/s", format_count(step.get("tokens_per_sec"))),
+            ("elapsed", units.duration(state.elapsed_s)),
+            ("ETA", units.duration(state.eta_s)),
+            ("tokens", units.count(state.tokens_seen)),
+            ("tok/s", units.count(step.get("tokens_per_sec"))),
             ("MFU", units.percent(step.get("mfu"))),
             ("loss", units.number(step.get("loss"))),
             ("best val", units.number(state.best_val_loss)),
@@ -62,9 +61,9 @@ class RunStatsLine(Static):
             ("loss", units.number(step.get("loss"), 3)),
             ("val", units.number(state.best_val_loss, 3)),
             *([(headline[0].replace("_", " "), units.number(headline[1], 3))] if headline else []),
-            ("ETA", format_duration(state.eta_s)),
-            ("tok/s", format_count(step.get("tokens_per_sec"))),
-            ("elapsed", format_duration(state.elapsed_s)),
+            ("ETA", units.duration(state.eta_s)),
+            ("tok/s", units.count(step.get("tokens_per_sec"))),
+            ("elapsed", units.duration(state.elapsed_s)),
         ]
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (label, value) in enumerate(parts):

@@ -7,8 +7,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import RichLog
 
-from ...progress import format_count
-from .. import units
+from ... import units
 
 
 def describe(event: dict) -> Text | None:
@@ -18,7 +17,7 @@ def describe(event: dict) -> Text | None:
         return Text(event["message"])
     if kind == "run_started":
         return Text(
-            f"run started: {format_count(event['params'])} params on {event.get('device_name') or event['device']}"
+            f"run started: {units.count(event['params'])} params on {event.get('device_name') or event['device']}"
             f" ({event['dtype']}, compile {'on' if event['compile'] else 'off'}), "
             f"{event['tokens_per_step']:,} tokens/step"
         )
