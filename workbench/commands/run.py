@@ -26,7 +26,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .. import presets, units
+from .. import metrics, presets, units
 from ..config import ConfigError
 from ..launcher import Nodes, TrainerProcess, first_event, start_in_background, trainer_command
 from ..progress import eta_seconds
@@ -114,16 +114,13 @@ class HeadlessView:
             )
         if kind == "step":
             width = len(str(self.max_steps))
-            mfu = f"{e['mfu'] * 100:4.1f}%" if e.get("mfu") is not None else "  - "
-            return (
-                f"step {e['step']:>{width}}/{self.max_steps} | loss [bold]{e['loss']:.4f}[/] | lr {e['lr']:.2e} | "
-                f"grad {e['grad_norm']:.3f} | {units.count(e['tokens_per_sec'])} tok/s | MFU {mfu} | "
-                f"ETA {units.duration(eta_seconds(self.steps, self.max_steps))}"
-            )
+            parts = [m.headless(e.get(m.key)) for m in metrics.of_event("step") if m.headless]
+            eta = units.duration(eta_seconds(self.steps, self.max_steps))
+            return " | ".join([f"step {e['step']:>{width}}/{self.max_steps}", *parts, f"ETA {eta}"])
         if kind == "eval":
-            metrics = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
+            task = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
             val = f"{e['val_loss']:.4f}" if e["val_loss"] is not None else "nan"
-            return f"[cyan]eval[/] step {e['step']} | val loss [bold]{val}[/]{metrics}"
+            return f"[cyan]eval[/] step {e['step']} | val loss [bold]{val}[/]{task}"
         if kind == "log":
             return f"[dim]{escape(e['message'])}[/]"
         if kind == "error":
@@ -133,10 +130,9 @@ class HeadlessView:
         if kind == "run_finished":
             elapsed = self.steps[-1]["elapsed_s"] if self.steps else None
             best = f"{e['best_val_loss']:.4f}" if e["best_val_loss"] is not None else "-"
-            metrics = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
+            task = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
             return (
-                f"[bold]{e['reason']}[/] at step {e['step']} in {units.duration(elapsed)} | "
-                f"best val loss {best}{metrics}"
+                f"[bold]{e['reason']}[/] at step {e['step']} in {units.duration(elapsed)} | best val loss {best}{task}"
             )
         return None
 

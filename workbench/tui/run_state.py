@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import metrics
 from ..progress import eta_seconds
 
 # The ETA is taken at the pace of the last few step events (as headless prints it).
@@ -77,7 +78,7 @@ class RunState:
         self.last_error: dict | None = None
         self.finished: dict | None = None  # the run_finished event
         self.crash: Crash | None = None
-        self.series = {name: Series() for name in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_sec")}
+        self.series = {m.key: Series() for m in metrics.plotted()}
         self.task_series: dict[str, Series] = {}  # the task's eval metrics (addition: accuracy, accuracy_all)
         self.system: dict | None = None  # the latest system event
         self.requested: str | None = None  # a command sent and not yet answered by a status event
@@ -117,8 +118,9 @@ class RunState:
         self.last_step = e
         # The ETA's pace is the trainer's active time (paused and sampling time left out), where it reports one.
         self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], {**e, "elapsed_s": e.get("active_s", elapsed)}]
-        for name in ("loss", "lr", "grad_norm", "tokens_per_sec"):
-            self.series[name].add(step, elapsed, e.get(name))
+        for m in metrics.of_event("step"):
+            if m.key in self.series:
+                self.series[m.key].add(step, elapsed, e.get(m.key))
         if self.status in ("starting", "compiling"):
             self.status = "training"
         if self.requested == "resume":  # a pause and a resume read together change no state: steps answer it
@@ -127,13 +129,15 @@ class RunState:
     def _on_eval(self, e: dict) -> None:
         # Evals carry no elapsed time of their own; they belong to the step just logged.
         elapsed = self.elapsed_s or 0.0
-        self.series["val_loss"].add(e["step"], elapsed, e.get("val_loss"))
+        for m in metrics.of_event("eval"):
+            if m.key in self.series:
+                self.series[m.key].add(e["step"], elapsed, e.get(m.key))
         val = e.get("val_loss")
         if val is not None and (self.best_val_loss is None or val < self.best_val_loss):
             self.best_val_loss = val
         self.metrics = e.get("metrics") or self.metrics
         for name, value in (e.get("metrics") or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if metrics.is_number(value):
                 self.task_series.setdefault(name, Series()).add(e["step"], elapsed, value)
 
     def _on_status(self, e: dict) -> None:
