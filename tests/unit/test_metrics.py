@@ -8,7 +8,7 @@ from workbench import metrics
 from workbench.commands.export import metric_rows, write_csv
 from workbench.commands.run import HeadlessView
 from workbench.metric_sinks import scalars
-from workbench.tui.run_state import RunState
+from workbench.run_state import RunState
 from workbench.tui.widgets.run_stats import RunStats
 
 STARTED = {"event": "run_started", "config": {"train": {"max_steps": 100}}, "t": 0.0}

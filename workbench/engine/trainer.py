@@ -170,6 +170,7 @@ class Trainer:
             profile=cfg.profile,
             run_dir=str(self.run_dir),
             resumed_from=self.step if self.step else None,
+            elapsed_s=self.elapsed_before,  # where the run's clock starts this session (readers' elapsed)
             pid=os.getpid(),
             **extra,
         )

@@ -20,10 +20,10 @@ from textual.widgets import DataTable, Footer, Static
 
 from ... import metrics, units
 from ...control import is_live
+from ...run_state import RunState, Series
 from ...runs import CONFIG_FILE, headline_metric, read_events, read_json
 from ..config_values import differing_keys, flat_values
 from ..curve_styles import run_style
-from ..run_state import RunState, Series
 from ..widgets.metric_plot import Curve, MetricPlot
 from .workbench_screen import PlotScreen
 

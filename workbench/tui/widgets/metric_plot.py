@@ -22,10 +22,10 @@ from textual.binding import Binding
 from textual_plotext import PlotextPlot
 
 from ... import units
+from ...run_state import Series
 from ..curve_styles import CurveStyle
 from ..plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
 from ..plot_options import PlotOptions
-from ..run_state import Series
 
 
 @dataclass

@@ -13,8 +13,8 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
 from ... import metrics
+from ...run_state import RunState
 from ..curve_styles import metric_style
-from ..run_state import RunState
 from .crash_panel import CrashPanel
 from .metric_plot import Curve, MetricPlot
 from .run_stats import RunStats, RunStatsLine

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ... import metrics, units
-from ..run_state import RunState
+from ...run_state import RunState
 
 LABEL_WIDTH = 13
 
