@@ -27,6 +27,7 @@ from rich.console import Console
 
 from .commands.error_line import print_error
 from .config import ConfigError
+from .tasks import TASKS
 
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
@@ -278,7 +279,7 @@ def data_cmd(
 @app.command("eval")
 def eval_cmd(
     source: str = typer.Argument(..., help="a run directory, gpt2 ... gpt2-xl, or a Hugging Face GPT-2 folder"),
-    task: str = typer.Option(..., "--task", help="hellaswag, ppl or addition"),
+    task: str = typer.Option(..., "--task", help=" | ".join(TASKS)),
     data: Path | None = typer.Option(
         None, "--data", help="hellaswag: an offline hellaswag_val.jsonl; ppl: any text file (default tiny Shakespeare)"
     ),

@@ -8,6 +8,14 @@ Config is data: values are parsed by the type of the field they land in, never
 evaluated. Every mistake a user can make ends in a `ConfigError` that names the
 key, the bad value and what is allowed.
 
+A key documents itself: its field's type says what it takes (a `Literal[...]`
+lists the allowed values), `setting(default, help)` gives its one line of help
+(shown by `gptbench presets NAME`, the app's config editor and README's key
+table), and its section's `check()` holds the checks of its values; the checks
+across sections are `Config.check()`. A new key is one line:
+
+    warmup_steps: int = setting(100, "steps of linear warmup")
+
 This module is plain Python (no torch): the CLI and the UI validate with it
 before anything heavy starts.
 """
@@ -22,7 +30,9 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from .tasks import TASKS, TEXT_TASKS
 
 
 class ConfigError(ValueError):
@@ -37,22 +47,40 @@ class ConfigError(ValueError):
         return f"{self.message} Hint: {self.hint}" if self.hint else self.message
 
 
+def setting(default: Any, help: str) -> Any:
+    """A config key: its default and one line of help, which `gptbench presets NAME`, the app's
+    config editor and README's key table show. Allowed values are the field's type (`Literal`)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+Activation = Literal["gelu_tanh", "gelu"]
+DataKind = Literal["addition", "text"]
+TokenizerName = Literal["digits", "char", "gpt2"]
+Schedule = Literal["cosine", "wsd", "constant"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+CompileMode = Literal["default", "max-autotune", "reduce-overhead"]
+TextTask = Literal[TEXT_TASKS]  # see tasks.py
+
+
 @dataclass
 class ModelConfig:
-    n_layer: int = 6
-    n_head: int = 6
-    n_embd: int = 384
-    block_size: int = 256
-    vocab_size: int = 0  # 0: taken from the data's tokenizer at start-up
-    dropout: float = 0.0
-    bias: bool = True
-    # gelu_tanh: GPT-2's tanh approximation (needed to match GPT-2 weights);
-    # gelu: the exact one, ~10% faster per CPU step for models trained from scratch.
-    activation: str = "gelu_tanh"
-    # scratch: random init. gpt2, gpt2-medium, gpt2-large, gpt2-xl (the Hugging Face
-    # Hub, its local cache first) or a path (a Hugging Face GPT-2 folder, or a
-    # gptbench run directory): start from those weights, with their architecture.
-    init_from: str = "scratch"
+    n_layer: int = setting(6, "transformer blocks")
+    n_head: int = setting(6, "attention heads per block (n_embd must be a multiple)")
+    n_embd: int = setting(384, "embedding width")
+    block_size: int = setting(256, "context length in tokens")
+    vocab_size: int = setting(0, "0: taken from the data's tokenizer (padded to a multiple of 64 inside the model)")
+    dropout: float = setting(0.0, "dropout probability, in [0, 1)")
+    bias: bool = setting(True, "biases in Linear layers and LayerNorms (GPT-2 has them)")
+    activation: Activation = setting(
+        "gelu_tanh", "gelu_tanh: GPT-2's approximation (needed for GPT-2 weights); gelu: exact, cheaper on CPUs"
+    )
+    init_from: str = setting(
+        "scratch",
+        "scratch (random init), gpt2 ... gpt2-xl (the Hugging Face Hub, its cache first), a Hugging Face GPT-2 "
+        "folder or a run directory: start from those weights, with their architecture (see Interop)",
+    )
 
     @property
     def padded_vocab_size(self) -> int:
@@ -60,73 +88,184 @@ class ModelConfig:
         # (50257 -> 50304 gives GPT-2 a free ~25% on the head).
         return math.ceil(self.vocab_size / 64) * 64 if self.vocab_size else 0
 
+    def check(self) -> None:
+        _at_least_one(self, "model", "n_layer", "n_head", "n_embd", "block_size")
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"model.n_embd={self.n_embd} is not divisible by model.n_head={self.n_head}.",
+                f"pick n_embd a multiple of {self.n_head} (e.g. {self.n_head * max(1, self.n_embd // self.n_head)}) "
+                "or change n_head.",
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}.", "try --set model.dropout=0.1")
+
 
 @dataclass
 class DataConfig:
-    kind: str = "text"  # addition | text
-    tokenizer: str = "char"  # digits | char | gpt2
-    path: str = ""  # text file, folder of .txt, or token shards; "" = tiny Shakespeare
-    ndigit: int = 2  # addition: digits per operand
-    holdout: int = 500  # addition: problems held out from training
-    val_fraction: float = 0.1  # text: the last fraction of the tokens is the val split
-    on_device: bool | None = None  # text: keep the corpus on the device; None (auto): up to 2**30 tokens
+    kind: DataKind = setting("text", "addition (minGPT's n-digit adder) or text")
+    tokenizer: TokenizerName = setting(
+        "char", "digits (addition), char (vocab built from the text, saved in the run dir) or gpt2 (tiktoken, offline)"
+    )
+    path: str = setting(
+        "",
+        "a text file, a folder of .txt, or GPT-2 token shards (nanoGPT train.bin/val.bin, llm.c .bin, "
+        "build-nanogpt .npy); fineweb-edu = the shards `gptbench data fineweb-edu` prepared; "
+        "empty = tiny Shakespeare, downloaded once and sha256-checked",
+    )
+    ndigit: int = setting(2, "addition: digits per operand (1 to 9)")
+    holdout: int = setting(500, "addition: problems held out from training")
+    val_fraction: float = setting(0.1, "text: the last fraction of the tokens is the val split")
+    on_device: bool | None = setting(
+        None,
+        "text: keep the corpus on the device (auto: up to 2^30 tokens); bigger ones stay memmapped and the next "
+        "step's batches are read ahead on a thread",
+    )
+
+    def check(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(
+                f"data.val_fraction must be between 0 and 1, got {self.val_fraction}.",
+                "try --set data.val_fraction=0.1",
+            )
+        if self.kind == "addition":
+            if not 1 <= self.ndigit <= 9:
+                raise ConfigError(f"data.ndigit must be between 1 and 9, got {self.ndigit}.", "try --set data.ndigit=2")
+            if self.tokenizer != "digits":
+                raise ConfigError(
+                    f"data.kind=addition needs data.tokenizer=digits, got {self.tokenizer!r}.",
+                    "try --set data.tokenizer=digits",
+                )
+            total = 10 ** (2 * self.ndigit)
+            if not 1 <= self.holdout < total:
+                raise ConfigError(
+                    f"data.holdout must be between 1 and {total - 1}, got {self.holdout}.",
+                    "try --set data.holdout=500",
+                )
+        elif self.tokenizer == "digits":
+            raise ConfigError(
+                "data.tokenizer=digits only works with data.kind=addition.", "use data.tokenizer=char or gpt2 for text."
+            )
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int | None = 12  # sequences per micro-step per process; None (auto): the largest that fits
-    grad_accum: int = 0  # micro-steps per optimizer step; 0: derive from tokens_per_step
-    tokens_per_step: int = 0  # global tokens per optimizer step; 0: one micro-step
-    max_steps: int = 2000
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    schedule: str = "cosine"  # cosine | wsd (warmup, stable, decay) | constant (after warmup)
-    decay_fraction: float = 0.2  # wsd: the last fraction of max_steps decays linearly to min_lr
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0  # 0 turns clipping off
-    eval_every: int = 250
-    eval_steps: int = 20  # val batches per eval
-    log_every: int = 10
-    ckpt_every: int = 0  # save last.pt every N steps; 0: at every eval (and always at the end)
-    keep_last: int = 0  # also keep the N most recent step checkpoints as ckpt-STEP.pt (0: none)
-    threads: int = 0  # CPU: torch threads per process; 0: the cores available, shared among gptbench's torch processes
-    seed: int = 1337
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 (autocast dtype)
-    compile: bool | None = None  # None (auto): on where it pays (CUDA), off elsewhere
-    compile_mode: str = "default"  # default | max-autotune | reduce-overhead
-    target_val_loss: float = 0.0  # stop once val loss <= this (0: off)
-    target_accuracy: float = 0.0  # stop once the task accuracy >= this (0: off)
-    eval_tasks: list[str] = field(default_factory=list)  # at every eval also: hellaswag, ppl (see engine/tasks)
-    eval_tasks_limit: int = 0  # examples per eval task (0: all; HellaSwag has 10,042)
+    batch_size: int | None = setting(
+        12,
+        "sequences per micro-step per process; auto: the largest that fits, probed on the GPU (16 at most "
+        "elsewhere), with tokens_per_step kept exact",
+    )
+    grad_accum: int = setting(0, "micro-steps per optimizer step; 0: derived from tokens_per_step")
+    tokens_per_step: int = setting(0, "global tokens per optimizer step (gradient accumulation); 0: one micro-step")
+    max_steps: int = setting(2000, "optimizer steps to train")
+    lr: float = setting(1e-3, "peak learning rate, reached after a linear warmup")
+    min_lr: float = setting(1e-4, "the learning rate at the end of the decay")
+    warmup_steps: int = setting(100, "steps of linear warmup")
+    schedule: Schedule = setting(
+        "cosine",
+        "cosine: to min_lr at max_steps; wsd: warmup, stable, then a linear decay over the last decay_fraction; "
+        "constant after warmup",
+    )
+    decay_fraction: float = setting(0.2, "wsd: the last fraction of max_steps decays linearly to min_lr")
+    weight_decay: float = setting(0.1, "AdamW weight decay (2-D weights only)")
+    beta1: float = setting(0.9, "AdamW beta1")
+    beta2: float = setting(0.99, "AdamW beta2")
+    grad_clip: float = setting(1.0, "clip the gradient norm to this (0: off)")
+    eval_every: int = setting(250, "steps between evals (and the last step)")
+    eval_steps: int = setting(20, "val batches per eval")
+    log_every: int = setting(10, "steps per step event (loss, lr, tokens/sec ...)")
+    ckpt_every: int = setting(0, "save last.pt every N steps; 0: at every eval (and always at the end)")
+    keep_last: int = setting(0, "also keep the N most recent last.pt states as ckpt-STEP.pt (0: none)")
+    threads: int = setting(
+        0,
+        "CPU threads per process; 0: OMP_NUM_THREADS if set, else the cores this process may use shared among "
+        "the gptbench torch processes running",
+    )
+    seed: int = setting(1337, "the random seed (data order, init, dropout)")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps")
+    dtype: Dtype = setting(
+        "auto",
+        "autocast dtype; auto: bf16 on GPUs of compute capability 8.0+, fp16 with loss scaling on older ones, "
+        "fp32 on CPU/MPS",
+    )
+    compile: bool | None = setting(
+        None, "torch.compile(fullgraph=True); auto: on for CUDA and models of 5M+ parameters, where it pays"
+    )
+    compile_mode: CompileMode = setting("default", "torch.compile's mode")
+    target_val_loss: float = setting(0.0, "stop once val loss <= this (0: off)")
+    target_accuracy: float = setting(0.0, "stop once the task accuracy >= this (0: off)")
+    eval_tasks: list[TextTask] = setting(
+        [], "task metrics at every eval, e.g. hellaswag,ppl (a TOML array in presets; see Evals)"
+    )
+    eval_tasks_limit: int = setting(0, "examples per eval task (0: all; HellaSwag has 10,042)")
+
+    def check(self) -> None:
+        _at_least_one(self, "train", "max_steps", "eval_every", "eval_steps", "log_every")
+        if self.batch_size is not None:
+            _at_least_one(self, "train", "batch_size")
+        elif not self.tokens_per_step or self.grad_accum:
+            raise ConfigError(
+                "train.batch_size=auto needs train.tokens_per_step (the global batch the micro-batches add up to) "
+                "and no fixed train.grad_accum.",
+                "e.g. --set train.tokens_per_step=524288, or give a number: --set train.batch_size=16",
+            )
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise ConfigError(
+                f"train.lr must be > 0 and train.min_lr in [0, lr]; got lr={self.lr}, min_lr={self.min_lr}.",
+                "try --set train.min_lr=1e-4",
+            )
+        counts = ("warmup_steps", "grad_accum", "tokens_per_step", "ckpt_every", "keep_last", "threads")
+        if min(getattr(self, name) for name in (*counts, "eval_tasks_limit")) < 0:
+            raise ConfigError(
+                f"train.{', '.join(counts)} and eval_tasks_limit cannot be negative.",
+                "use 0 to turn them off (threads: 0 = automatic)",
+            )
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ConfigError(
+                f"train.decay_fraction must be in (0, 1], got {self.decay_fraction}.",
+                "try --set train.decay_fraction=0.2",
+            )
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(
+                    f"train.{name} must be in [0, 1), got {getattr(self, name)}.", f"try --set train.{name}=0.95"
+                )
+        device = self.device
+        if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise ConfigError(
+                f"train.device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.", "try --device cpu"
+            )
 
 
 @dataclass
 class LogConfig:
     """Where metrics go besides events.jsonl (optional extras, see metric_sinks.py)."""
 
-    tensorboard: bool = False  # event files in RUN_DIR/tensorboard
-    wandb: str = ""  # a W&B project name ("" = off); WANDB_MODE=offline is honoured
-    trackio: str = ""  # a trackio project name ("" = off)
+    tensorboard: bool = setting(False, "TensorBoard event files in RUN_DIR/tensorboard")
+    wandb: str = setting("", 'a W&B project name ("": off); WANDB_MODE=offline is honoured')
+    trackio: str = setting("", 'a trackio project name ("": off)')
+
+    def check(self) -> None:
+        for key, package in LOG_PACKAGES.items():
+            if getattr(self, key) and importlib.util.find_spec(package) is None:
+                off = "false" if key == "tensorboard" else '""'
+                raise ConfigError(
+                    f"log.{key} needs the {package} package, which is not installed.",
+                    f'pip install "gptbench[{package}]", or leave it off (--set log.{key}={off}).',
+                )
+
+
+def _at_least_one(section: Any, name: str, *keys: str) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        if value < 1:
+            raise ConfigError(f"{name}.{key} must be at least 1, got {value}.", f"try --set {name}.{key}=1 or more")
 
 
 # log.KEY -> the package that sink needs (optional extras of the same names)
 LOG_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log": LogConfig}
-
-CHOICES = {
-    "data.kind": ("addition", "text"),
-    "data.tokenizer": ("digits", "char", "gpt2"),
-    "model.activation": ("gelu_tanh", "gelu"),
-    "train.dtype": ("auto", "float32", "bfloat16", "float16"),
-    "train.compile_mode": ("default", "max-autotune", "reduce-overhead"),
-    "train.schedule": ("cosine", "wsd", "constant"),
-    "train.eval_tasks": ("hellaswag", "ppl"),  # each element of the list
-}
+PROFILE_HELP = "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)"
 
 
 @dataclass
@@ -150,16 +289,18 @@ class Config:
                     set_value(cfg, f"{section}.{key}", value)
         return cfg
 
-    def grad_accum_steps(self, world_size: int = 1) -> int:
-        """Micro-steps per optimizer step on each process (batch_size must be known)."""
+    def grad_accum_steps(self, world_size: int = 1, micro_batch: int | None = None) -> int:
+        """Micro-steps per optimizer step on each process. micro_batch: what the trainer chose for
+        batch_size=auto (the config keeps "auto"); a fixed batch_size needs none."""
         t = self.train
-        if t.batch_size is None:
+        micro_batch = micro_batch or t.batch_size
+        if micro_batch is None:
             raise ValueError("train.batch_size=auto is resolved by the trainer on its device first")
         if t.grad_accum:
             return t.grad_accum
         if not t.tokens_per_step:
             return 1
-        per_micro = t.batch_size * self.model.block_size * world_size
+        per_micro = micro_batch * self.model.block_size * world_size
         if t.tokens_per_step % per_micro:
             raise ConfigError(
                 f"train.tokens_per_step={t.tokens_per_step} is not a multiple of "
@@ -173,6 +314,37 @@ class Config:
             return self.train.tokens_per_step
         return self.train.batch_size * self.model.block_size * world_size * self.grad_accum_steps(world_size)
 
+    def check(self) -> None:
+        """The checks that span sections (each section checks itself first)."""
+        m, d, t = self.model, self.data, self.train
+        if d.kind == "addition" and m.block_size < 3 * d.ndigit:
+            raise ConfigError(
+                f"model.block_size={m.block_size} is too small for {d.ndigit}-digit addition.",
+                f"use model.block_size >= {3 * d.ndigit}.",
+            )
+        if t.eval_tasks and d.kind == "addition":
+            raise ConfigError(
+                "train.eval_tasks are text tasks; an addition run already reports its accuracy at every eval.",
+                "drop them: --set train.eval_tasks=",
+            )
+        for name in t.eval_tasks:
+            needs = TASKS[name].tokenizer
+            if needs and d.tokenizer != needs:
+                others = ",".join(n for n in TEXT_TASKS if not TASKS[n].tokenizer) or "none"
+                raise ConfigError(
+                    f"train.eval_tasks has {name}, which needs data.tokenizer={needs} (this run uses {d.tokenizer}).",
+                    f"use --set train.eval_tasks={others}, or train with data.tokenizer={needs}",
+                )
+        if t.batch_size is None:
+            if t.tokens_per_step % m.block_size:
+                raise ConfigError(
+                    f"train.tokens_per_step={t.tokens_per_step} is not a multiple of model.block_size={m.block_size}.",
+                    f"use a multiple of {m.block_size}, "
+                    f"e.g. {max(1, round(t.tokens_per_step / m.block_size)) * m.block_size}.",
+                )
+        else:
+            self.grad_accum_steps(1)  # tokens_per_step must split into micro-batches
+
 
 def all_keys() -> list[str]:
     keys = ["profile"]
@@ -183,6 +355,33 @@ def all_keys() -> list[str]:
 
 def _field_type(section_cls: type, name: str) -> Any:
     return typing.get_type_hints(section_cls)[name]
+
+
+def _field(key: str) -> dataclasses.Field:
+    section, _, name = key.partition(".")
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}[name]
+
+
+def help_of(key: str) -> str:
+    """The key's line of help ("" for a key without one)."""
+    return PROFILE_HELP if key == "profile" else _field(key).metadata.get("help", "")
+
+
+def key_help(key: str) -> str:
+    """The key's help with its allowed values, as a TOML comment and the app's config editor show it."""
+    allowed = choices(key)
+    return help_of(key) + (f" ({' | '.join(allowed)})" if allowed else "")
+
+
+def choices(key: str) -> tuple[str, ...] | None:
+    """The values a key (each element, for a list) may take, from its Literal type; None: any of its type."""
+    if key == "profile":
+        return None
+    section, _, name = key.partition(".")
+    typ = _field_type(SECTIONS[section], name)
+    if typing.get_origin(typ) is list:
+        typ = typing.get_args(typ)[0]
+    return typing.get_args(typ) if typing.get_origin(typ) is Literal else None
 
 
 def parse_value(key: str, raw: Any, typ: Any) -> Any:
@@ -258,12 +457,12 @@ def set_value(cfg: Config, key: str, raw: Any) -> None:
     if cls is None or name not in {f.name for f in dataclasses.fields(cls)}:
         raise unknown_key_error(key)
     value = parse_value(key, raw, _field_type(cls, name))
+    allowed = choices(key)
     for element in value if isinstance(value, list) else [value]:
-        if key in CHOICES and element not in CHOICES[key]:
+        if allowed and element not in allowed:
             what = "each element of " if isinstance(value, list) else ""
             raise ConfigError(
-                f"{what}{key} must be one of {', '.join(CHOICES[key])}, got {element!r}.",
-                f"try --set {key}={CHOICES[key][0]}",
+                f"{what}{key} must be one of {', '.join(allowed)}, got {element!r}.", f"try --set {key}={allowed[0]}"
             )
     setattr(getattr(cfg, section), name, value)
 
@@ -289,112 +488,10 @@ def apply_table(cfg: Config, table: dict, origin: str) -> None:
 
 
 def validate(cfg: Config) -> None:
-    """Checks that need no data and no torch. Raises ConfigError."""
-    m, d, t = cfg.model, cfg.data, cfg.train
-    positive = {
-        "model.n_layer": m.n_layer,
-        "model.n_head": m.n_head,
-        "model.n_embd": m.n_embd,
-        "model.block_size": m.block_size,
-        "train.max_steps": t.max_steps,
-        "train.eval_every": t.eval_every,
-        "train.eval_steps": t.eval_steps,
-        "train.log_every": t.log_every,
-    }
-    if t.batch_size is not None:
-        positive["train.batch_size"] = t.batch_size
-    elif not t.tokens_per_step or t.grad_accum:
-        raise ConfigError(
-            "train.batch_size=auto needs train.tokens_per_step (the global batch the micro-batches add up to) "
-            "and no fixed train.grad_accum.",
-            "e.g. --set train.tokens_per_step=524288, or give a number: --set train.batch_size=16",
-        )
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{key} must be at least 1, got {value}.", f"try --set {key}=1 or more")
-    if m.n_embd % m.n_head:
-        raise ConfigError(
-            f"model.n_embd={m.n_embd} is not divisible by model.n_head={m.n_head}.",
-            f"pick n_embd a multiple of {m.n_head} (e.g. {m.n_head * max(1, m.n_embd // m.n_head)}) or change n_head.",
-        )
-    if not 0.0 <= m.dropout < 1.0:
-        raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}.", "try --set model.dropout=0.1")
-    if not 0.0 < d.val_fraction < 1.0:
-        raise ConfigError(
-            f"data.val_fraction must be between 0 and 1, got {d.val_fraction}.", "try --set data.val_fraction=0.1"
-        )
-    if d.kind == "addition":
-        if not 1 <= d.ndigit <= 9:
-            raise ConfigError(f"data.ndigit must be between 1 and 9, got {d.ndigit}.", "try --set data.ndigit=2")
-        if d.tokenizer != "digits":
-            raise ConfigError(
-                f"data.kind=addition needs data.tokenizer=digits, got {d.tokenizer!r}.",
-                "try --set data.tokenizer=digits",
-            )
-        if m.block_size < 3 * d.ndigit:
-            raise ConfigError(
-                f"model.block_size={m.block_size} is too small for {d.ndigit}-digit addition.",
-                f"use model.block_size >= {3 * d.ndigit}.",
-            )
-        total = 10 ** (2 * d.ndigit)
-        if not 1 <= d.holdout < total:
-            raise ConfigError(
-                f"data.holdout must be between 1 and {total - 1}, got {d.holdout}.", "try --set data.holdout=500"
-            )
-    elif d.tokenizer == "digits":
-        raise ConfigError(
-            "data.tokenizer=digits only works with data.kind=addition.", "use data.tokenizer=char or gpt2 for text."
-        )
-    if t.eval_tasks and d.kind == "addition":
-        raise ConfigError(
-            "train.eval_tasks are text tasks; an addition run already reports its accuracy at every eval.",
-            "drop them: --set train.eval_tasks=",
-        )
-    if "hellaswag" in t.eval_tasks and d.tokenizer != "gpt2":
-        raise ConfigError(
-            f"train.eval_tasks has hellaswag, which needs data.tokenizer=gpt2 (this run uses {d.tokenizer}).",
-            "use --set train.eval_tasks=ppl, or train with data.tokenizer=gpt2",
-        )
-    if t.lr <= 0 or t.min_lr < 0 or t.min_lr > t.lr:
-        raise ConfigError(
-            f"train.lr must be > 0 and train.min_lr in [0, lr]; got lr={t.lr}, min_lr={t.min_lr}.",
-            "try --set train.min_lr=1e-4",
-        )
-    if (
-        min(t.warmup_steps, t.grad_accum, t.tokens_per_step, t.ckpt_every, t.keep_last, t.threads, t.eval_tasks_limit)
-        < 0
-    ):
-        raise ConfigError(
-            "train.warmup_steps, grad_accum, tokens_per_step, ckpt_every, keep_last, threads and eval_tasks_limit "
-            "cannot be negative.",
-            "use 0 to turn them off (threads: 0 = automatic)",
-        )
-    if not 0.0 < t.decay_fraction <= 1.0:
-        raise ConfigError(
-            f"train.decay_fraction must be in (0, 1], got {t.decay_fraction}.", "try --set train.decay_fraction=0.2"
-        )
-    for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
-        if not 0.0 <= value < 1.0:
-            raise ConfigError(f"{key} must be in [0, 1), got {value}.", f"try --set {key}=0.95")
-    for key, package in LOG_PACKAGES.items():
-        if getattr(cfg.log, key) and importlib.util.find_spec(package) is None:
-            off = "false" if key == "tensorboard" else '""'
-            raise ConfigError(
-                f"log.{key} needs the {package} package, which is not installed.",
-                f'pip install "gptbench[{package}]", or leave it off (--set log.{key}={off}).',
-            )
-    device = t.device
-    if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.", "try --device cpu")
-    if t.batch_size is None:
-        if t.tokens_per_step % m.block_size:
-            raise ConfigError(
-                f"train.tokens_per_step={t.tokens_per_step} is not a multiple of model.block_size={m.block_size}.",
-                f"use a multiple of {m.block_size}, "
-                f"e.g. {max(1, round(t.tokens_per_step / m.block_size)) * m.block_size}.",
-            )
-    else:
-        cfg.grad_accum_steps(1)  # tokens_per_step must split into micro-batches
+    """Checks that need no data and no torch: each section's own, then those across sections. Raises ConfigError."""
+    for section in SECTIONS:
+        getattr(cfg, section).check()
+    cfg.check()
 
 
 def estimate_params(m: ModelConfig) -> int:
@@ -414,13 +511,29 @@ def flops_per_token(m: ModelConfig, n_params: int) -> int:
 
 
 def to_toml(cfg: Config, description: str = "") -> str:
-    """The config as a preset file: `gptbench run --config FILE` reads it back to the same Config."""
+    """The config as a preset file, each key under its help as a comment: `gptbench run --config FILE`
+    reads it back to the same Config."""
     lines = [f"description = {_toml_value(description)}", ""] if description else []
     for section in SECTIONS:
         lines.append(f"[{section}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in dataclasses.asdict(getattr(cfg, section)).items()]
+        for key, value in dataclasses.asdict(getattr(cfg, section)).items():
+            lines.append(f"# {key_help(f'{section}.{key}')}")
+            lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def keys_markdown() -> str:
+    """README's table of config keys, made from the fields (tests/unit/test_config.py keeps README in step)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    defaults = Config().to_dict()
+    for key in all_keys()[1:]:
+        section, _, name = key.partition(".")
+        allowed = choices(key)
+        meaning = help_of(key) + (f" ({', '.join(f'`{v}`' for v in allowed)})" if allowed else "")
+        default = _toml_value(defaults[section][name])
+        rows.append(f"| `{key}` | `{default}` | {meaning.replace('|', '/')} |")
+    return "\n".join(rows)
 
 
 def _toml_value(value: Any) -> str:
@@ -433,3 +546,23 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)  # JSON's string escapes are TOML's basic-string escapes
+
+
+# README's key table lives between these lines; `python -m workbench.config README.md` rewrites it.
+README_KEYS_START = "<!-- config keys: made by `python -m workbench.config README.md` from config.py's fields -->\n"
+README_KEYS_END = "\n<!-- end of config keys -->"
+
+
+def readme_with_keys(readme: str) -> str:
+    """README's text with its key table made afresh from the fields."""
+    before, _, rest = readme.partition(README_KEYS_START)
+    _, _, after = rest.partition(README_KEYS_END)
+    return before + README_KEYS_START + keys_markdown() + README_KEYS_END + after
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    readme = Path(sys.argv[1])
+    readme.write_text(readme_with_keys(readme.read_text(encoding="utf-8")), encoding="utf-8")

@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import metrics
 from .config import LOG_PACKAGES, LogConfig
 from .events import ProtocolError, decode
 from .runs import CONFIG_FILE, EVENTS_FILE, pid_alive, read_json, read_labels
@@ -38,22 +39,14 @@ SINKS_LOG = "metric_sinks.log"  # what the sinks say after the run has ended
 
 
 def scalars(event: dict) -> dict[str, float]:
-    """The numbers of a step or eval event, under the names the dashboards show."""
-    if event["event"] == "step":
-        names = {
-            "loss": "train/loss",
-            "lr": "train/lr",
-            "grad_norm": "train/grad_norm",
-            "tokens_per_sec": "perf/tokens_per_sec",
-            "mfu": "perf/mfu",
-            "gpu_mem_gb": "perf/gpu_mem_gb",
-        }
-        values = {tag: event.get(key) for key, tag in names.items()}
-    elif event["event"] == "eval":
-        values = {"val/loss": event["val_loss"], **{f"val/{k}": v for k, v in (event.get("metrics") or {}).items()}}
-    else:
+    """The numbers of a step or eval event, under the names the dashboards show (metrics.py's tags)."""
+    kind = event["event"]
+    if kind not in ("step", "eval"):
         return {}
-    return {tag: float(v) for tag, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    values = {m.tag: event.get(m.key) for m in metrics.of_event(kind) if m.tag}
+    if kind == "eval":
+        values.update({metrics.TASK_TAG.format(k): v for k, v in (event.get("metrics") or {}).items()})
+    return {tag: float(v) for tag, v in values.items() if metrics.is_number(v)}
 
 
 class TensorBoardSink:

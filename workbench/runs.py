@@ -31,6 +31,7 @@ from pathlib import Path
 from .config import ConfigError
 from .control import is_live
 from .events import ProtocolError, decode
+from .run_state import RunState
 
 EVENTS_FILE = "events.jsonl"
 CONFIG_FILE = "config.json"
@@ -184,16 +185,11 @@ def follow_events(
             on_damaged(line)
 
 
-def trainer_running(run_dir: str | Path, events: list[dict]) -> bool:
+def trainer_running(run_dir: str | Path, state: RunState) -> bool:
     """Whether a trainer works on this run now: it listens on the control FIFO,
     or it is still starting up (the FIFO opens just before `run_started`) and
     the pid its `starting` status named is alive."""
-    if is_live(run_dir):
-        return True
-    lifecycle = [e for e in events if e["event"] in ("run_started", "run_finished") or e.get("state") == "starting"]
-    if not lifecycle or lifecycle[-1].get("state") != "starting":
-        return False
-    return pid_alive(lifecycle[-1].get("pid"))
+    return is_live(run_dir) or pid_alive(state.starting_pid)
 
 
 def pid_alive(pid) -> bool:
@@ -248,55 +244,28 @@ def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSumma
     config = read_json(run_dir / CONFIG_FILE)
     labels = read_labels(run_dir)
     tags = labels.get("tags")
-    s = RunSummary(
+    state = RunState(run_dir)
+    for e in events:
+        state.apply(e)
+    train = config.get("train")
+    status = state.outcome
+    if status == "crashed" and trainer_running(run_dir, state):
+        status = "running"
+    return RunSummary(
         path=run_dir,
         preset=str(config.get("preset", "?")),
         profile=str(config.get("profile", "")),
         name=str(labels.get("name", "")),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
         notes=str(labels.get("notes", "")),
+        status=status,
+        step=state.step,
+        max_steps=state.max_steps or (train.get("max_steps", 0) if isinstance(train, dict) else 0),
+        best_val_loss=state.best_val_loss,
+        metrics=state.metrics,
+        started=state.first_started_t,
+        damaged_lines=damaged + state.bad_events,
     )
-    train = config.get("train")
-    s.max_steps = train.get("max_steps", 0) if isinstance(train, dict) else 0
-    s.status = "empty" if not events else "crashed"
-    for e in events:
-        try:
-            _apply(s, e)
-        except (KeyError, TypeError, ValueError, AttributeError):  # an event with fields of the wrong shape
-            damaged += 1
-    s.damaged_lines = damaged
-    if s.status == "crashed" and trainer_running(run_dir, events):
-        s.status = "running"
-    return s
-
-
-def _apply(s: RunSummary, e: dict) -> None:
-    """Fold one event into the summary; TypeError/ValueError/KeyError for a malformed one."""
-    kind = e["event"]
-    if kind == "run_started":
-        if s.started is None and isinstance(e.get("t"), (int, float)):
-            s.started = e["t"]
-        s.max_steps = int(e["config"]["train"]["max_steps"])
-        s.status = "crashed"  # until a run_finished says otherwise (a resume re-opens it)
-    elif kind in ("step", "eval"):
-        s.step = max(s.step, int(e["step"]))
-        if kind == "eval":
-            if e["val_loss"] is not None and (s.best_val_loss is None or e["val_loss"] < s.best_val_loss):
-                s.best_val_loss = float(e["val_loss"])
-            s.metrics = _metrics(e) or s.metrics
-    elif kind == "run_finished":
-        s.status = {"completed": "completed", "stopped": "stopped"}.get(e["reason"], "error")
-        s.step = max(s.step, int(e["step"]))
-        s.metrics = _metrics(e) or s.metrics
-        if e.get("best_val_loss") is not None:
-            s.best_val_loss = float(e["best_val_loss"])
-
-
-def _metrics(e: dict) -> dict:
-    metrics = e.get("metrics") or {}
-    if not isinstance(metrics, dict):
-        raise TypeError(f"metrics is a {type(metrics).__name__}")
-    return metrics
 
 
 def list_runs(root: str | Path | None = None) -> list[RunSummary]:

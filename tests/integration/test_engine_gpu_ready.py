@@ -278,7 +278,8 @@ def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
     ]
     _, events = train(tmp_path, "auto", tiny, preset="gpt2-124m")
     started = of_kind(events, "run_started")[0]
-    assert started["config"]["train"]["batch_size"] == 16 and started["grad_accum"] == 2  # 1024 = 32 seqs of 32
+    assert started["micro_batch"] == 16 and started["grad_accum"] == 2  # 1024 = 32 seqs of 32
+    assert started["config"]["train"]["batch_size"] is None  # the config keeps auto; the choice is this run's
     assert any("micro-batch 16 (auto" in e["message"] for e in of_kind(events, "log"))
 
 

@@ -1,9 +1,12 @@
 """Config: presets resolve, overrides parse by type, mistakes get a sentence and a hint."""
 
+from pathlib import Path
+
 import pytest
 
-from workbench import presets
+from workbench import config, presets
 from workbench.config import Config, ConfigError, estimate_params, parse_override
+from workbench.tasks import TEXT_TASKS
 
 
 def resolve(name, *overrides, device="cpu"):
@@ -156,3 +159,28 @@ def test_bad_task_settings_name_the_key(preset, override, words):
     with pytest.raises(ConfigError) as info:
         resolve(preset, override)
     assert info.value.hint and all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_readme_key_table_is_made_from_the_fields():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert config.README_KEYS_START in readme and config.README_KEYS_END in readme
+    assert readme == config.readme_with_keys(readme), "run `python -m workbench.config README.md`"
+
+
+def test_every_key_documents_itself():
+    for key in config.all_keys():
+        assert config.help_of(key), f"{key} has no help"
+    assert config.choices("train.eval_tasks") == TEXT_TASKS and config.choices("train.schedule")[0] == "cosine"
+    toml = config.to_toml(config.Config())
+    assert "# peak learning rate, reached after a linear warmup\nlr = 0.001" in toml
+    assert "(cosine | wsd | constant)" in toml
+
+
+def test_a_section_checks_itself():
+    cfg = config.Config()
+    cfg.model.n_head = 5
+    with pytest.raises(ConfigError, match="not divisible by model.n_head=5"):
+        cfg.model.check()
+    cfg.train.beta2 = 1.0
+    with pytest.raises(ConfigError, match="train.beta2 must be in"):
+        cfg.train.check()

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from workbench.config import ConfigError
+from workbench.run_state import RunState, Series
 from workbench.runs import read_events
 from workbench.tui.config_values import changed_keys, differing_keys, flat_values, preset_values
 from workbench.tui.frame_pacer import FramePacer
 from workbench.tui.messages import EventBatch, OutputArrived
 from workbench.tui.plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
 from workbench.tui.plot_options import PlotOptions
-from workbench.tui.run_state import RunState, Series
 from workbench.tui.widgets.sample_console import NO_TOP_K, SampleSettings, parse_settings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "runs"
@@ -36,13 +36,15 @@ def test_completed_run_state_comes_from_its_events():
     assert len(state.series["loss"]) == 30 and len(state.series["val_loss"]) == 3
     assert state.series["loss"].values[-1] < state.series["loss"].values[0]
     assert state.eta_s is None  # finished: nothing left
-    assert state.elapsed_s == state.last_step["elapsed_s"]  # from the events, not the clock
+    # from the events, not the clock: the last step's time, on to the run_finished
+    assert state.elapsed_s == pytest.approx(state.last_step["elapsed_s"] + finished["t"] - state.last_step["t"])
 
 
-def test_eta_uses_the_pace_of_recent_steps():
+def test_eta_uses_the_pace_of_the_session_so_far():
     state = replay("addition-crashed")
     assert state.status == "training" and state.step == 150
-    last, first = state.recent_steps[-1], state.recent_steps[0]
+    last, first = state.last_step, state.session_first_step
+    assert "active_s" not in last  # recorded before the trainer reported active time: elapsed time it is
     pace = (last["elapsed_s"] - first["elapsed_s"]) / (last["step"] - first["step"])
     assert state.eta_s == pytest.approx((300 - 150) * pace)
     state.mark_crashed(-9, ["Killed"])
@@ -161,7 +163,7 @@ def step(n: int, elapsed: float, t: float) -> dict:
 
 def test_eta_goes_at_the_pace_of_active_time(tmp_path):
     state = RunState(tmp_path)
-    state.config = {"train": {"max_steps": 100}}
+    state.max_steps = 100
     feed(state, {**step(10, 10.0, 110.0), "active_s": 10.0})
     feed(
         state, {"event": "status", "state": "paused", "t": 110.0}, {"event": "status", "state": "training", "t": 170.0}

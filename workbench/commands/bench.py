@@ -31,10 +31,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .. import __version__, presets
+from .. import __version__, presets, units
 from ..config import ConfigError
 from ..launcher import TrainerProcess, sampler_command, trainer_command
-from ..progress import format_count, format_duration
 from ..runs import slug
 
 
@@ -224,14 +223,14 @@ def bench(names: list[str], overrides: list[str], tiny: bool, out_dir: Path, wor
         r = measure_throughput(name, plan, overrides, tiny, work, log)
         device_name = r["device_name"]
         console.print(
-            f"  {format_count(r['tokens_per_sec'])} tok/s, {r['step_ms']:.1f} ms/step"
+            f"  {units.count(r['tokens_per_sec'])} tok/s, {r['step_ms']:.1f} ms/step"
             + (f", MFU {100 * r['mfu']:.1f}%" if r["mfu"] is not None else "")
         )
         target = measure_time_to_target(name, plan, overrides, tiny, work, log)
         if target:
             console.print(
                 f"  target {'reached' if target['reached'] else 'NOT reached'} in "
-                f"{format_duration(target['time_to_target_s'])} (step {target['step']})"
+                f"{units.duration(target['time_to_target_s'])} (step {target['step']})"
             )
         r["time_to_target"] = target
         r.update(measure_decode(work / f"{name}-throughput", plan.prompt, 256 if name != "addition" else 3, log))

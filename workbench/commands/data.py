@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .. import units
 from ..config import ConfigError
 from ..data.corpus import NAMED, named_corpus_dir
 from ..launcher import TrainerProcess
-from ..progress import format_count
 from .error_line import print_error
 
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".parquet")
@@ -142,9 +142,9 @@ def _run(args: list[str], out: Path, train: str) -> int:
                 visible=True,
                 completed=e["done"],
                 total=e["total"],
-                docs=format_count(e["done"]),
-                tokens=format_count(e["tokens"]),
-                rate=format_count(e["tokens_per_sec"]),
+                docs=units.count(e["done"]),
+                tokens=units.count(e["tokens"]),
+                rate=units.count(e["tokens_per_sec"]),
             )
         elif kind == "log":
             progress.console.print(escape(e["message"]), soft_wrap=True)

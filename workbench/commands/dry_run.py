@@ -14,11 +14,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .. import presets
+from .. import presets, units
 from ..config import Config, ConfigError, estimate_params, to_toml
 from ..events import ProtocolError, decode
 from ..launcher import Nodes, trainer_command
-from ..progress import format_count
 from .run import Labels, plan_run
 
 
@@ -57,20 +56,18 @@ def dry_run(
     vocab_note = f", a vocabulary of {vocab} characters assumed: the text decides it" if guessed else ""
     t = cfg.train
     if t.batch_size is None:
-        batch = (
-            f"batch_size auto (the largest that fits, found at start), {format_count(t.tokens_per_step)} tokens/step"
-        )
+        batch = f"batch_size auto (the largest that fits, found at start), {units.count(t.tokens_per_step)} tokens/step"
     else:
         accum = cfg.grad_accum_steps(processes)
         batch = (
-            f"{format_count(cfg.tokens_per_step(processes))} tokens/step = batch {t.batch_size} x block "
+            f"{units.count(cfg.tokens_per_step(processes))} tokens/step = batch {t.batch_size} x block "
             f"{cfg.model.block_size} x {processes} process{'es' if processes > 1 else ''} x "
             f"{accum} micro-step{'s' if accum > 1 else ''}"
         )
     lines = [
         f"# dry run: {cfg.preset} · profile {cfg.profile}"
         + (f" · weights from {cfg.model.init_from}" if cfg.model.init_from != "scratch" else ""),
-        f"# {format_count(params)} parameters ({params:,}{vocab_note})",
+        f"# {units.count(params)} parameters ({params:,}{vocab_note})",
         f"# {batch}",
         f"# {t.max_steps} steps · {answer['device_name']} · {answer['dtype']} · "
         f"compile {'on' if answer['compile'] else 'off'}",

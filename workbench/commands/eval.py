@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import weights_source
 from ..config import ConfigError
-from ..engine.evaluate import TASKS  # torch is imported there only when it evaluates
 from ..launcher import TrainerProcess
+from ..tasks import TASKS
 from .error_line import print_error
 
 

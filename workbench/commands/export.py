@@ -12,13 +12,13 @@ import csv
 import sys
 from pathlib import Path
 
+from .. import metrics
 from ..config import ConfigError
 from ..launcher import TrainerProcess
 from ..metric_sinks import TensorBoardSink, scalars
 from ..runs import read_events, require_run_dir
 
 FORMATS = ("hf", "llmc", "csv", "tensorboard")
-STEP_COLUMNS = ("step", "elapsed_s", "tokens_seen", "loss", "val_loss", "lr", "grad_norm", "tokens_per_sec", "mfu")
 
 
 def export(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
@@ -50,18 +50,19 @@ def metric_rows(events: list[dict]) -> list[dict]:
     """One row per logged step; an eval's val loss and task metrics join the row of its step."""
     rows: dict[int, dict] = {}
     for e in events:
-        if e["event"] == "step":
-            rows.setdefault(e["step"], {}).update({k: e.get(k) for k in STEP_COLUMNS if k != "val_loss"})
-        elif e["event"] == "eval":
+        if e["event"] in ("step", "eval"):
             row = rows.setdefault(e["step"], {"step": e["step"]})
-            row["val_loss"] = e["val_loss"]
-            row.update(e.get("metrics") or {})
+            row.update({m.key: e.get(m.key) for m in metrics.of_event(e["event"]) if m.csv})
+            if e["event"] == "eval":
+                row.update(e.get("metrics") or {})
     return [rows[step] for step in sorted(rows)]
 
 
 def write_csv(rows: list[dict], f) -> None:
-    extra = sorted({k for row in rows for k in row} - set(STEP_COLUMNS))  # task metrics, e.g. accuracy
-    writer = csv.DictWriter(f, fieldnames=[*STEP_COLUMNS, *extra], restval="")
+    # step, then every metric with a CSV column (metrics.py), then the task's metrics by name (e.g. accuracy)
+    columns = ["step", *(m.key for m in metrics.METRICS if m.csv)]
+    extra = sorted({k for row in rows for k in row} - set(columns))
+    writer = csv.DictWriter(f, fieldnames=[*columns, *extra], restval="")
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
 

@@ -12,9 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .. import presets
+from .. import presets, units
 from ..config import ConfigError
-from ..progress import format_count
 
 
 def list_presets() -> None:
@@ -34,8 +33,8 @@ def list_presets() -> None:
             continue
         table.add_row(
             escape(s["name"]),
-            format_count(s["params"]),
-            format_count(s["tokens_per_step"]),
+            units.count(s["params"]),
+            units.count(s["tokens_per_step"]),
             str(s["max_steps"]),
             escape(", ".join(preset.profiles) or "-"),
             escape(s["description"]),

@@ -28,47 +28,35 @@ def logs(run_dir: Path, follow: bool) -> int:
     run_dir = require_run_dir(run_dir)
     console = ViewConsole(highlight=False)
     view = HeadlessView(console, as_json=False)
-    seen: list[dict] = []
     damaged = 0
 
     def finished() -> bool:
         """The run's last start (a resume starts it again) has its run_finished."""
-        lifecycle = [
-            e["event"] for e in seen if e["event"] in ("run_started", "run_finished") or e.get("state") == "starting"
-        ]
-        return bool(lifecycle) and lifecycle[-1] == "run_finished"
+        return view.state.finished is not None
 
     def writer_gone() -> bool:
-        return not follow or finished() or not trainer_running(run_dir, seen)
+        return not follow or finished() or not trainer_running(run_dir, view.state)
 
     for line in follow_lines(run_dir / EVENTS_FILE, should_stop=lambda: view.output_closed, writer_gone=writer_gone):
         try:
-            event = decode(line)
-            view.on_event(event)
-        except (
-            ProtocolError,
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-        ):  # not an event, or one of the wrong shape
-            damaged += 1
-            continue
-        seen.append(event)
+            shown = view.on_event(decode(line))
+        except (ProtocolError, KeyError, TypeError, ValueError, AttributeError):  # not an event, or a bad line
+            shown = False
+        damaged += not shown
 
     if damaged:
         print(damage_note(run_dir, damaged), file=sys.stderr)
     if view.output_closed:
         return 0
     if not finished():
-        if trainer_running(run_dir, seen):
+        if trainer_running(run_dir, view.state):
             console.print(
                 f"[dim]still running: `gptbench logs -f {escape(str(run_dir))}` follows it[/]", highlight=False
             )
         else:
             _print_gone(console, run_dir)
             return 1 if follow else 0
-    return EXIT_CODES.get(view.finished["reason"], 1) if follow else 0
+    return EXIT_CODES.get(view.state.finished["reason"], 1) if follow else 0
 
 
 def _print_gone(console: Console, run_dir: Path) -> None:

@@ -26,10 +26,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .. import presets
+from .. import metrics, presets, units
 from ..config import ConfigError
 from ..launcher import Nodes, TrainerProcess, first_event, start_in_background, trainer_command
-from ..progress import eta_seconds, format_count, format_duration
+from ..run_state import RunState
 from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir, write_labels
 from .error_line import error_markup
 
@@ -53,31 +53,19 @@ class HeadlessView:
         self.as_json = as_json
         self.on_output_closed = on_output_closed
         self.output_closed = False
-        self.max_steps = 0
-        self.steps: list[dict] = []
-        self.started: dict = {}
-        self.finished: dict | None = None
-        self.error: dict | None = None
+        self.state = RunState()  # the run as its events so far tell it (ETA, elapsed, finished)
 
-    def on_event(self, e: dict) -> None:
-        kind = e["event"]
-        if kind == "run_started":
-            self.started = e
-            self.max_steps = e["config"]["train"]["max_steps"]
-        elif kind == "step":
-            self.steps.append(e)
-        elif kind == "run_finished":
-            self.finished = e
-        elif kind == "error":
-            self.error = e
+    def on_event(self, e: dict) -> bool:
+        """Fold the event in and print its line; False (nothing printed) for an event of the wrong shape."""
+        if not self.state.apply(e):
+            return False
         if self.as_json:
-            import json
-
             self._write(sys.stdout, lambda: print(json.dumps(e), flush=True))
         else:
             line = self.format(e)
             if line:
                 self._write(sys.stdout, lambda: self.console.print(line, soft_wrap=True, highlight=False))
+        return True
 
     def on_stderr(self, line: str) -> None:
         # Warnings and tracebacks from the trainer: keep them visible, but apart.
@@ -105,25 +93,22 @@ class HeadlessView:
             weights = f" · weights and architecture from {escape(init)}" if init != "scratch" else ""
             return (
                 f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{weights} · "
-                f"{format_count(e['params'])} params · "
+                f"{units.count(e['params'])} params · "
                 f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · "
                 f"compile {'on' if e['compile'] else 'off'} · "
                 f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''} · "
-                f"{format_count(e['tokens_per_step'])} tokens/step · "
+                f"{units.count(e['tokens_per_step'])} tokens/step · "
                 f"{c['train']['max_steps']} steps{resumed}\n[dim]run dir {escape(e.get('run_dir', ''))}[/]"
             )
         if kind == "step":
-            width = len(str(self.max_steps))
-            mfu = f"{e['mfu'] * 100:4.1f}%" if e.get("mfu") is not None else "  - "
-            return (
-                f"step {e['step']:>{width}}/{self.max_steps} | loss [bold]{e['loss']:.4f}[/] | lr {e['lr']:.2e} | "
-                f"grad {e['grad_norm']:.3f} | {format_count(e['tokens_per_sec'])} tok/s | MFU {mfu} | "
-                f"ETA {format_duration(eta_seconds(self.steps, self.max_steps))}"
-            )
+            max_steps = self.state.max_steps
+            parts = [m.headless(e.get(m.key)) for m in metrics.of_event("step") if m.headless]
+            eta = units.duration(self.state.eta_s)
+            return " | ".join([f"step {e['step']:>{len(str(max_steps))}}/{max_steps}", *parts, f"ETA {eta}"])
         if kind == "eval":
-            metrics = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
+            task = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
             val = f"{e['val_loss']:.4f}" if e["val_loss"] is not None else "nan"
-            return f"[cyan]eval[/] step {e['step']} | val loss [bold]{val}[/]{metrics}"
+            return f"[cyan]eval[/] step {e['step']} | val loss [bold]{val}[/]{task}"
         if kind == "log":
             return f"[dim]{escape(e['message'])}[/]"
         if kind == "error":
@@ -131,13 +116,10 @@ class HeadlessView:
         if kind == "status" and e["state"] in ("compiling", "paused", "stopping"):
             return f"[dim]{e['state']}…[/]"
         if kind == "run_finished":
-            elapsed = self.steps[-1]["elapsed_s"] if self.steps else None
             best = f"{e['best_val_loss']:.4f}" if e["best_val_loss"] is not None else "-"
-            metrics = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
-            return (
-                f"[bold]{e['reason']}[/] at step {e['step']} in {format_duration(elapsed)} | "
-                f"best val loss {best}{metrics}"
-            )
+            task = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
+            took = units.duration(self.state.elapsed_s)
+            return f"[bold]{e['reason']}[/] at step {e['step']} in {took} | best val loss {best}{task}"
         return None
 
 
@@ -262,7 +244,7 @@ def run_headless(
         )
         return 0
     code = trainer.wait()
-    if view.finished is None and code not in (0, 130):
+    if view.state.finished is None and code not in (0, 130):
         tail = "\n".join(list(trainer.stderr_tail)[-15:])
         console.print(f"[red bold]error:[/] the trainer exited with code {code} before finishing.", highlight=False)
         if tail:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..config import ConfigError
 from ..events import encode, make
+from ..tasks import TASKS
 
-TASKS = ("hellaswag", "ppl", "addition")
 PROGRESS_EVERY_S = 0.5
 
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a run directory, or a pretrained source (gpt2, a Hugging Face folder)",
     )
-    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--data", type=Path, default=None, help="hellaswag: a local hellaswag_val.jsonl; ppl: a text file")
     p.add_argument("--limit", type=int, default=0, help="score the first N examples only (0: all)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")

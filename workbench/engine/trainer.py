@@ -95,14 +95,16 @@ class Trainer:
             with main_process_first(world):  # one process fills the download cache
                 self.notes.append(init_from(self.model, cfg, self.dataset.tokenizer))
 
-        # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation.
-        if t.batch_size is None:
-            t.batch_size, how = choose_micro_batch(self.model, cfg, setup, world)
-            self.notes.append(f"micro-batch {t.batch_size} (auto: {how})")
-        self.grad_accum = cfg.grad_accum_steps(world.size)
+        # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation. The config
+        # keeps "auto" (config.json, checkpoints): the choice belongs to this process on this device.
+        self.micro_batch = t.batch_size
+        if self.micro_batch is None:
+            self.micro_batch, how = choose_micro_batch(self.model, cfg, setup, world)
+            self.notes.append(f"micro-batch {self.micro_batch} (auto: {how})")
+        self.grad_accum = cfg.grad_accum_steps(world.size, self.micro_batch)
         self.tokens_per_step = cfg.tokens_per_step(world.size)
         self._check_compile_mode()
-        self.stream = self.dataset.train_stream(t.batch_size, self.grad_accum, world.rank, world.size, t.seed)
+        self.stream = self.dataset.train_stream(self.micro_batch, self.grad_accum, world.rank, world.size, t.seed)
 
         self.optimizer = make_optimizer(self.model, t, setup.kind)
         self.scaler = setup.grad_scaler()  # fp16 only; a no-op otherwise
@@ -165,11 +167,13 @@ class Trainer:
             compile=self.setup.compile,
             world_size=self.world.size,
             tokens_per_step=self.tokens_per_step,
+            micro_batch=self.micro_batch,
             grad_accum=self.grad_accum,
             preset=cfg.preset,
             profile=cfg.profile,
             run_dir=str(self.run_dir),
             resumed_from=self.step if self.step else None,
+            elapsed_s=self.elapsed_before,  # where the run's clock starts this session (readers' elapsed)
             pid=os.getpid(),
             **extra,
         )
@@ -317,7 +321,7 @@ class Trainer:
 
     def _compile_eval_graph(self) -> None:
         """Compile the eval graph now, inside the `compiling` status, not at the first eval."""
-        x, y = next(iter(self.dataset.val_batches(self.cfg.train.batch_size, 1)))
+        x, y = next(iter(self.dataset.val_batches(self.micro_batch, 1)))
         self.compiled.eval()
         with torch.no_grad(), self.setup.autocast():
             self.compiled(x, y)
@@ -332,7 +336,7 @@ class Trainer:
         self.compiled.eval()
         try:
             total = torch.zeros((), device=self.setup.device)
-            for k, (x, y) in enumerate(self.dataset.val_batches(t.batch_size, t.eval_steps)):
+            for k, (x, y) in enumerate(self.dataset.val_batches(self.micro_batch, t.eval_steps)):
                 if k and self._boundary():
                     return "stop"
                 with self.setup.autocast():

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..metrics import Metric
+
 
 @dataclass(frozen=True)
 class CurveStyle:
@@ -29,12 +31,10 @@ class CurveStyle:
         return "─" if self.marker == "braille" else self.marker
 
 
-# The run dashboard: one metric per plot; val loss as points over the train loss.
-TRAIN_LOSS = CurveStyle(45, "braille")
-VAL_LOSS = CurveStyle(208, "•")
-LEARNING_RATE = CurveStyle(77, "braille")
-GRAD_NORM = CurveStyle(170, "braille")
-TOKENS_PER_SEC = CurveStyle(220, "braille")
+def metric_style(metric: Metric) -> CurveStyle:
+    """How a metric's curve looks on the run dashboard (its colour and marker are in metrics.py)."""
+    return CurveStyle(metric.color, metric.marker)
+
 
 # Compared runs, in order: each a colour of its own and a marker of its own.
 RUN_STYLES = (

@@ -19,6 +19,7 @@ hellaswag and ppl metrics to every eval; `gptbench eval` runs one on a checkpoin
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 
 from ...config import ConfigError
 from ...data.tokenizers import Tokenizer
+from ...tasks import TASKS, TEXT_TASKS
 
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
 
@@ -64,6 +66,10 @@ class FreeText:
     def format_prompt(self, text: str) -> list[int]:
         return self.tokenizer.encode(text) if text else [self.tokenizer.start_id]
 
+    def load(self) -> None:
+        """Read (and fetch) the task's data now, so a mistake shows before training; a task that reads
+        it in __init__ has nothing left to do."""
+
     def judge(self, prompt: str, answer_ids: list[int]) -> dict:
         return {}
 
@@ -94,18 +100,14 @@ def sum_across_ranks(tally: torch.Tensor, world_size: int) -> torch.Tensor:
 
 
 def build_task(name: str, tokenizer: Tokenizer, data: Path | None = None) -> Task:
-    """A text task by name, its data read (and fetched, if need be) now, so mistakes show at once."""
-    if name == "hellaswag":
-        from .hellaswag import HellaSwag
-
-        return HellaSwag(tokenizer, data)
-    if name == "ppl":
-        from .perplexity import Perplexity
-
-        task = Perplexity(tokenizer, data)
-        task.tokens()
-        return task
-    raise ConfigError(f"Unknown text task {name!r}.", "the text tasks are hellaswag and ppl.")
+    """A text task by name (see workbench/tasks.py), its data read (and fetched) now, so mistakes show at once."""
+    info = TASKS.get(name)
+    if info is None or not info.text:
+        raise ConfigError(f"Unknown text task {name!r}.", f"the text tasks are {', '.join(TEXT_TASKS)}.")
+    task_class = getattr(importlib.import_module(f".{info.module}", __name__), info.cls)
+    task = task_class(tokenizer, data)
+    task.load()
+    return task
 
 
 def evaluate_all(tasks: list[Task], model: torch.nn.Module, limit: int, rank: int, world_size: int) -> dict[str, float]:

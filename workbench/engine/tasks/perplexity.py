@@ -28,6 +28,9 @@ class Perplexity(FreeText):
         self.path = Path(path) if path else None
         self._tokens: torch.Tensor | None = None
 
+    def load(self) -> None:
+        self.tokens()
+
     def tokens(self) -> torch.Tensor:
         """The text's token ids, read and encoded on first use."""
         if self._tokens is None:

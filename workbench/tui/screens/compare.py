@@ -8,7 +8,6 @@ tokens/sec and the task's eval metrics (addition: accuracy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
@@ -19,31 +18,14 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
+from ... import metrics, units
 from ...control import is_live
+from ...run_state import RunState, Series
 from ...runs import CONFIG_FILE, headline_metric, read_events, read_json
-from .. import units
 from ..config_values import differing_keys, flat_values
 from ..curve_styles import run_style
-from ..run_state import RunState, Series
 from ..widgets.metric_plot import Curve, MetricPlot
 from .workbench_screen import PlotScreen
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    label: str
-    smooth: bool  # noisy per-step values: EMA applies
-    loggable: bool  # log y makes sense
-
-
-RUN_METRICS = (
-    Metric("loss", "train loss", True, True),
-    Metric("val_loss", "val loss", False, True),
-    Metric("lr", "learning rate", False, False),
-    Metric("grad_norm", "grad norm", True, True),
-    Metric("tokens_per_sec", "tokens/sec", True, False),
-)
 
 
 class RunsLoaded(Message):
@@ -52,8 +34,8 @@ class RunsLoaded(Message):
         self.states, self.configs = states, configs
 
 
-def series_of(state: RunState, metric: Metric) -> Series:
-    return state.series.get(metric.name) or state.task_series.get(metric.name) or Series()
+def series_of(state: RunState, metric: metrics.Metric) -> Series:
+    return state.series.get(metric.key) or state.task_series.get(metric.key) or Series()
 
 
 class CompareScreen(PlotScreen):
@@ -82,7 +64,7 @@ class CompareScreen(PlotScreen):
         super().__init__()
         self.paths = paths
         self.states: list[RunState] = []
-        self.metrics = list(RUN_METRICS)
+        self.metrics = list(metrics.plotted())
         self.metric_index = 0
 
     def compose(self) -> ComposeResult:
@@ -113,9 +95,13 @@ class CompareScreen(PlotScreen):
     def _loaded(self, message: RunsLoaded) -> None:
         self.states = message.states
         task_metrics = dict.fromkeys(name for s in self.states for name in s.task_series)
-        current = self.metrics[self.metric_index].name
-        self.metrics = [*RUN_METRICS, *(Metric(name, name.replace("_", " "), False, False) for name in task_metrics)]
-        self.metric_index = next((i for i, m in enumerate(self.metrics) if m.name == current), 0)
+        current = self.metrics[self.metric_index].key
+        task = [
+            metrics.Metric(name, metrics.task_label(name), "eval", smooth=False, log_scale=False)
+            for name in task_metrics
+        ]
+        self.metrics = [*metrics.plotted(), *task]  # the curves every run has, then the runs' task metrics
+        self.metric_index = next((i for i, m in enumerate(self.metrics) if m.key == current), 0)
         self._show_metric()
         self._show_legend()
         self._show_diff(message.configs)
@@ -124,7 +110,7 @@ class CompareScreen(PlotScreen):
         metric = self.metrics[self.metric_index]
         plot = self.query_one("#compare-plot", MetricPlot)
         plot.metric = f"{metric.label} ({self.metric_index + 1}/{len(self.metrics)}, n: next)"
-        plot.loggable = metric.loggable
+        plot.loggable = metric.log_scale
         plot.set_curves(
             [Curve(s.name, series_of(s, metric), run_style(i), smooth=metric.smooth) for i, s in enumerate(self.states)]
         )

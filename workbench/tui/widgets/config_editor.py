@@ -6,6 +6,7 @@ box: an edit is never dropped because the focus moved), and the picker screen
 validates the whole config with the same `presets.resolve` the CLI uses, then
 either accepts the edit (`show_config`) or hands the error back (`show_error`)
 with the CLI's exact message and hint; a value that is fine again clears it.
+Under the table, the selected key's help (config.py) says what it means.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
+
+from ...config import all_keys, key_help
 
 
 class ConfigEditor(Vertical):
@@ -63,9 +66,9 @@ class ConfigEditor(Vertical):
             style = "bold yellow" if key in edited else ""
             table.add_row(Text(key, style=style), Text(value, style=style), key=key)
         table.move_cursor(row=min(row, table.row_count - 1))
-        self.query_one("#config-error", Static).update("")
         if self.editing:
             self._end_edit()
+        self._show_help()
 
     def show_error(self, message: str, hint: str) -> None:
         self.query_one("#config-error", Static).update(
@@ -79,6 +82,19 @@ class ConfigEditor(Vertical):
 
     def _editing_hint(self) -> Text:
         return Text(f"{self.editing} = …  (enter applies, escape cancels)", style="dim")
+
+    def _show_help(self) -> None:
+        """The selected key's help, in the line under the table (the edit's hint or error while editing)."""
+        table = self.query_one(DataTable)
+        if self.editing or not table.row_count:
+            return
+        key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        line = Text(f"{key}: {key_help(key)}", style="dim") if key in all_keys() else ""
+        self.query_one("#config-error", Static).update(line)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_help()
 
     @on(DataTable.RowSelected)
     def _begin_edit(self, event: DataTable.RowSelected) -> None:
@@ -115,6 +131,7 @@ class ConfigEditor(Vertical):
             self.query_one(DataTable).focus()
         box.display = False
         self.query_one("#config-error", Static).update("")
+        self._show_help()
 
     def key_escape(self) -> None:
         if self.editing:

@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
-from ..run_state import Crash
+from ...run_state import Crash
 
 STDERR_LINES = 8
 

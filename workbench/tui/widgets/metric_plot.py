@@ -21,12 +21,11 @@ from textual.app import RenderResult
 from textual.binding import Binding
 from textual_plotext import PlotextPlot
 
-from ...progress import format_duration
-from .. import units
+from ... import units
+from ...run_state import Series
 from ..curve_styles import CurveStyle
 from ..plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
 from ..plot_options import PlotOptions
-from ..run_state import Series
 
 
 @dataclass
@@ -183,7 +182,7 @@ class MetricPlot(PlotextPlot, can_focus=True):
         x_count = max(2, self.size.width // 10)
         if self.options.x_axis == "time":
             x_ticks = time_ticks(x_lo, x_hi, x_count)
-            plt.xticks(x_ticks, [format_duration(x) for x in x_ticks])
+            plt.xticks(x_ticks, [units.duration(x) for x in x_ticks])
         else:
             x_ticks = nice_ticks(x_lo, x_hi, x_count, integer=True)
             plt.xticks(x_ticks, tick_labels(x_ticks))
@@ -248,7 +247,7 @@ class MetricPlot(PlotextPlot, can_focus=True):
             label = f"{view.curve.style.symbol} " if len(views) > 1 else ""
             parts.append(label + value)
         elapsed = primary.curve.series.times[primary.curve.series.steps.index(primary.steps[index])]
-        parts.append(format_duration(elapsed))
+        parts.append(units.duration(elapsed))
         return " · ".join(parts)
 
     def _update_title(self) -> None:

@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
-from ...progress import format_count
+from ... import units
 from ..estimate import rough_duration
 
 
@@ -19,7 +19,7 @@ class PresetDetails(Static):
                 Text(description or "(no description)"),
                 Text.assemble(
                     ("params ", "dim"),
-                    format_count(facts["params"]),
+                    units.count(facts["params"]),
                     ("  tokens/step ", "dim"),
                     f"{facts['tokens_per_step']:,}",
                     ("  steps ", "dim"),

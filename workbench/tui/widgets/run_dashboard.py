@@ -12,8 +12,9 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
-from ..curve_styles import GRAD_NORM, LEARNING_RATE, TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS
-from ..run_state import RunState
+from ... import metrics
+from ...run_state import RunState
+from ..curve_styles import metric_style
 from .crash_panel import CrashPanel
 from .metric_plot import Curve, MetricPlot
 from .run_stats import RunStats, RunStatsLine
@@ -31,33 +32,29 @@ class RunDashboard(Vertical):
         self._shown: tuple | None = None  # (state version, stats folded, system shown) last drawn
 
     def compose(self) -> ComposeResult:
-        s = self.state.series
         yield CrashPanel(id="crash")
         yield RunStatsLine(id="stats-line")
         with Horizontal(id="plots-and-stats"):
             with Grid(id="plots"):
-                yield MetricPlot(
-                    f"loss (train {TRAIN_LOSS.symbol}, val {VAL_LOSS.symbol})",
-                    [
-                        Curve("train", s["loss"], TRAIN_LOSS),
-                        Curve("val", s["val_loss"], VAL_LOSS, smooth=False, points=True),
-                    ],
-                    id="plot-loss",
-                )
-                yield MetricPlot(
-                    "learning rate", [Curve("lr", s["lr"], LEARNING_RATE, smooth=False)], loggable=False, id="plot-lr"
-                )
-                yield MetricPlot("grad norm", [Curve("grad norm", s["grad_norm"], GRAD_NORM)], id="plot-grad-norm")
-                yield MetricPlot(
-                    "tokens/sec",
-                    [Curve("tok/s", s["tokens_per_sec"], TOKENS_PER_SEC)],
-                    loggable=False,
-                    id="plot-tokens-per-sec",
-                )
+                for plot in metrics.PLOTS:
+                    yield self._plot(plot)
             yield RunStats(id="stats")
             yield SystemPane(id="system")
         yield TrainerLog(id="log")
         yield Static(id="log-line")
+
+    def _plot(self, plot: str) -> MetricPlot:
+        """One plot of metrics.PLOTS: its metrics' curves; several in one plot say which is which in the title."""
+        shown = metrics.in_plot(plot)
+        curves = [
+            Curve(m.short, self.state.series[m.key], metric_style(m), smooth=m.smooth, points=m.event == "eval")
+            for m in shown
+        ]
+        title = shown[0].label
+        if len(shown) > 1:
+            title = f"{metrics.PLOTS[plot]} ({', '.join(f'{c.label} {c.style.symbol}' for c in curves)})"
+        loggable = all(m.log_scale for m in shown)
+        return MetricPlot(title, curves, loggable=loggable, id=f"plot-{plot.replace('_', '-')}")
 
     # -- layout ------------------------------------------------------------
 

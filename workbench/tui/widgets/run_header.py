@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from ..run_state import RunState
+from ...run_state import RunState
 
 
 class RunHeader(Horizontal):

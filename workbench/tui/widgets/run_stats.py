@@ -5,9 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ...progress import format_count, format_duration
-from .. import units
-from ..run_state import RunState
+from ... import metrics, units
+from ...run_state import RunState
 
 LABEL_WIDTH = 13
 
@@ -29,23 +28,22 @@ class RunStats(Static):
         started = state.started or {}
         rows = [
             ("step", f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
-            ("elapsed", format_duration(state.elapsed_s)),
-            ("ETA", format_duration(state.eta_s)),
-            ("tokens", format_count(state.tokens_seen)),
-            ("tok/s", format_count(step.get("tokens_per_sec"))),
-            ("MFU", units.percent(step.get("mfu"))),
-            ("loss", units.number(step.get("loss"))),
-            ("best val", units.number(state.best_val_loss)),
+            ("elapsed", units.duration(state.elapsed_s)),
+            ("ETA", units.duration(state.eta_s)),
+            ("tokens", units.count(state.tokens_seen)),
         ]
-        rows += [(name.replace("_", " "), units.number(value)) for name, value in state.metrics.items()]
+        # the step's metrics with a row of their own (metrics.py); one this device never reports is left out
+        for m in metrics.of_event("step"):
+            if m.stat and (m.key in step or not m.optional):
+                rows.append((m.stat, m.text(step.get(m.key))))
+        rows.append(("best val", units.number(state.best_val_loss)))
+        rows += [(metrics.task_label(name), units.number(value)) for name, value in state.metrics.items()]
         device = started.get("device_name") or started.get("device")
         rows += [
             ("device", device or units.DASH),
             ("dtype", started.get("dtype") or units.DASH),
             ("compile", {True: "on", False: "off"}.get(started.get("compile"), units.DASH)),
         ]
-        if step.get("gpu_mem_gb") is not None:
-            rows.append(("GPU mem", f"{step['gpu_mem_gb']:.1f} GB"))
         return rows
 
 
@@ -61,10 +59,10 @@ class RunStatsLine(Static):
             ("step", f"{state.step:,}/{state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
             ("loss", units.number(step.get("loss"), 3)),
             ("val", units.number(state.best_val_loss, 3)),
-            *([(headline[0].replace("_", " "), units.number(headline[1], 3))] if headline else []),
-            ("ETA", format_duration(state.eta_s)),
-            ("tok/s", format_count(step.get("tokens_per_sec"))),
-            ("elapsed", format_duration(state.elapsed_s)),
+            *([(metrics.task_label(headline[0]), units.number(headline[1], 3))] if headline else []),
+            ("ETA", units.duration(state.eta_s)),
+            ("tok/s", metrics.BY_KEY["tokens_per_sec"].text(step.get("tokens_per_sec"))),
+            ("elapsed", units.duration(state.elapsed_s)),
         ]
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (label, value) in enumerate(parts):

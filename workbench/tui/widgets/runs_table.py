@@ -7,8 +7,8 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import DataTable
 
+from ... import units
 from ...runs import RunSummary
-from .. import units
 
 STATUS_STYLE = {
     "running": "bold green",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from .. import units
-from ..run_state import RunState
+from ... import units
+from ...run_state import RunState
 
 LABEL_WIDTH = 10
 

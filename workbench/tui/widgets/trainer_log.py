@@ -1,40 +1,11 @@
-"""TrainerLog: the trainer's log, its notable events and its stderr, as they come."""
+"""TrainerLog: the trainer's log, its notable events (run_state.describe) and its stderr, as they come."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from rich.text import Text
 from textual.widgets import RichLog
 
-from ...progress import format_count
-from .. import units
-
-
-def describe(event: dict) -> Text | None:
-    """One log line for the events worth a line; None for the rest (steps are plotted)."""
-    kind = event["event"]
-    if kind == "log":
-        return Text(event["message"])
-    if kind == "run_started":
-        return Text(
-            f"run started: {format_count(event['params'])} params on {event.get('device_name') or event['device']}"
-            f" ({event['dtype']}, compile {'on' if event['compile'] else 'off'}), "
-            f"{event['tokens_per_step']:,} tokens/step"
-        )
-    if kind == "status":
-        return Text(f"status: {event['state']}", style="dim")
-    if kind == "eval":
-        metrics = "".join(f", {k} {units.number(v)}" for k, v in (event.get("metrics") or {}).items())
-        return Text(f"eval at step {event['step']}: val loss {units.number(event['val_loss'])}{metrics}")
-    if kind == "checkpoint":
-        return Text(f"checkpoint at step {event['step']}: {Path(event['path']).name}", style="green")
-    if kind == "error" and event.get("kind") != "prompt":
-        hint = f" Hint: {event['hint']}" if event.get("hint") else ""
-        return Text(f"error ({event['kind']}): {event['message']}{hint}", style="bold red")
-    if kind == "run_finished":
-        return Text(f"run finished ({event['reason']}) at step {event['step']}", style="bold")
-    return None
+from ...run_state import describe
 
 
 class TrainerLog(RichLog):
@@ -54,9 +25,9 @@ class TrainerLog(RichLog):
             try:
                 line = describe(event)
             except (KeyError, TypeError, ValueError):
-                line = Text(f"skipped a malformed {event['event']} event", style="bold red")
+                line = (f"skipped a malformed {event['event']} event", "bold red")
             if line is not None:
-                self.add_line(line)
+                self.add_line(Text(*line))
 
     def add_stderr(self, lines: list[str]) -> None:
         for line in lines:
