@@ -98,6 +98,7 @@ class TrainConfig:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16 (autocast dtype)
     compile: bool | None = None  # None (auto): on where it pays (CUDA), off elsewhere
     compile_mode: str = "default"  # default | max-autotune | reduce-overhead
+    loss: str = "auto"  # auto | fused (LM head + loss a chunk at a time) | plain (full logits); see engine/loss.py
     target_val_loss: float = 0.0  # stop once val loss <= this (0: off)
     target_accuracy: float = 0.0  # stop once the task accuracy >= this (0: off)
     eval_tasks: list[str] = field(default_factory=list)  # at every eval also: hellaswag, ppl (see engine/tasks)
@@ -124,6 +125,7 @@ CHOICES = {
     "model.activation": ("gelu_tanh", "gelu"),
     "train.dtype": ("auto", "float32", "bfloat16", "float16"),
     "train.compile_mode": ("default", "max-autotune", "reduce-overhead"),
+    "train.loss": ("auto", "fused", "plain"),
     "train.schedule": ("cosine", "wsd", "constant"),
     "train.eval_tasks": ("hellaswag", "ppl"),  # each element of the list
 }
