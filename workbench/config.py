@@ -61,6 +61,7 @@ TokenizerName = Literal["digits", "char", "gpt2"]
 Schedule = Literal["cosine", "wsd", "constant"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 CompileMode = Literal["default", "max-autotune", "reduce-overhead"]
+LossKind = Literal["auto", "fused", "plain"]
 TextTask = Literal[TEXT_TASKS]  # see tasks.py
 
 
@@ -191,6 +192,12 @@ class TrainConfig:
         None, "torch.compile(fullgraph=True); auto: on for CUDA and models of 5M+ parameters, where it pays"
     )
     compile_mode: CompileMode = setting("default", "torch.compile's mode")
+    loss: LossKind = setting(
+        "auto",
+        "fused: the LM head and the cross-entropy a chunk of rows at a time, so the (B, T, vocab) logits never "
+        "exist (one opaque op for torch.compile); plain: the full logits and F.cross_entropy; auto: fused for now "
+        "(on CUDA it is meant to pick what bench/gpu_leg.sh measures faster: CUDA_AUTO_LOSS in engine/loss.py)",
+    )
     target_val_loss: float = setting(0.0, "stop once val loss <= this (0: off)")
     target_accuracy: float = setting(0.0, "stop once the task accuracy >= this (0: off)")
     eval_tasks: list[TextTask] = setting(

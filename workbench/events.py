@@ -38,7 +38,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "progress": ("stage", "done", "total"),
     # kind: config | data | oom | nan | disk | checkpoint | prompt | internal ...
     "error": ("kind", "message", "hint"),
-    # reason: completed | stopped | error
+    # reason: completed | stopped | error; extras: peak_rss_gb, gpu_peak_gb (CUDA), compiled_graphs and
+    # compile_s (compiled runs: seconds spent compiling), ranks_in_sync (DDP)
     "run_finished": ("reason", "step", "best_val_loss", "metrics"),
     # the machine every few seconds, when a reading changed (see system_monitor.py): CPU % of all
     # cores, RAM, the trainer's resident memory; gpus: [{index, name, util_percent, mem_used_gb,

@@ -220,6 +220,7 @@ def test_compiled_run_builds_the_train_and_eval_graphs_once(tmp_path):
     started, finished = of_kind(events, "run_started")[0], of_kind(events, "run_finished")[-1]
     assert started["compile"] is True
     assert finished["compiled_graphs"] == 2, finished  # train + eval; three evals and a final save add none
+    assert 0 < finished["compile_s"] < finished["t"] - started["t"]  # seconds compiling, within the run
     states = [e["state"] for e in of_kind(events, "status")]
     assert states[:3] == ["starting", "compiling", "training"]
     assert len(of_kind(events, "eval")) == 2

@@ -1,10 +1,13 @@
-"""The fused LM-head + cross-entropy (engine/loss.py) against the plain computation."""
+"""The fused LM-head + cross-entropy (engine/loss.py) against the plain computation,
+its chunks on a GPU, and its shape under torch.compile."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from workbench.config import ModelConfig
 from workbench.engine import loss as fused_loss
+from workbench.engine.model import GPT
 
 
 def reference(x, w, t, vocab):
@@ -53,3 +56,139 @@ def test_no_counted_target_gives_nan_like_cross_entropy():
     t = torch.full((4,), -1)
     assert torch.isnan(fused_loss.linear_cross_entropy(x, w, t, 10))
     assert torch.isnan(reference(x, w, t, 10))
+
+
+# ------------------------------------------------------------ GPU-shaped chunks
+
+
+def test_cuda_chunks_are_whole_tiles_or_the_whole_micro_batch():
+    gpt2 = 50304
+    budget_rows = fused_loss.CUDA_CHUNK_ELEMENTS // gpt2  # 5336 rows of float32 logits in 1 GiB
+    # a micro-batch that fits the budget is one chunk
+    assert fused_loss.chunk_rows(4 * 1024, gpt2, "cuda") == 4096
+    assert fused_loss.chunk_rows(300, gpt2, "cuda") == 300
+    for batch in (6, 16, 32, 64, 128):
+        n = batch * 1024
+        rows = fused_loss.chunk_rows(n, gpt2, "cuda")
+        assert rows % 128 == 0 and budget_rows // 2 < rows <= budget_rows, (batch, rows)
+        chunks = -(-n // rows)
+        assert chunks * rows - n < chunks * 128  # equal chunks: no tiny last one
+    # small vocabularies: any micro-batch up to the budget in one chunk
+    assert fused_loss.chunk_rows(64 * 256, 128, "cuda") == 64 * 256
+    # the CPU keeps its ~64 MiB chunks
+    assert fused_loss.chunk_rows(16 * 1024, gpt2, "cpu") == 333
+
+
+# ------------------------------------------------------- one op for torch.compile
+
+
+def tiny_gpt(loss="fused", vocab=1000):
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=vocab, dropout=0.0, bias=True)
+    return GPT(cfg, loss=loss)
+
+
+def traced_graphs(model, batch, grad=True):
+    """The FX graphs torch.compile hands its compiler for a forward (+ backward) at this batch size."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    graphs = []
+
+    def keep(gm, example_inputs):
+        graphs.append(gm)
+        return make_boxed_func(gm.forward)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=aot_autograd(fw_compiler=keep, bw_compiler=keep), fullgraph=True)
+    x = torch.randint(0, 1000, (batch, 32))
+    with torch.set_grad_enabled(grad):
+        _, loss = compiled(x, x)
+        if grad:
+            loss.backward()
+    return graphs, loss
+
+
+def calls(graph, name):
+    return sum(1 for node in graph.graph.nodes if name in str(node.target))
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["train", "eval"])
+def test_compiled_graph_holds_the_loss_once_whatever_the_batch(monkeypatch, grad):
+    """A Python chunk loop would be unrolled by torch.compile: one copy per chunk, compile time growing with B."""
+    monkeypatch.setattr(fused_loss, "CHUNK_ELEMENTS", 64 * 1024)  # 64-row chunks: 2 at B=4, 16 at B=32
+    sizes = {}
+    for batch in (4, 32):
+        graphs, loss = traced_graphs(tiny_gpt(), batch, grad)
+        op = "linear_cross_entropy" if grad else "linear_cross_entropy_value"
+        assert calls(graphs[0], f"workbench.{op}.") == 1
+        sizes[batch] = [len(g.graph.nodes) for g in graphs]
+    assert sizes[4] == sizes[32], sizes
+
+
+def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch):
+    monkeypatch.setattr(fused_loss, "CHUNK_ELEMENTS", 64 * 1024)
+    eager = tiny_gpt()
+    x = torch.randint(0, 1000, (8, 32))
+    _, expected = eager(x, x)
+    expected.backward()
+    model = tiny_gpt()
+    torch._dynamo.reset()
+    _, loss = torch.compile(model, backend="aot_eager", fullgraph=True)(x, x)
+    loss.backward()
+    torch.testing.assert_close(loss, expected)
+    for (name, p), q in zip(model.named_parameters(), eager.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+# ------------------------------------------------------------- fused vs plain
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
+def test_plain_and_fused_give_the_same_loss_and_gradients(dtype):
+    x = torch.randint(0, 1000, (4, 32))
+    y = x.clone()
+    y[:, :5] = -1  # ignored positions
+    models = {}
+    for loss in ("fused", "plain"):
+        model = tiny_gpt(loss)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            _, value = model(x, y)
+        value.backward()
+        models[loss] = (model, value)
+    (fused, fused_value), (plain, plain_value) = models["fused"], models["plain"]
+    tol = {} if dtype is None else {"atol": 2e-2, "rtol": 2e-2}
+    torch.testing.assert_close(fused_value, plain_value, **tol)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name, **({} if dtype is None else {"atol": 5e-3, "rtol": 0.1}))
+
+
+def test_auto_picks_fused_off_cuda_and_the_measured_choice_on_cuda():
+    assert fused_loss.resolve_loss("auto", "cpu") == "fused"
+    assert fused_loss.resolve_loss("auto", "mps") == "fused"
+    assert fused_loss.resolve_loss("auto", "cuda") == fused_loss.CUDA_AUTO_LOSS
+    assert fused_loss.resolve_loss("plain", "cuda") == "plain"
+
+
+# ------------------------------------------------------------------- CUDA only
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+def test_cuda_head_gradient_is_accumulated_in_float32_by_the_matmul():
+    device = torch.device("cuda")
+    assert fused_loss._matmul_writes_float32(device, torch.bfloat16), "this torch lacks addmm(out_dtype=float32)"
+    torch.manual_seed(0)
+    x = torch.randn(3000, 64, device=device, requires_grad=True)
+    w = (torch.randn(50304, 64, device=device) * 0.02).requires_grad_()
+    t = torch.randint(0, 50257, (3000,), device=device)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = fused_loss.linear_cross_entropy(x, w, t, 50257)
+    loss.backward()
+    assert w.grad.dtype == torch.float32
+    expected = reference(x.detach(), w.detach(), t, 50257)
+    ref_w = w.detach().requires_grad_()
+    reference(x.detach(), ref_w, t, 50257).backward()
+    assert abs(loss.item() - expected.item()) < 2e-2
+    torch.testing.assert_close(w.grad, ref_w.grad, atol=1e-4, rtol=0.05)

@@ -7,34 +7,82 @@ the largest single allocation of training: GPT-2 small at B=16, T=1024 holds
 16,384 x 50,304 logits, 1.6 GB in bf16, plus a 3.3 GB float32 copy for the
 softmax, plus their gradient of the same size.
 
-`LinearCrossEntropy` computes the head and the loss a chunk of rows at a time,
-and works out the gradients of that chunk right away (the gradient of a
+`linear_cross_entropy` computes the head and the loss a chunk of rows at a
+time, and works out the gradients of that chunk right away (the gradient of a
 softmax cross-entropy is `softmax - one_hot`, known as soon as the softmax
 is), so only one chunk's logits exist at any moment. The backward pass then
 just scales the stored gradients of the inputs and the head weight. Same
 FLOPs as the plain version (the two backward matmuls move into the forward),
 no recomputation, float32 softmax as before. This is the idea behind Liger
 Kernel's fused linear cross-entropy, written in plain PyTorch.
+
+Two things make it fit a GPU:
+- The chunk loop is one custom operator (`workbench::linear_cross_entropy`,
+  with its autograd and a shape-only "fake" version registered), so
+  `torch.compile` sees one opaque call instead of unrolling the loop into
+  hundreds of chunk bodies: compile time does not grow with the batch.
+- On CUDA, chunks are thousands of rows (a multiple of 128), and the head
+  weight's float32 gradient is accumulated by the matmul itself (cuBLAS with
+  a float32 output, `out_dtype`), not through a bf16 product and a float32
+  copy of it per chunk. Each chunk reads and writes the whole (V, C) float32
+  gradient once (309 MB for GPT-2), so fewer, larger chunks move less memory.
+
+`train.loss=plain` keeps the textbook path (full logits, `F.cross_entropy`)
+for comparison; `auto` picks per device what was measured faster (below).
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-# Rows per chunk are chosen so a chunk's float32 logits take about this many
-# elements (2**24: 64 MiB), about the size of the hidden states themselves for
-# GPT-2 (333 rows of 50,304), as Liger Kernel sizes its chunks: big enough for
-# efficient matmuls, small next to everything else in memory. Small
-# vocabularies (chars, digits) fit a whole batch in one chunk.
+# CPU and MPS: rows per chunk are chosen so a chunk's float32 logits take about
+# this many elements (2**24: 64 MiB), about the size of the hidden states
+# themselves for GPT-2 (333 rows of 50,304), as Liger Kernel sizes its chunks:
+# big enough for efficient matmuls, small next to everything else in memory.
+# Small vocabularies (chars, digits) fit a whole batch in one chunk.
 CHUNK_ELEMENTS = 1 << 24
 
+# CUDA: the memory budget of one chunk's float32 logits, 2**28 elements (1 GiB;
+# 5,248 rows of GPT-2's 50,304). A micro-batch that fits is one chunk; a larger
+# one is cut into equal chunks of a multiple of 128 rows (tensor-core tiles).
+# Besides the logits a chunk holds their gradient in bf16 (half as much again):
+# 1.5 GiB at most, small next to the activations of such a batch.
+CUDA_CHUNK_ELEMENTS = 1 << 28
+CUDA_ROW_MULTIPLE = 128
 
+# Without a float32-output matmul, grad_w sums a chunk's rows in fp16 before it
+# reaches float32, and is not loss-scaled: 1024 rows of |grad| <= 1 stay far
+# below fp16's 65,504.
 FP16_MAX_ROWS = 1024
 
+# What train.loss=auto runs on CUDA. No GPU has timed the two yet: fused is the
+# one that cannot run out of memory on logits. bench/gpu_leg.sh times fused and
+# plain on gpt2-124m; set this to the faster one it reports (bench/NOTES.md, "GPU").
+CUDA_AUTO_LOSS = "fused"
 
-def chunk_rows(padded_vocab: int) -> int:
-    return max(256, CHUNK_ELEMENTS // padded_vocab)
+
+def resolve_loss(requested: str, device_kind: str) -> str:
+    """The loss a run uses: train.loss, with auto decided per device."""
+    if requested != "auto":
+        return requested
+    return CUDA_AUTO_LOSS if device_kind == "cuda" else "fused"
+
+
+def chunk_rows(n_rows: int, padded_vocab: int, device_kind: str) -> int:
+    """Rows per chunk for a batch of n_rows hidden states over padded_vocab logits."""
+    if device_kind != "cuda":
+        return max(256, CHUNK_ELEMENTS // padded_vocab)
+    most = max(CUDA_ROW_MULTIPLE, CUDA_CHUNK_ELEMENTS // padded_vocab // CUDA_ROW_MULTIPLE * CUDA_ROW_MULTIPLE)
+    if n_rows <= most:
+        return n_rows  # the whole micro-batch in one chunk
+    chunks = math.ceil(n_rows / most)
+    # equal chunks (no small last one), rounded up to whole tiles: still <= most
+    return math.ceil(n_rows / chunks / CUDA_ROW_MULTIPLE) * CUDA_ROW_MULTIPLE
 
 
 def _chunk_logits(x: Tensor, weight: Tensor, vocab_size: int) -> Tensor:
@@ -55,65 +103,129 @@ def _matmul_dtype(x: Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
 
-class LinearCrossEntropy(torch.autograd.Function):
-    """mean cross-entropy of softmax(x @ weight.T) against targets; -1 targets are ignored."""
+@functools.cache
+def _matmul_writes_float32(device: torch.device, dtype: torch.dtype) -> bool:
+    """Can a 16-bit matmul add its product into a float32 tensor itself here (addmm's out_dtype)?
 
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int) -> Tensor:
-        # x (N, C) hidden states, weight (V_padded, C) the LM head, targets (N,)
-        rows = chunk_rows(weight.size(0))
-        dtype = _matmul_dtype(x)
+    CUDA has it in recent torch; asked once per device and dtype with a tiny
+    product, so an older torch or another device takes the bf16-product path.
+    """
+    if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
+        return False
+    a = torch.ones(2, 2, device=device, dtype=dtype)
+    acc = torch.ones(2, 2, device=device, dtype=torch.float32)
+    try:
+        torch.addmm(acc, a, a, out_dtype=torch.float32, out=acc)
+    except (RuntimeError, TypeError):
+        return False
+    return bool((acc == 3).all())
+
+
+def _add_product(acc: Tensor, a: Tensor, b: Tensor, float32_out: bool) -> None:
+    """acc (float32) += a @ b."""
+    if a.dtype == acc.dtype:
+        acc.addmm_(a, b)
+    elif float32_out:
+        torch.addmm(acc, a, b, out_dtype=torch.float32, out=acc)
+    else:
+        acc += (a @ b).float()
+
+
+@torch.library.custom_op("workbench::linear_cross_entropy", mutates_args=())
+def _fused(
+    x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(mean loss, its gradient for x, its float32 gradient for weight), a chunk at a time.
+
+    x (N, C) hidden states, weight (V_padded, C) the LM head, targets (N,) with
+    -1 for rows that do not count; the matmuls run in `dtype`.
+    """
+    with torch.autocast(x.device.type, enabled=False):  # the dtypes below are chosen by hand
         # Cast once, not per chunk: autocast would convert the whole (V, C) weight again for every matmul.
         w, xc = weight.to(dtype), x.to(dtype)
-        if dtype == torch.float16:
-            # grad_w sums a chunk's rows in fp16 before it reaches float32, and is not
-            # loss-scaled: 1024 rows of |grad| <= 1 stay far below fp16's 65,504.
+        float32_out = _matmul_writes_float32(x.device, dtype)
+        rows = chunk_rows(x.size(0), weight.size(0), x.device.type)
+        if dtype == torch.float16 and not float32_out:
             rows = min(rows, FP16_MAX_ROWS)
         grad_x = torch.empty_like(x)
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
         counted = targets != -1
+        count = counted.sum()
+        # the mean's gradient: 1/count on every counted row, 0 on the others
+        row_scale = counted / count.clamp(min=1)
         for start in range(0, x.size(0), rows):
-            xs, ts, keep = xc[start : start + rows], targets[start : start + rows], counted[start : start + rows]
+            stop = start + rows
+            xs, ts, keep = xc[start:stop], targets[start:stop], counted[start:stop]
             logits = _chunk_logits(xs, w, vocab_size)
             lse = torch.logsumexp(logits, dim=-1)
             picked = ts.clamp(min=0)[:, None]  # -1 -> 0, masked out below
             loss_sum += ((lse - logits.gather(1, picked).squeeze(1)) * keep).sum()
-            # d(loss)/d(logits) = softmax - one_hot(target), zero for ignored rows;
-            # computed in place: one chunk-sized buffer at a time
+            # d(loss)/d(logits) = softmax - one_hot(target), scaled; computed in
+            # place: one chunk-sized buffer at a time
             grad = logits.sub_(lse[:, None]).exp_()
             grad.scatter_add_(1, picked, torch.full_like(lse, -1.0)[:, None])
-            grad = grad.mul_(keep[:, None]).to(dtype)
-            grad_x[start : start + rows] = grad @ w
-            grad_w += (grad.t() @ xs).float()
-        count = counted.sum()
-        ctx.save_for_backward(grad_x, grad_w, count.clamp(min=1))
-        return loss_sum / count  # no counted targets: nan, as F.cross_entropy
+            grad = grad.mul_(row_scale[start:stop, None]).to(dtype)
+            grad_x[start:stop] = grad @ w
+            _add_product(grad_w, grad.t(), xs, float32_out)
+        return loss_sum / count, grad_x, grad_w  # no counted targets: nan, as F.cross_entropy
 
-    @staticmethod
-    def backward(ctx, grad_loss: Tensor):
-        grad_x, grad_w, count = ctx.saved_tensors
-        scale = grad_loss / count
-        return grad_x * scale.to(grad_x.dtype), grad_w * scale, None, None
+
+@_fused.register_fake
+def _(x, weight, targets, vocab_size, dtype):
+    return x.new_empty((), dtype=torch.float32), torch.empty_like(x), torch.empty_like(weight, dtype=torch.float32)
+
+
+def _save_gradients(ctx, inputs, output) -> None:
+    _, grad_x, grad_w = output
+    ctx.save_for_backward(grad_x, grad_w)
+    ctx.weight_dtype = inputs[1].dtype
+
+
+def _scale_gradients(ctx, grad_loss, _grad_x, _grad_w):
+    grad_x, grad_w = ctx.saved_tensors
+    return grad_x * grad_loss.to(grad_x.dtype), (grad_w * grad_loss).to(ctx.weight_dtype), None, None, None
+
+
+_fused.register_autograd(_scale_gradients, setup_context=_save_gradients)
+
+
+@torch.library.custom_op("workbench::linear_cross_entropy_value", mutates_args=())
+def _loss_only(x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int, dtype: torch.dtype) -> Tensor:
+    """The mean loss alone (evals), a chunk at a time; one opaque call for torch.compile too."""
+    with torch.autocast(x.device.type, enabled=False):
+        x, weight = x.to(dtype), weight.to(dtype)  # once, not per chunk
+        total = torch.zeros((), dtype=torch.float32, device=x.device)
+        counted = targets != -1
+        rows = chunk_rows(x.size(0), weight.size(0), x.device.type)
+        for start in range(0, x.size(0), rows):
+            stop = start + rows
+            logits = _chunk_logits(x[start:stop], weight, vocab_size)
+            picked = targets[start:stop].clamp(min=0)[:, None]
+            nll = torch.logsumexp(logits, -1) - logits.gather(1, picked).squeeze(1)
+            total += (nll * counted[start:stop]).sum()
+        return total / counted.sum()
+
+
+@_loss_only.register_fake
+def _(x, weight, targets, vocab_size, dtype):
+    return x.new_empty((), dtype=torch.float32)
 
 
 def linear_cross_entropy(x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int) -> Tensor:
     """Loss of the LM head on hidden states x (..., C) against targets (...), without logits.
 
-    With gradients enabled it runs `LinearCrossEntropy`; without (evals) it only
-    sums the loss, chunk by chunk.
+    With gradients enabled it computes them as it goes (one `_fused` call);
+    without (evals) it only sums the loss, chunk by chunk.
     """
     x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return LinearCrossEntropy.apply(x, weight, targets, vocab_size)
     dtype = _matmul_dtype(x)
-    x, weight = x.to(dtype), weight.to(dtype)  # once, not per chunk
-    total = torch.zeros((), dtype=torch.float32, device=x.device)
-    counted = targets != -1
-    rows = chunk_rows(weight.size(0))
-    for start in range(0, x.size(0), rows):
-        stop = start + rows
-        logits = _chunk_logits(x[start:stop], weight, vocab_size)
-        nll = torch.logsumexp(logits, -1) - logits.gather(1, targets[start:stop].clamp(min=0)[:, None]).squeeze(1)
-        total += (nll * counted[start:stop]).sum()
-    return total / counted.sum()
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return _fused(x, weight, targets, vocab_size, dtype)[0]
+    return _loss_only(x, weight, targets, vocab_size, dtype)
+
+
+def plain_cross_entropy(logits: Tensor, targets: Tensor, vocab_size: int) -> Tensor:
+    """train.loss=plain: F.cross_entropy over the full logits (B, T, V_padded), in float32."""
+    logits = logits[..., :vocab_size].float()
+    return F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=-1)

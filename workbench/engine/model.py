@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from workbench.config import ModelConfig
 
-from .loss import linear_cross_entropy
+from .loss import linear_cross_entropy, plain_cross_entropy
 
 
 class CausalSelfAttention(nn.Module):
@@ -121,13 +121,16 @@ HF_CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weigh
 
 
 class GPT(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, loss: str = "fused"):
+        """loss: how forward computes the loss from the last hidden states (see loss.py):
+        fused (the LM head a chunk of rows at a time) or plain (full logits)."""
         super().__init__()
         assert config.vocab_size > 0, (
             "ModelConfig.vocab_size must be set (> 0) before building the GPT; take it from the tokenizer"
         )
         assert config.block_size > 0, "ModelConfig.block_size must be at least 1"
         self.config = config
+        self.loss = loss
         # The embedding and the head have padded_vocab_size rows (a multiple of 64,
         # for fast matmuls). The extra rows are never a real token: their logits are
         # sliced off before the loss and before anyone can sample them.
@@ -176,7 +179,7 @@ class GPT(nn.Module):
         targets (B, T) uses -1 for positions that must not count in the loss.
         Training never needs the logits themselves, so with targets the LM head
         and the loss run fused, a chunk of positions at a time (see loss.py):
-        the (B, T, vocab) logits are never held in memory.
+        the (B, T, vocab) logits are never held in memory (unless loss="plain").
         """
         B, T = idx.size()
         assert T <= self.config.block_size, f"sequence of length {T} is longer than block_size {self.config.block_size}"
@@ -187,6 +190,8 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if targets is not None:
             # float32 softmax inside: bf16 logits lose the small probabilities
+            if self.loss == "plain":
+                return None, plain_cross_entropy(self.lm_head(x), targets, self.config.vocab_size)
             return None, linear_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size)
         return self.lm_head(x)[..., : self.config.vocab_size], None
 

@@ -49,6 +49,7 @@ from .data import build_dataset
 from .device import DeviceSetup
 from .distributed import FlagVote, World, any_rank, gather_objects, main_process_first, mean_across, weights_fingerprint
 from .event_log import EventLog
+from .loss import resolve_loss
 from .micro_batch import choose_micro_batch
 from .model import GPT
 from .optim import Schedule, make_optimizer
@@ -88,9 +89,10 @@ class Trainer:
         # fork covers the device's RNG too (manual_seed reseeds every device),
         # so each rank keeps its own dropout stream from the seed above.
         accelerators = [setup.device] if setup.kind in ("cuda", "mps") else []
+        self.loss = resolve_loss(t.loss, setup.kind)
         with torch.random.fork_rng(devices=accelerators, device_type=setup.kind if accelerators else "cuda"):
             torch.manual_seed(t.seed)
-            self.model = GPT(cfg.model).to(setup.device)
+            self.model = GPT(cfg.model, loss=self.loss).to(setup.device)
         if cfg.model.init_from != "scratch" and resume_from is None:  # a resume's weights are in its checkpoint
             with main_process_first(world):  # one process fills the download cache
                 self.notes.append(init_from(self.model, cfg, self.dataset.tokenizer))
@@ -165,6 +167,7 @@ class Trainer:
             device_name=self.setup.name,
             dtype=self.setup.dtype,
             compile=self.setup.compile,
+            loss=self.loss,
             world_size=self.world.size,
             tokens_per_step=self.tokens_per_step,
             micro_batch=self.micro_batch,
@@ -616,6 +619,7 @@ class Trainer:
             from torch._dynamo.utils import counters
 
             fields["compiled_graphs"] = counters["stats"]["unique_graphs"]
+            fields["compile_s"] = compile_seconds()
         # ru_maxrss is in KiB on Linux (bytes on macOS; this is a figure for people, not a check)
         fields["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
         if self.setup.kind == "cuda":
@@ -635,6 +639,16 @@ class Trainer:
         vanished control FIFO without a `run_finished` before it for a crash."""
         if self.inbox:
             self.inbox.close()
+
+
+def compile_seconds() -> float:
+    """Seconds this process spent in torch.compile: Dynamo with the forward graphs, and the backward
+    graphs (compiled lazily, at the first backward). From torch's own compile-time records."""
+    from torch._dynamo.utils import compilation_time_metrics as spent
+
+    return round(
+        sum(spent.get("_compile.compile_inner", [])) + sum(spent.get("compile_fx.<locals>.bw_compiler", [])), 2
+    )
 
 
 class Interval:
