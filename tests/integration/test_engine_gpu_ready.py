@@ -296,9 +296,27 @@ def test_mfu_peak_is_the_longest_matching_device_name(name):
         "4090": "NVIDIA GeForce RTX 4090",
         "3090": "NVIDIA GeForce RTX 3090",
         "A6000": "NVIDIA RTX A6000",
+        "H200 NVL": "NVIDIA H200 NVL",
+        "A10G": "NVIDIA A10G",
+        "4090 D": "NVIDIA GeForce RTX 4090 D",
+        "3090 Ti": "NVIDIA GeForce RTX 3090 Ti",
+        "Laptop": "NVIDIA GeForce RTX 4090 Laptop GPU",
+        "V100-PCIE": "Tesla V100-PCIE-32GB",
+        "V100S": "Tesla V100S-PCIE-32GB",
+        "MI300X": "AMD Instinct MI300X",
     }
     device_name = real_names.get(name, f"NVIDIA {name}")
     assert peak_flops(device_name) == PEAK_FLOPS[name]
+
+
+def test_mfu_peaks_are_dense_bf16_and_unknown_gpus_get_none():
+    assert peak_flops("NVIDIA H200 NVL") == 835e12  # not the SXM's 989
+    assert peak_flops("NVIDIA H200") == 989e12
+    assert peak_flops("NVIDIA GeForce RTX 4090") == 165.2e12  # bf16 with fp32 accumulation, not 330
+    assert peak_flops("NVIDIA GeForce RTX 3090") == 71e12  # not 142
+    # no vendor figure: no MFU, rather than the A10's, the 4090's or anything else's
+    for name in ("NVIDIA A10G", "NVIDIA GeForce RTX 4090 Laptop GPU", "NVIDIA GeForce RTX 5090", "NVIDIA H20"):
+        assert peak_flops(name) is None, name
 
 
 def test_top_k_zero_and_top_p_one_mean_off():
