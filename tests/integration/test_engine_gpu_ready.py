@@ -16,10 +16,12 @@ import pytest
 import torch
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
 
+from workbench import presets
 from workbench.engine import checkpoint
-from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops
-from workbench.engine.micro_batch import candidates, largest_fitting
-from workbench.engine.model import sample
+from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops, setup_device
+from workbench.engine.distributed import World
+from workbench.engine.micro_batch import candidates, choose_micro_batch, largest_fitting
+from workbench.engine.model import GPT, sample
 from workbench.runs import read_events
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -359,3 +361,19 @@ def test_cuda_micro_batch_auto_probes_the_gpu(tmp_path):
         timeout=600,
     )
     assert any("probed on the GPU" in e["message"] for e in of_kind(events, "log"))
+
+
+@cuda
+def test_cuda_peak_memory_is_the_runs_not_the_micro_batch_probes():
+    """gpu_mem_gb and gpu_peak_gb read max_memory_allocated: the probe's passes must not be in it."""
+    cfg = presets.resolve_run(
+        "shakespeare-char",
+        None,
+        ["train.device=cuda", "train.batch_size=auto", "train.tokens_per_step=65536", "model.vocab_size=65"],
+        "cuda",
+    )
+    setup = setup_device(cfg.train)
+    model = GPT(cfg.model).to(setup.device)
+    size, how = choose_micro_batch(model, cfg, setup, World())
+    assert "probed on the GPU" in how and size >= 1
+    assert torch.cuda.max_memory_allocated(setup.device) == torch.cuda.memory_allocated(setup.device)
