@@ -78,7 +78,7 @@ class Trainer:
 
         # Data first: it fixes the vocabulary size the model needs. One process
         # tokenizes and fills the cache; the others then read it.
-        with main_process_first(world):
+        with main_process_first(world, "prepare the data and the eval tasks"):
             self.dataset = build_dataset(cfg, setup.device)
             self.eval_tasks = [build_task(name, self.dataset.tokenizer) for name in t.eval_tasks]  # e.g. HellaSwag
         if resume_from is not None:
@@ -92,7 +92,7 @@ class Trainer:
             torch.manual_seed(t.seed)
             self.model = GPT(cfg.model).to(setup.device)
         if cfg.model.init_from != "scratch" and resume_from is None:  # a resume's weights are in its checkpoint
-            with main_process_first(world):  # one process fills the download cache
+            with main_process_first(world, "load the pretrained weights"):  # one process fills the download cache
                 self.notes.append(init_from(self.model, cfg, self.dataset.tokenizer))
 
         # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation.
