@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from workbench.config import Config, ConfigError
+from workbench.data import corpus
 from workbench.data.corpus import cache_root, load_corpus, shakespeare_path
 from workbench.data.tokenizers import GPT2Tokenizer, PromptError
-from workbench.engine import corpus
 from workbench.engine.batches import PrefetchingStream
 from workbench.engine.data import build_dataset
 from workbench.engine.tasks.addition import AdditionDataset
@@ -372,6 +372,19 @@ def test_val_batches_are_the_same_every_time(request, name):
     first, second = list(ds.val_batches(8, 3)), list(ds.val_batches(8, 3))
     assert len(first) == 3 and not torch.equal(first[0][0], first[1][0])
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("name", ["shakespeare", "mapped_shakespeare", "adder"])
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_val_batches_are_split_across_the_ranks(request, name, world_size):
+    """Every rank evaluates its share; together they evaluate the one-process batches, each once."""
+    ds = request.getfixturevalue(name)
+    alone = list(ds.val_batches(4, 5))
+    shares = [list(ds.val_batches(4, 5, rank, world_size)) for rank in range(world_size)]
+    assert [len(s) for s in shares] == [len(range(rank, 5, world_size)) for rank in range(world_size)]
+    for rank, share in enumerate(shares):
+        for k, (x, y) in zip(range(rank, 5, world_size), share):
+            assert torch.equal(x, alone[k][0]) and torch.equal(y, alone[k][1])
 
 
 # ----------------------------------------------------------------------------

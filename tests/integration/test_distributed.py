@@ -10,7 +10,21 @@ import subprocess
 import sys
 import textwrap
 
+from test_headless import gptbench, of_kind, sets
+
+from workbench.runs import read_events
+
 PROCESSES = 2
+# The adder (block 6), tiny: a step takes milliseconds, torchrun's start-up dominates.
+TINY_ADDER = [
+    "model.n_layer=2",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "train.batch_size=16",
+    "train.tokens_per_step=192",
+    "train.log_every=5",
+    "train.warmup_steps=0",
+]
 
 
 def torchrun(script: str, tmp_path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -42,3 +56,21 @@ def test_the_other_ranks_wait_for_rank_0s_start_up_work_past_the_collective_time
     assert out.returncode == 0, text
     assert "rank 0 through" in text and "rank 1 through" in text
     assert "rank 1: waiting for rank 0 to fill the cache" in text
+
+
+def run(run_dir, overrides, processes=1, resume=False, preset="addition"):
+    where = ["--resume", str(run_dir)] if resume else [preset, "--run-dir", str(run_dir)]
+    out = gptbench("run", *where, "--headless", f"--nproc-per-node={processes}", *sets(overrides), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return read_events(run_dir)
+
+
+def test_val_loss_over_two_ranks_is_the_one_process_val_loss(tmp_path):
+    """Each rank evaluates its share of the val batches (3 of them: 2 and 1); the sum is one process's."""
+    common = TINY_ADDER + ["train.max_steps=10", "train.eval_every=5", "train.eval_steps=3"]
+    one = run(tmp_path / "one", common)
+    two = run(tmp_path / "two", common, processes=2)
+    val_one = [e["val_loss"] for e in of_kind(one, "eval")]
+    val_two = [e["val_loss"] for e in of_kind(two, "eval")]
+    assert len(val_one) == len(val_two) == 2
+    assert max(abs(a - b) for a, b in zip(val_one, val_two)) < 1e-5, (val_one, val_two)

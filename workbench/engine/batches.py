@@ -120,7 +120,10 @@ class Dataset:
     def train_stream(self, batch_size: int, grad_accum: int, rank: int, world_size: int, seed: int) -> BatchStream:
         return BatchStream(self, batch_size, grad_accum, rank, world_size, seed)
 
-    def val_batches(self, batch_size: int, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def val_batches(
+        self, batch_size: int, steps: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The same `steps` val batches every time; this rank's share of them: batches rank, rank+world_size, ..."""
         raise NotImplementedError
 
     def metrics(self, model: torch.nn.Module, final: bool = False) -> dict:

@@ -77,13 +77,17 @@ def main_process_first(world: World, what: str):
         dist.barrier(group=world.waiting_group)
 
 
-def mean_across(world: World, t: torch.Tensor) -> torch.Tensor:
-    """The mean of a tensor over all processes (identity for one process)."""
+def sum_across(world: World, t: torch.Tensor) -> torch.Tensor:
+    """The sum of a tensor over all processes (identity for one process)."""
     if world.distributed:
         t = t.clone()
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t /= world.size
     return t
+
+
+def mean_across(world: World, t: torch.Tensor) -> torch.Tensor:
+    """The mean of a tensor over all processes (identity for one process)."""
+    return sum_across(world, t) / world.size if world.distributed else t
 
 
 def any_rank(world: World, flag: bool, device: torch.device) -> bool:

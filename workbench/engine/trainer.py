@@ -47,7 +47,16 @@ from . import checkpoint
 from .cpu_threads import fair_threads
 from .data import build_dataset
 from .device import DeviceSetup
-from .distributed import FlagVote, World, any_rank, gather_objects, main_process_first, mean_across, weights_fingerprint
+from .distributed import (
+    FlagVote,
+    World,
+    any_rank,
+    gather_objects,
+    main_process_first,
+    mean_across,
+    sum_across,
+    weights_fingerprint,
+)
 from .event_log import EventLog
 from .micro_batch import choose_micro_batch
 from .model import GPT
@@ -331,14 +340,19 @@ class Trainer:
         self.log.emit("status", state="evaluating", step=self.step)
         self.compiled.eval()
         try:
+            # Each rank evaluates its share of the val batches; the losses are summed over all ranks.
+            batches = self.dataset.val_batches(t.batch_size, t.eval_steps, self.world.rank, self.world.size)
             total = torch.zeros((), device=self.setup.device)
-            for k, (x, y) in enumerate(self.dataset.val_batches(t.batch_size, t.eval_steps)):
+            for k in range(math.ceil(t.eval_steps / self.world.size)):  # the same boundaries on every rank
                 if k and self._boundary():
                     return "stop"
+                batch = next(batches, None)  # the last round may have no batch for this rank
+                if batch is None:
+                    continue
                 with self.setup.autocast():
-                    _, loss = self.compiled(x, y)
+                    _, loss = self.compiled(*batch)
                 total += loss.float()
-            val_loss = (mean_across(self.world, total) / t.eval_steps).item()  # the same number on every rank
+            val_loss = (sum_across(self.world, total) / t.eval_steps).item()  # the same number on every rank
             metrics = self.dataset.metrics(self.model, final=final)
             with self.setup.autocast():
                 metrics.update(
