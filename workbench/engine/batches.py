@@ -180,6 +180,9 @@ class BatchStream:
         if self.micro != self.grad_accum:
             self.load_state_dict(self.state_dict())
 
+    def close(self) -> None:
+        """Nothing to stop: this stream reads nothing ahead (see PrefetchingStream)."""
+
 
 class PrefetchingStream:
     """A BatchStream whose micro-batches are read ahead on a background thread.
@@ -228,6 +231,7 @@ class PrefetchingStream:
             self.load_state_dict(self.consumed)
 
     def close(self) -> None:
+        """Stop the reader thread and wait for it: it must not outlive the run (it may be in a pinned copy)."""
         self.stopping.set()
         self.thread.join()
 

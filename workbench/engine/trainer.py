@@ -641,8 +641,9 @@ class Trainer:
         self.log.emit("status", state="finished", step=self.step)
 
     def close(self) -> None:
-        """Stop listening for commands. Last of all: an attached app takes a
-        vanished control FIFO without a `run_finished` before it for a crash."""
+        """Stop the data stream's reader thread, then listening for commands. Last of all: an attached
+        app takes a vanished control FIFO without a `run_finished` before it for a crash."""
+        self.stream.close()
         if self.inbox:
             self.inbox.close()
 
