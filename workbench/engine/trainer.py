@@ -418,7 +418,7 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint loaded on the CPU: load_state_dict puts each tensor where it belongs."""
         self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.optimizer.load_state_dict(checkpoint.optimizer_state_for(self.optimizer, ckpt["optimizer"]))
         if self.scaler.is_enabled() and ckpt.get("scaler"):  # a bf16/fp32 run saved an empty (disabled) scaler
             self.scaler.load_state_dict(ckpt["scaler"])
         self.stream.load_state_dict(ckpt["data"])
