@@ -6,6 +6,7 @@ Each test is a real torchrun of real code; the models are tiny and the runs a fe
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -74,3 +75,28 @@ def test_val_loss_over_two_ranks_is_the_one_process_val_loss(tmp_path):
     val_two = [e["val_loss"] for e in of_kind(two, "eval")]
     assert len(val_one) == len(val_two) == 2
     assert max(abs(a - b) for a, b in zip(val_one, val_two)) < 1e-5, (val_one, val_two)
+
+
+def test_a_run_resumes_on_another_number_of_processes_and_micro_batch(tmp_path):
+    """2 processes (auto micro-batch) -> 1 process (auto probes again) -> 2 processes of half the micro-batch:
+    the tokens per step hold, the accumulation follows, the losses continue those of one straight run."""
+    common = [o for o in TINY_ADDER if not o.startswith("train.batch_size")]
+    common += ["train.eval_every=1000", "train.schedule=constant"]  # the same lr however long each leg
+    straight = run(tmp_path / "straight", common + ["train.batch_size=16", "train.max_steps=15"], processes=2)
+    split = tmp_path / "split"
+    run(split, common + ["train.batch_size=auto", "train.max_steps=5"], processes=2)
+    assert json.loads((split / "config.json").read_text())["train"]["batch_size"] is None  # auto stays auto
+    run(split, ["train.max_steps=10"], processes=1, resume=True)
+    run(split, ["train.max_steps=15", "train.batch_size=8"], processes=2, resume=True)
+
+    events = read_events(split)
+    legs = [
+        (e["world_size"], e["config"]["train"]["batch_size"], e["grad_accum"]) for e in of_kind(events, "run_started")
+    ]
+    assert legs == [(2, 16, 1), (1, 16, 2), (2, 8, 2)]
+    assert sum("micro-batch 16 (auto" in e["message"] for e in of_kind(events, "log")) == 2  # probed on each start
+    want = {e["step"]: e["loss"] for e in of_kind(straight, "step")}
+    got = {e["step"]: e["loss"] for e in of_kind(events, "step")}
+    assert sorted(got) == sorted(want) == [5, 10, 15]
+    assert max(abs(got[s] - want[s]) for s in want) < 1e-4, (got, want)
+    assert of_kind(events, "run_finished")[-1]["ranks_in_sync"] is True

@@ -6,7 +6,10 @@ the whole global step, a (world_size * grad_accum, batch_size) table, from one
 torch.Generator seeded with the run's seed (the same on every rank). Micro-step j
 of rank r uses row r * grad_accum + j. So 2 processes x 1 micro-step see exactly
 the windows of 1 process x 2 micro-steps, and the stream's state is just the
-generator's state and the position in the current step. The generator lives on
+generator's state and the position in the current step. The table's numbers
+depend on its size only, not its shape (the CPU generator fills it in order):
+a step of the same tokens cut into other micro-batches, or spread over another
+number of processes, draws the same samples, so a resume may change either. The generator lives on
 the CPU whatever the device: its state then means the same on a GPU, a CPU or a
 Mac, so a run resumes on another kind of device; the table (a few hundred
 numbers) goes to the device once per step, without waiting for it.

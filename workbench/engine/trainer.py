@@ -105,7 +105,9 @@ class Trainer:
                 self.notes.append(init_from(self.model, cfg, self.dataset.tokenizer))
 
         # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation.
-        if t.batch_size is None:
+        # The run's files keep `auto` (config_to_keep): a resume, maybe on another GPU, probes again.
+        self.batch_size_auto = t.batch_size is None
+        if self.batch_size_auto:
             t.batch_size, how = choose_micro_batch(self.model, cfg, setup, world)
             self.notes.append(f"micro-batch {t.batch_size} (auto: {how})")
         self.grad_accum = cfg.grad_accum_steps(world.size)
@@ -387,7 +389,7 @@ class Trainer:
         ckpt = {
             "format": checkpoint.FORMAT_VERSION,
             "model": self.model.state_dict(),
-            "config": self.cfg.to_dict(),
+            "config": self.config_to_keep(),
             "step": self.step,
             "best_val_loss": self.best_val_loss,
         }
@@ -414,6 +416,13 @@ class Trainer:
         self._save(LAST_CKPT, rng=rng)
         if self.cfg.train.keep_last and self.world.is_main:
             checkpoint.keep_recent(self.run_dir, self.step, self.cfg.train.keep_last)
+
+    def config_to_keep(self) -> dict:
+        """The config for config.json and checkpoints: as run, except that batch_size=auto stays auto."""
+        kept = self.cfg.to_dict()
+        if self.batch_size_auto:
+            kept["train"]["batch_size"] = None
+        return kept
 
     def _restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint loaded on the CPU: load_state_dict puts each tensor where it belongs."""
@@ -673,7 +682,7 @@ def write_run_files(trainer: Trainer) -> None:
     """config.json, meta.json, tokenizer.json: everything needed to understand or rebuild the run."""
     cfg, run_dir, setup, world = trainer.cfg, trainer.run_dir, trainer.setup, trainer.world
     trainer.dataset.tokenizer.save(run_dir)
-    (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    (run_dir / CONFIG_FILE).write_text(json.dumps(trainer.config_to_keep(), indent=2) + "\n")
     meta = {
         "gptbench": __version__,
         "python": platform.python_version(),
