@@ -316,6 +316,18 @@ def test_two_ranks_see_what_one_rank_with_accumulation_sees(request, name):
         getattr(stream, "close", lambda: None)()
 
 
+@pytest.mark.parametrize("name", ["shakespeare", "adder"])
+def test_a_step_draws_the_same_samples_however_it_is_cut(request, name):
+    """Micro-batch 8 x 1 process, 4 x 2 micro-steps, 2 x 2 processes x 2: what a resume may change."""
+    ds = request.getfixturevalue(name)
+    cuts = [(8, 1, 1), (4, 2, 1), (2, 2, 2)]  # batch_size, grad_accum, world_size
+    steps = []
+    for batch_size, grad_accum, world_size in cuts:
+        streams = [ds.train_stream(batch_size, grad_accum, r, world_size, seed=7) for r in range(world_size)]
+        steps.append([torch.cat([s.next_samples() for s in streams for _ in range(grad_accum)]) for _ in range(3)])
+    assert all(torch.equal(a, b) for cut in steps[1:] for a, b in zip(steps[0], cut))
+
+
 def test_memmapped_batches_are_read_ahead_and_equal_the_resident_ones(shakespeare, mapped_shakespeare):
     resident = shakespeare.train_stream(batch_size=4, grad_accum=3, rank=1, world_size=2, seed=5)
     ahead = mapped_shakespeare.train_stream(batch_size=4, grad_accum=3, rank=1, world_size=2, seed=5)
@@ -372,6 +384,19 @@ def test_val_batches_are_the_same_every_time(request, name):
     first, second = list(ds.val_batches(8, 3)), list(ds.val_batches(8, 3))
     assert len(first) == 3 and not torch.equal(first[0][0], first[1][0])
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("name", ["shakespeare", "mapped_shakespeare", "adder"])
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_val_batches_are_split_across_the_ranks(request, name, world_size):
+    """Every rank evaluates its share; together they evaluate the one-process batches, each once."""
+    ds = request.getfixturevalue(name)
+    alone = list(ds.val_batches(4, 5))
+    shares = [list(ds.val_batches(4, 5, rank, world_size)) for rank in range(world_size)]
+    assert [len(s) for s in shares] == [len(range(rank, 5, world_size)) for rank in range(world_size)]
+    for rank, share in enumerate(shares):
+        for k, (x, y) in zip(range(rank, 5, world_size), share):
+            assert torch.equal(x, alone[k][0]) and torch.equal(y, alone[k][1])
 
 
 # ----------------------------------------------------------------------------

@@ -16,10 +16,12 @@ import pytest
 import torch
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
 
+from workbench import presets
 from workbench.engine import checkpoint
-from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops
-from workbench.engine.micro_batch import candidates, largest_fitting
-from workbench.engine.model import sample
+from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops, setup_device
+from workbench.engine.distributed import World
+from workbench.engine.micro_batch import candidates, choose_micro_batch, largest_fitting
+from workbench.engine.model import GPT, sample
 from workbench.runs import read_events
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -298,9 +300,27 @@ def test_mfu_peak_is_the_longest_matching_device_name(name):
         "4090": "NVIDIA GeForce RTX 4090",
         "3090": "NVIDIA GeForce RTX 3090",
         "A6000": "NVIDIA RTX A6000",
+        "H200 NVL": "NVIDIA H200 NVL",
+        "A10G": "NVIDIA A10G",
+        "4090 D": "NVIDIA GeForce RTX 4090 D",
+        "3090 Ti": "NVIDIA GeForce RTX 3090 Ti",
+        "Laptop": "NVIDIA GeForce RTX 4090 Laptop GPU",
+        "V100-PCIE": "Tesla V100-PCIE-32GB",
+        "V100S": "Tesla V100S-PCIE-32GB",
+        "MI300X": "AMD Instinct MI300X",
     }
     device_name = real_names.get(name, f"NVIDIA {name}")
     assert peak_flops(device_name) == PEAK_FLOPS[name]
+
+
+def test_mfu_peaks_are_dense_bf16_and_unknown_gpus_get_none():
+    assert peak_flops("NVIDIA H200 NVL") == 835e12  # not the SXM's 989
+    assert peak_flops("NVIDIA H200") == 989e12
+    assert peak_flops("NVIDIA GeForce RTX 4090") == 165.2e12  # bf16 with fp32 accumulation, not 330
+    assert peak_flops("NVIDIA GeForce RTX 3090") == 71e12  # not 142
+    # no vendor figure: no MFU, rather than the A10's, the 4090's or anything else's
+    for name in ("NVIDIA A10G", "NVIDIA GeForce RTX 4090 Laptop GPU", "NVIDIA GeForce RTX 5090", "NVIDIA H20"):
+        assert peak_flops(name) is None, name
 
 
 def test_top_k_zero_and_top_p_one_mean_off():
@@ -343,3 +363,19 @@ def test_cuda_micro_batch_auto_probes_the_gpu(tmp_path):
         timeout=600,
     )
     assert any("probed on the GPU" in e["message"] for e in of_kind(events, "log"))
+
+
+@cuda
+def test_cuda_peak_memory_is_the_runs_not_the_micro_batch_probes():
+    """gpu_mem_gb and gpu_peak_gb read max_memory_allocated: the probe's passes must not be in it."""
+    cfg = presets.resolve_run(
+        "shakespeare-char",
+        None,
+        ["train.device=cuda", "train.batch_size=auto", "train.tokens_per_step=65536", "model.vocab_size=65"],
+        "cuda",
+    )
+    setup = setup_device(cfg.train)
+    model = GPT(cfg.model).to(setup.device)
+    size, how = choose_micro_batch(model, cfg, setup, World())
+    assert "probed on the GPU" in how and size >= 1
+    assert torch.cuda.max_memory_allocated(setup.device) == torch.cuda.memory_allocated(setup.device)

@@ -238,7 +238,10 @@ def _snapshot(run_dir):
     [
         ([], ["already reached step 10", "train.max_steps=20"]),
         (["train.max_steps=20", "model.n_layer=5"], ["model.n_layer: checkpoint 1, asked 5", "train.max_steps"]),
-        (["train.max_steps=20", "train.batch_size=4"], ["train.batch_size: checkpoint 8, asked 4"]),
+        (
+            ["train.max_steps=20", "train.batch_size=4"],
+            ["took 256 tokens", "would take 128", "train.tokens_per_step=256"],
+        ),
     ],
 )
 def test_a_refused_resume_changes_nothing(finished_run, overrides, words):
@@ -251,6 +254,15 @@ def test_a_refused_resume_changes_nothing(finished_run, overrides, words):
     for word in words:
         assert word in text
     assert _snapshot(run_dir) == before  # events.jsonl byte-identical, nothing added
+
+
+def test_a_dry_run_checks_a_resume_against_the_processes_asked_for(finished_run):
+    """One process of micro-batch 8 took 256 tokens a step; two of them would take 512."""
+    args = ["run", "--dry-run", "--resume", str(finished_run), "--set", "train.max_steps=20"]
+    assert gptbench(*args).returncode == 0
+    out = gptbench(*args, "--nproc-per-node", "2")
+    text = out.stdout + out.stderr
+    assert out.returncode == 2 and "took 256 tokens" in text and "would take 512" in text, text
 
 
 def test_a_resume_whose_data_changed_its_vocabulary_changes_nothing(tmp_path):

@@ -9,6 +9,7 @@ the device as comments.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -35,7 +36,9 @@ def dry_run(
     argv = trainer_command(
         preset_name, run_dir, overrides, resume=resume is not None, config_file=config_file, dry_run=True
     )
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    # One process answers for the world it would be (a resume checks its tokens per step against it).
+    env = {**os.environ, "WORLD_SIZE": str(processes)}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
     events = []
     for line in out.stdout.splitlines():
         try:

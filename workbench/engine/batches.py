@@ -6,7 +6,10 @@ the whole global step, a (world_size * grad_accum, batch_size) table, from one
 torch.Generator seeded with the run's seed (the same on every rank). Micro-step j
 of rank r uses row r * grad_accum + j. So 2 processes x 1 micro-step see exactly
 the windows of 1 process x 2 micro-steps, and the stream's state is just the
-generator's state and the position in the current step. The generator lives on
+generator's state and the position in the current step. The table's numbers
+depend on its size only, not its shape (the CPU generator fills it in order):
+a step of the same tokens cut into other micro-batches, or spread over another
+number of processes, draws the same samples, so a resume may change either. The generator lives on
 the CPU whatever the device: its state then means the same on a GPU, a CPU or a
 Mac, so a run resumes on another kind of device; the table (a few hundred
 numbers) goes to the device once per step, without waiting for it.
@@ -120,7 +123,10 @@ class Dataset:
     def train_stream(self, batch_size: int, grad_accum: int, rank: int, world_size: int, seed: int) -> BatchStream:
         return BatchStream(self, batch_size, grad_accum, rank, world_size, seed)
 
-    def val_batches(self, batch_size: int, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def val_batches(
+        self, batch_size: int, steps: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The same `steps` val batches every time; this rank's share of them: batches rank, rank+world_size, ..."""
         raise NotImplementedError
 
     def metrics(self, model: torch.nn.Module, final: bool = False) -> dict:
@@ -177,6 +183,9 @@ class BatchStream:
         if self.micro != self.grad_accum:
             self.load_state_dict(self.state_dict())
 
+    def close(self) -> None:
+        """Nothing to stop: this stream reads nothing ahead (see PrefetchingStream)."""
+
 
 class PrefetchingStream:
     """A BatchStream whose micro-batches are read ahead on a background thread.
@@ -225,6 +234,7 @@ class PrefetchingStream:
             self.load_state_dict(self.consumed)
 
     def close(self) -> None:
+        """Stop the reader thread and wait for it: it must not outlive the run (it may be in a pinned copy)."""
         self.stopping.set()
         self.thread.join()
 

@@ -145,6 +145,27 @@ def load(path: Path) -> dict:
     return ckpt
 
 
+# How an optimizer runs on its device, not what it learned: a checkpoint's values
+# describe the device it was saved on.
+OPTIMIZER_DEVICE_FLAGS = ("fused", "foreach", "capturable")
+
+
+def optimizer_state_for(optimizer: torch.optim.Optimizer, saved: dict) -> dict:
+    """A saved optimizer state to load into `optimizer`, with the device flags `optimizer` was made with.
+
+    An MPS checkpoint (fused=False) resumed on CUDA would otherwise run the slow
+    per-parameter AdamW, and a mismatched flag breaks fp16's GradScaler. The
+    flags go in before loading: load_state_dict places each step counter by them
+    (on the device when fused, on the CPU otherwise).
+    """
+    made = optimizer.state_dict()["param_groups"]
+    groups = [
+        {**old, **{k: new[k] for k in OPTIMIZER_DEVICE_FLAGS if k in new}}
+        for old, new in zip(saved["param_groups"], made)
+    ]
+    return {**saved, "param_groups": groups}
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():

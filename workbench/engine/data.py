@@ -80,11 +80,14 @@ class TextDataset(Dataset):
             depth=2 * grad_accum,
         )
 
-    def val_batches(self, batch_size: int, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def val_batches(
+        self, batch_size: int, steps: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         g = torch.Generator(device=self.rng_device).manual_seed(VAL_SEED)
-        for _ in range(steps):
+        for k in range(steps):  # every rank draws every batch's offsets: the windows stay those of one process
             offsets = torch.randint(len(self.val) - self.block_size, (batch_size,), generator=g, device=self.rng_device)
-            yield self._xy(self.val.windows(offsets, self.block_size + 1))
+            if k % world_size == rank:
+                yield self._xy(self.val.windows(offsets, self.block_size + 1))
 
     @property
     def task(self) -> Perplexity:

@@ -15,29 +15,47 @@ from ..config import ConfigError, TrainConfig
 from .cpu_threads import fair_threads
 
 # Dense (no sparsity) 16-bit tensor-core peak, FLOP/s, from the vendors' data
-# sheets, for MFU: bf16 where the GPU has it, fp16 on V100/T4 (which lack bf16).
+# sheets, for MFU: bf16 with fp32 accumulation where the GPU has it (what autocast
+# runs), fp16 on V100/T4 (which lack bf16). Data sheets quote "with sparsity"
+# figures: the dense ones are half. GeForce cards accumulate in fp32 at half
+# their fp16-accumulate rate: the RTX 4090's 165 (not 330), the 3090's 71 (not 142).
 # A device name is matched by the longest key it contains, so "L40S" wins over
-# "L40" and "L4", "H100 NVL" over "H100", "A100" over "A10".
+# "L40" and "L4", "H200 NVL" over "H200", "A100" over "A10". None: a variant that
+# would match a shorter key but has no vendor figure of its own; like a GPU that
+# matches nothing, it gets no MFU (shown as a dash) rather than a guess.
 PEAK_FLOPS = {
     "B200": 2250e12,
-    "H200": 989e12,
+    "GB200": 2500e12,
+    "B100": 1750e12,
+    "H200": 989e12,  # SXM
+    "H200 NVL": 835e12,
     "GH200": 989e12,
     "H100": 989e12,  # SXM
     "H100 PCIe": 756e12,
     "H100 NVL": 835e12,
-    "H800": 989e12,
-    "A100": 312e12,
+    "H800": 989e12,  # SXM
+    "H800 PCIe": 756e12,
+    "A100": 312e12,  # SXM and PCIe alike
     "A800": 312e12,
-    "A10G": 70e12,
+    "A10G": None,  # AWS's variant of the A10, no published tensor figure
     "A10": 125e12,
-    "A6000": 155e12,
+    "A30": 165e12,
+    "A40": 149.7e12,
+    "A6000": 154.8e12,  # RTX A6000
     "L40S": 362e12,
     "L40": 181e12,
     "L4": 121e12,
-    "4090": 165e12,
+    "4090": 165.2e12,
+    "4090 D": None,  # fewer cores than the 4090
     "3090": 71e12,
-    "V100": 125e12,
-    "T4": 65e12,
+    "3090 Ti": None,  # higher clocks than the 3090
+    "Laptop": None,  # mobile GPUs run far below their desktop namesakes
+    "V100": 125e12,  # SXM2, fp16
+    "V100-PCIE": 112e12,
+    "V100S": 130e12,
+    "T4": 65e12,  # fp16
+    "MI300X": 1307.4e12,
+    "MI325X": 1307.4e12,
 }
 
 # torch.compile takes tens of seconds (a minute for GPT-2); below this size a
@@ -46,6 +64,7 @@ COMPILE_MIN_PARAMS = 5_000_000
 
 
 def peak_flops(device_name: str) -> float | None:
+    """The device's dense 16-bit peak; None (MFU unknown) for a GPU the table has no figure for."""
     matches = [key for key in PEAK_FLOPS if key in device_name]
     return PEAK_FLOPS[max(matches, key=len)] if matches else None
 

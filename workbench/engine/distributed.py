@@ -8,11 +8,23 @@ are a world of one and nothing here does any communication.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+# How long a collective of the run may wait for a rank. The longest legitimate
+# wait is short: rank 0 writing a checkpoint or evaluating a task while the
+# others already sit in the next all-reduce. A rank that hangs longer is lost.
+COLLECTIVE_TIMEOUT = timedelta(minutes=30)
+# How long the other ranks wait for rank 0's one-off work at start-up
+# (main_process_first): tokenizing a corpus of billions of tokens takes an hour
+# or more on a few cores. They wait on a gloo group of their own: an NCCL
+# barrier would be killed by its watchdog long before.
+MAIN_FIRST_TIMEOUT = timedelta(hours=6)
 
 
 @dataclass
@@ -20,6 +32,7 @@ class World:
     rank: int = 0
     local_rank: int = 0
     size: int = 1
+    waiting_group: object = None  # gloo, MAIN_FIRST_TIMEOUT: where ranks wait for rank 0's one-off work
 
     @property
     def is_main(self) -> bool:
@@ -30,12 +43,13 @@ class World:
         return self.size > 1
 
 
-def init_world(device_kind: str) -> World:
+def init_world(device_kind: str, timeout: timedelta = COLLECTIVE_TIMEOUT) -> World:
     if "RANK" not in os.environ:
         return World()
     world = World(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]))
     if world.distributed:
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo", timeout=timeout)
+        world.waiting_group = dist.new_group(backend="gloo", timeout=MAIN_FIRST_TIMEOUT)
     return world
 
 
@@ -49,22 +63,31 @@ def shutdown(world: World, clean: bool) -> None:
 
 
 @contextmanager
-def main_process_first(world: World):
-    """Rank 0 runs the block first (e.g. fills a cache); the others wait, then run it."""
+def main_process_first(world: World, what: str):
+    """Rank 0 runs the block first (e.g. fills a cache); the others wait, then run it.
+
+    `what` says what rank 0 does ("prepare the data"), for the waiting ranks' log line.
+    """
     if world.distributed and not world.is_main:
-        dist.barrier()
+        hours = MAIN_FIRST_TIMEOUT.total_seconds() / 3600
+        print(f"rank {world.rank}: waiting for rank 0 to {what} (up to {hours:g} h)", file=sys.stderr, flush=True)
+        dist.barrier(group=world.waiting_group)
     yield
     if world.distributed and world.is_main:
-        dist.barrier()
+        dist.barrier(group=world.waiting_group)
+
+
+def sum_across(world: World, t: torch.Tensor) -> torch.Tensor:
+    """The sum of a tensor over all processes (identity for one process)."""
+    if world.distributed:
+        t = t.clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
 
 
 def mean_across(world: World, t: torch.Tensor) -> torch.Tensor:
     """The mean of a tensor over all processes (identity for one process)."""
-    if world.distributed:
-        t = t.clone()
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t /= world.size
-    return t
+    return sum_across(world, t) / world.size if world.distributed else t
 
 
 def any_rank(world: World, flag: bool, device: torch.device) -> bool:

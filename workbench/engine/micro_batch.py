@@ -75,6 +75,8 @@ def choose_micro_batch(model: torch.nn.Module, cfg: Config, setup: DeviceSetup, 
         return _fits_on_gpu(model, size, cfg, setup, world.distributed)
 
     size = largest_fitting(candidates(sequences, CUDA_MAX), fits)
+    # The probe's passes set the peak: start it afresh, so gpu_mem_gb and gpu_peak_gb report the run.
+    torch.cuda.reset_peak_memory_stats(setup.device)
     if world.distributed:  # GPUs of one job may differ: all ranks take the smallest choice
         agreed = torch.tensor([size or 0], device=setup.device)
         dist.all_reduce(agreed, op=dist.ReduceOp.MIN)

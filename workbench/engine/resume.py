@@ -10,6 +10,11 @@ state alone (budget, schedule, cadence, device, compile), and everything
 outside model/data/train (e.g. logging). What may not: the model and the data
 (the weights and the vocabulary depend on them), and the train keys that the
 optimizer state and the data position depend on (RESUME_FIXED_TRAIN_KEYS).
+
+How a step is cut may change too: the micro-batch (a smaller GPU, or `auto`
+probing again) and the number of processes, as long as a step still takes
+the same number of tokens. The gradient accumulation follows, and the data
+position holds: a step draws the same samples whatever cuts it (batches.py).
 """
 
 from __future__ import annotations
@@ -21,9 +26,6 @@ from ..runs import CONFIG_FILE, LAST_CKPT, read_json
 from . import checkpoint
 
 RESUME_FIXED_TRAIN_KEYS = (
-    "batch_size",
-    "grad_accum",
-    "tokens_per_step",
     "seed",
     "weight_decay",
     "beta1",
@@ -43,8 +45,11 @@ def changeable_keys() -> list[str]:
     return [k for k in all_keys() if k.startswith("train.") and not fixed_on_resume(k)]
 
 
-def plan_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, dict]:
-    """(the config to continue with, last.pt loaded on the CPU), or a ConfigError that changes nothing."""
+def plan_resume(run_dir: Path, overrides: list[str], world_size: int = 1) -> tuple[Config, dict]:
+    """(the config to continue with, last.pt loaded on the CPU), or a ConfigError that changes nothing.
+
+    world_size: the processes that will continue the run.
+    """
     saved = read_json(run_dir / CONFIG_FILE)
     if not saved:
         raise ConfigError(
@@ -60,18 +65,39 @@ def plan_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, dict]:
             f"{run_dir / LAST_CKPT} holds weights only and cannot resume training.",
             "resume from a last.pt written by `gptbench run`.",
         )
-    differing = _differing_fixed_keys(Config.from_dict(ckpt["config"]), cfg)
+    checkpointed = Config.from_dict(ckpt["config"])
+    differing = _differing_fixed_keys(checkpointed, cfg)
     if differing:
         raise ConfigError(
-            "A resumed run keeps its model, data and batch: " + "; ".join(differing) + ".",
+            "A resumed run keeps its model, data and optimizer: " + "; ".join(differing) + ".",
             f"only these may change on resume: {', '.join(changeable_keys())}; start a new run for the others.",
         )
+    _check_tokens_per_step(checkpointed, _world_size_of(ckpt), cfg, world_size)
     if ckpt["step"] >= cfg.train.max_steps:
         raise ConfigError(
             f"The run already reached step {ckpt['step']} of train.max_steps={cfg.train.max_steps}.",
             f"resume with a larger budget, e.g. --set train.max_steps={ckpt['step'] * 2}.",
         )
     return cfg, ckpt
+
+
+def _world_size_of(ckpt: dict) -> int:
+    """How many processes wrote the checkpoint: a distributed run keeps each rank's RNG state."""
+    return len(ckpt["rng"].get("per_rank", [None]))
+
+
+def _check_tokens_per_step(checkpointed: Config, saved_world: int, asked: Config, world_size: int) -> None:
+    """A step must keep its size (the optimizer and the schedule were tuned to it); how it is cut may change."""
+    before, after = checkpointed.tokens_per_step(saved_world), asked.tokens_per_step(world_size)
+    if before != after:
+        t = asked.train
+        raise ConfigError(
+            f"A resumed run keeps its tokens per step: its steps took {before:,} tokens, and this "
+            f"resume's (train.batch_size={t.batch_size or 'auto'} on {world_size} process(es)) would take {after:,}.",
+            f"set train.tokens_per_step={before}"
+            + (" and train.grad_accum=0" if t.grad_accum else "")
+            + ": the micro-steps then add up to it, whatever the micro-batch and the processes.",
+        )
 
 
 def _differing_fixed_keys(checkpointed: Config, asked: Config) -> list[str]:

@@ -47,7 +47,16 @@ from . import checkpoint
 from .cpu_threads import fair_threads
 from .data import build_dataset
 from .device import DeviceSetup
-from .distributed import FlagVote, World, any_rank, gather_objects, main_process_first, mean_across, weights_fingerprint
+from .distributed import (
+    FlagVote,
+    World,
+    any_rank,
+    gather_objects,
+    main_process_first,
+    mean_across,
+    sum_across,
+    weights_fingerprint,
+)
 from .event_log import EventLog
 from .loss import resolve_loss
 from .micro_batch import choose_micro_batch
@@ -79,7 +88,7 @@ class Trainer:
 
         # Data first: it fixes the vocabulary size the model needs. One process
         # tokenizes and fills the cache; the others then read it.
-        with main_process_first(world):
+        with main_process_first(world, "prepare the data and the eval tasks"):
             self.dataset = build_dataset(cfg, setup.device)
             self.eval_tasks = [build_task(name, self.dataset.tokenizer) for name in t.eval_tasks]  # e.g. HellaSwag
         if resume_from is not None:
@@ -94,7 +103,7 @@ class Trainer:
             torch.manual_seed(t.seed)
             self.model = GPT(cfg.model, loss=self.loss).to(setup.device)
         if cfg.model.init_from != "scratch" and resume_from is None:  # a resume's weights are in its checkpoint
-            with main_process_first(world):  # one process fills the download cache
+            with main_process_first(world, "load the pretrained weights"):  # one process fills the download cache
                 self.notes.append(init_from(self.model, cfg, self.dataset.tokenizer))
 
         # The micro-batch (batch_size=auto: the largest that fits) decides the accumulation. The config
@@ -338,14 +347,19 @@ class Trainer:
         self.log.emit("status", state="evaluating", step=self.step)
         self.compiled.eval()
         try:
+            # Each rank evaluates its share of the val batches; the losses are summed over all ranks.
+            batches = self.dataset.val_batches(self.micro_batch, t.eval_steps, self.world.rank, self.world.size)
             total = torch.zeros((), device=self.setup.device)
-            for k, (x, y) in enumerate(self.dataset.val_batches(self.micro_batch, t.eval_steps)):
+            for k in range(math.ceil(t.eval_steps / self.world.size)):  # the same boundaries on every rank
                 if k and self._boundary():
                     return "stop"
+                batch = next(batches, None)  # the last round may have no batch for this rank
+                if batch is None:
+                    continue
                 with self.setup.autocast():
-                    _, loss = self.compiled(x, y)
+                    _, loss = self.compiled(*batch)
                 total += loss.float()
-            val_loss = (mean_across(self.world, total) / t.eval_steps).item()  # the same number on every rank
+            val_loss = (sum_across(self.world, total) / t.eval_steps).item()  # the same number on every rank
             metrics = self.dataset.metrics(self.model, final=final)
             with self.setup.autocast():
                 metrics.update(
@@ -411,7 +425,7 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint loaded on the CPU: load_state_dict puts each tensor where it belongs."""
         self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.optimizer.load_state_dict(checkpoint.optimizer_state_for(self.optimizer, ckpt["optimizer"]))
         if self.scaler.is_enabled() and ckpt.get("scaler"):  # a bf16/fp32 run saved an empty (disabled) scaler
             self.scaler.load_state_dict(ckpt["scaler"])
         self.stream.load_state_dict(ckpt["data"])
@@ -635,8 +649,9 @@ class Trainer:
         self.log.emit("status", state="finished", step=self.step)
 
     def close(self) -> None:
-        """Stop listening for commands. Last of all: an attached app takes a
-        vanished control FIFO without a `run_finished` before it for a crash."""
+        """Stop the data stream's reader thread, then listening for commands. Last of all: an attached
+        app takes a vanished control FIFO without a `run_finished` before it for a crash."""
+        self.stream.close()
         if self.inbox:
             self.inbox.close()
 
@@ -676,7 +691,7 @@ def write_run_files(trainer: Trainer) -> None:
     """config.json, meta.json, tokenizer.json: everything needed to understand or rebuild the run."""
     cfg, run_dir, setup, world = trainer.cfg, trainer.run_dir, trainer.setup, trainer.world
     trainer.dataset.tokenizer.save(run_dir)
-    (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    (run_dir / CONFIG_FILE).write_text(json.dumps(trainer.cfg.to_dict(), indent=2) + "\n")
     meta = {
         "gptbench": __version__,
         "python": platform.python_version(),

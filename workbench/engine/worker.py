@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         # Every check that can refuse a resume runs before anything is written to the run dir.
         try:
-            cfg, resume_from = plan_resume(args.run_dir, args.overrides)
+            cfg, resume_from = plan_resume(args.run_dir, args.overrides, int(os.environ.get("WORLD_SIZE", 1)))
         except ConfigError as exc:
             EventLog(args.run_dir, stream, enabled=is_main).tell(
                 "error", kind="config", message=exc.message, hint=exc.hint
@@ -186,7 +186,12 @@ def dry_run(args: argparse.Namespace, stream) -> int:
     from .resume import plan_resume
 
     try:
-        cfg = plan_resume(args.run_dir, args.overrides)[0] if args.resume else resolve_config(args, detect_kind())
+        processes = int(os.environ.get("WORLD_SIZE", 1))  # the world the run would have (commands/dry_run.py)
+        cfg = (
+            plan_resume(args.run_dir, args.overrides, processes)[0]
+            if args.resume
+            else resolve_config(args, detect_kind())
+        )
         setup = setup_device(cfg.train, 0, estimate_params(cfg.model))
     except ConfigError as exc:
         stream.write(encode(make("error", kind="config", message=exc.message, hint=exc.hint)) + "\n")

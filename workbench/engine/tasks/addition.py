@@ -55,9 +55,11 @@ class AdditionDataset(Dataset):
     def train_batch(self, samples: Tensor) -> tuple[Tensor, Tensor]:
         return self.xy(samples + torch.searchsorted(self.skips, samples, right=True))
 
-    def val_batches(self, batch_size: int, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """The held-out problems in a fixed order, wrapping around to fill `steps` batches."""
-        for k in range(steps):
+    def val_batches(
+        self, batch_size: int, steps: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The held-out problems in a fixed order, wrapping around to fill `steps` batches; this rank's share."""
+        for k in range(rank, steps, world_size):
             pos = (k * batch_size + torch.arange(batch_size, device=self.device)) % len(self.heldout)
             yield self.xy(self.heldout[pos])
 
