@@ -47,8 +47,14 @@ class ModelConfig:
     dropout: float = 0.0
     bias: bool = True
     # gelu_tanh: GPT-2's tanh approximation (needed to match GPT-2 weights);
-    # gelu: the exact one, ~10% faster per CPU step for models trained from scratch.
+    # gelu: the exact one, ~10% faster per CPU step for models trained from scratch;
+    # relu2: ReLU squared (Primer; the GPT-2 speedrun's MLP).
     activation: str = "gelu_tanh"
+    position: str = "learned"  # learned: GPT-2's position table | rope: rotary embeddings in attention
+    norm: str = "layernorm"  # layernorm | rmsnorm (no mean, no bias)
+    qk_norm: bool = False  # RMS-normalise queries and keys per head before attention
+    tie_embeddings: bool = True  # false: an LM head of its own, zero-initialised
+    logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap); 0: off
     # scratch: random init. gpt2, gpt2-medium, gpt2-large, gpt2-xl (the Hugging Face
     # Hub, its local cache first) or a path (a Hugging Face GPT-2 folder, or a
     # gptbench run directory): start from those weights, with their architecture.
@@ -83,6 +89,8 @@ class TrainConfig:
     warmup_steps: int = 100
     schedule: str = "cosine"  # cosine | wsd (warmup, stable, decay) | constant (after warmup)
     decay_fraction: float = 0.2  # wsd: the last fraction of max_steps decays linearly to min_lr
+    optimizer: str = "adamw"  # adamw | muon (Muon for the hidden matrices, AdamW for the rest)
+    muon_lr: float = 0.02  # optimizer=muon: Muon's peak learning rate (train.lr stays AdamW's); same schedule
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
@@ -121,10 +129,13 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log
 CHOICES = {
     "data.kind": ("addition", "text"),
     "data.tokenizer": ("digits", "char", "gpt2"),
-    "model.activation": ("gelu_tanh", "gelu"),
+    "model.activation": ("gelu_tanh", "gelu", "relu2"),
+    "model.position": ("learned", "rope"),
+    "model.norm": ("layernorm", "rmsnorm"),
     "train.dtype": ("auto", "float32", "bfloat16", "float16"),
     "train.compile_mode": ("default", "max-autotune", "reduce-overhead"),
     "train.schedule": ("cosine", "wsd", "constant"),
+    "train.optimizer": ("adamw", "muon"),
     "train.eval_tasks": ("hellaswag", "ppl"),  # each element of the list
 }
 
@@ -133,6 +144,7 @@ CHOICES = {
 class Config:
     preset: str = ""
     profile: str = "default"
+    recipe: str = "classic"  # classic: the preset as written | a [recipes.NAME] table of the preset on top
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -143,7 +155,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        cfg = cls(preset=d.get("preset", ""), profile=d.get("profile", "default"))
+        cfg = cls(preset=d.get("preset", ""), profile=d.get("profile", "default"), recipe=d.get("recipe", "classic"))
         for section, values in d.items():
             if section in SECTIONS:
                 for key, value in values.items():
@@ -175,7 +187,7 @@ class Config:
 
 
 def all_keys() -> list[str]:
-    keys = ["profile"]
+    keys = ["profile", "recipe"]
     for section, cls in SECTIONS.items():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys
@@ -250,8 +262,8 @@ def unknown_key_error(key: str) -> ConfigError:
 
 def set_value(cfg: Config, key: str, raw: Any) -> None:
     """Set one dotted key, parsing the value by the field's type."""
-    if key == "profile":
-        cfg.profile = str(raw)
+    if key in ("profile", "recipe"):  # the preset knows its names: presets.resolve checks them
+        setattr(cfg, key, str(raw))
         return
     section, _, name = key.partition(".")
     cls = SECTIONS.get(section)
@@ -317,6 +329,15 @@ def validate(cfg: Config) -> None:
             f"model.n_embd={m.n_embd} is not divisible by model.n_head={m.n_head}.",
             f"pick n_embd a multiple of {m.n_head} (e.g. {m.n_head * max(1, m.n_embd // m.n_head)}) or change n_head.",
         )
+    if m.logit_softcap < 0:
+        raise ConfigError(
+            f"model.logit_softcap must be >= 0 (0 = off), got {m.logit_softcap}.", "try --set model.logit_softcap=15"
+        )
+    if m.position == "rope" and (m.n_embd // m.n_head) % 2:
+        raise ConfigError(
+            f"model.position=rope rotates pairs of dimensions, and a head has n_embd/n_head = {m.n_embd // m.n_head}.",
+            "pick n_embd and n_head so that n_embd/n_head is even.",
+        )
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}.", "try --set model.dropout=0.1")
     if not 0.0 < d.val_fraction < 1.0:
@@ -369,6 +390,8 @@ def validate(cfg: Config) -> None:
             "cannot be negative.",
             "use 0 to turn them off (threads: 0 = automatic)",
         )
+    if t.muon_lr <= 0:
+        raise ConfigError(f"train.muon_lr must be > 0, got {t.muon_lr}.", "try --set train.muon_lr=0.02")
     if not 0.0 < t.decay_fraction <= 1.0:
         raise ConfigError(
             f"train.decay_fraction must be in (0, 1], got {t.decay_fraction}.", "try --set train.decay_fraction=0.2"
@@ -400,12 +423,14 @@ def validate(cfg: Config) -> None:
 def estimate_params(m: ModelConfig) -> int:
     """Parameters of the GPT, without position embeddings (as nanoGPT reports).
 
-    Token embedding (tied with the LM head, padded vocab) + per block
-    12*C^2 weights (attention 4*C^2, MLP 8*C^2) + biases and LayerNorms + final LN.
+    Token embedding (padded vocab; the LM head too, unless untied) + per block
+    12*C^2 weights (attention 4*C^2, MLP 8*C^2) + biases and norms + final norm.
     """
     c = m.n_embd
-    per_block = 12 * c * c + (13 * c if m.bias else 2 * c)
-    return m.padded_vocab_size * c + m.n_layer * per_block + (2 * c if m.bias else c)
+    biased = m.bias and m.norm == "layernorm"  # RMSNorm has a gain only
+    per_block = 12 * c * c + (9 * c if m.bias else 0) + (4 * c if biased else 2 * c)
+    head = 0 if m.tie_embeddings else m.padded_vocab_size * c
+    return m.padded_vocab_size * c + head + m.n_layer * per_block + (2 * c if biased else c)
 
 
 def flops_per_token(m: ModelConfig, n_params: int) -> int:

@@ -25,6 +25,7 @@ RESUME_FIXED_TRAIN_KEYS = (
     "grad_accum",
     "tokens_per_step",
     "seed",
+    "optimizer",
     "weight_decay",
     "beta1",
     "beta2",

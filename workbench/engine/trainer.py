@@ -51,7 +51,7 @@ from .distributed import FlagVote, World, any_rank, gather_objects, main_process
 from .event_log import EventLog
 from .micro_batch import choose_micro_batch
 from .model import GPT
-from .optim import Schedule, make_optimizer
+from .optim import Schedule, describe_optimizer, make_optimizer, set_lr
 from .pretrained import init_from
 from .sampler import SampleRequest, SampleSession
 from .tasks import build_task, evaluate_all
@@ -166,6 +166,7 @@ class Trainer:
             world_size=self.world.size,
             tokens_per_step=self.tokens_per_step,
             grad_accum=self.grad_accum,
+            optimizer=describe_optimizer(self.optimizer),
             preset=cfg.preset,
             profile=cfg.profile,
             run_dir=str(self.run_dir),
@@ -230,9 +231,7 @@ class Trainer:
         and the data stream and RNG go back to where the step began, so last.pt
         holds the last completed step and a resume is exact.
         """
-        lr = self.schedule.lr(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, self.schedule.lr(self.step), self.cfg.train)
         rng_at_start = checkpoint.rng_state() if self.grad_accum > 1 else None
         total = torch.zeros((), device=self.setup.device)
         for micro in range(self.grad_accum):
