@@ -140,3 +140,56 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
     assert muon == {n for n, p in model.named_parameters() if n.startswith("transformer.h.") and p.dim() == 2}
     assert {"transformer.wte.weight", "lm_head.weight", "transformer.ln_f.weight"} <= adamw
     assert not muon & adamw and len(muon | adamw) == len(names)
+
+
+# ------------------------------------------------------------------ recipes
+
+
+@pytest.mark.parametrize("name", ["addition", "shakespeare-char", "gpt2-124m"])
+def test_recipe_modern_sets_its_keys_and_single_keys_win(name):
+    from workbench import presets
+
+    preset = presets.load(name)
+    classic = presets.resolve(preset, [])
+    modern = presets.resolve(preset, ["recipe=modern"])
+    assert (classic.recipe, modern.recipe) == ("classic", "modern")
+    assert classic.model.position == "learned" and classic.train.optimizer == "adamw"
+    m = modern.model
+    assert (m.position, m.norm, m.qk_norm, m.activation, m.tie_embeddings) == ("rope", "rmsnorm", True, "relu2", False)
+    assert m.logit_softcap > 0 and modern.train.optimizer == "muon"
+    # everything outside the recipe stays the preset's (and its profile's)
+    assert modern.model.n_layer == classic.model.n_layer and modern.train.lr == classic.train.lr
+    mixed = presets.resolve(preset, ["recipe=modern", "model.position=learned", "train.optimizer=adamw"])
+    assert mixed.model.position == "learned" and mixed.train.optimizer == "adamw" and mixed.model.qk_norm
+
+
+def test_an_unknown_recipe_is_refused_with_the_choices():
+    from workbench import presets
+    from workbench.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no recipe 'modrn'") as exc:
+        presets.resolve(presets.load("addition"), ["recipe=modrn"])
+    assert "classic, modern" in exc.value.hint
+
+
+def test_gpt2_weights_refuse_a_modern_architecture():
+    from workbench import presets
+    from workbench.config import ConfigError
+
+    preset = presets.load("gpt2-124m")
+    with pytest.raises(ConfigError, match="model.position=rope.*disagree with model.init_from=gpt2"):
+        presets.resolve(preset, ["profile=finetune", "recipe=modern"])
+    with pytest.raises(ConfigError, match="model.qk_norm=true disagrees with model.init_from=gpt2"):
+        presets.resolve(preset, ["profile=finetune", "model.qk_norm=true"])
+    # the optimizer is no part of the architecture: Muon may fine-tune GPT-2
+    assert presets.resolve(preset, ["profile=finetune", "train.optimizer=muon"]).model.position == "learned"
+
+
+def test_config_values_show_the_recipe_and_count_it_as_the_preset():
+    from workbench import presets
+    from workbench.tui.config_values import changed_keys, flat_values, preset_values
+
+    cfg = presets.resolve(presets.load("addition"), ["recipe=modern", "train.muon_lr=0.05"]).to_dict()
+    values = flat_values(cfg)
+    assert values["recipe"] == "modern" and values["model.position"] == "rope"
+    assert changed_keys(values, preset_values(cfg)) == ["train.muon_lr"]  # the recipe's keys are the preset's
