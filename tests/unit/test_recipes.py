@@ -193,3 +193,49 @@ def test_config_values_show_the_recipe_and_count_it_as_the_preset():
     values = flat_values(cfg)
     assert values["recipe"] == "modern" and values["model.position"] == "rope"
     assert changed_keys(values, preset_values(cfg)) == ["train.muon_lr"]  # the recipe's keys are the preset's
+
+
+# ------------------------------------------------------------------- export
+
+
+def char_tokenizer():
+    from workbench.data.tokenizers import CharTokenizer
+
+    return CharTokenizer("".join(chr(c) for c in range(48, 48 + 70)))
+
+
+def test_export_hf_of_relu2_and_an_untied_head_gives_transformers_the_same_greedy_tokens(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from workbench.engine.export import export_hf
+
+    model = tiny_model({"activation": "relu2", "tie_embeddings": False}, seed=6, bias=True)
+    export_hf(model, char_tokenizer(), tmp_path)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, local_files_only=True).eval()
+    assert hf.config.activation_function == "relu2" and not hf.config.tie_word_embeddings
+    x = torch.randint(0, 70, (1, 5))
+    with torch.no_grad():
+        torch.testing.assert_close(hf(x).logits, model(x)[0], atol=1e-4, rtol=0)
+    hf_greedy = hf.generate(x, max_new_tokens=11, do_sample=False, pad_token_id=0)[0, 5:]
+    assert torch.equal(hf_greedy, greedy(model, x, 11)[0])
+
+
+@pytest.mark.parametrize(
+    "options,fmt,words",
+    [
+        (OPTIONS[-1], "hf", "--format hf has no equivalent of model.position=rope"),
+        ({"norm": "rmsnorm"}, "hf", "model.norm=rmsnorm: transformers' RMSNorm models"),
+        ({"qk_norm": True}, "hf", "model.qk_norm=true"),
+        ({"logit_softcap": 15.0}, "hf", "model.logit_softcap=15.0"),
+        ({"activation": "relu2"}, "llmc", "--format llmc has no equivalent of model.activation=relu2"),
+        ({"tie_embeddings": False}, "llmc", "model.tie_embeddings=false"),
+        ({"position": "rope"}, "llmc", "model.position=rope"),
+    ],
+)
+def test_export_refuses_what_the_format_cannot_represent_in_one_sentence(tmp_path, options, fmt, words):
+    from workbench.config import ConfigError
+    from workbench.engine.export import export_hf, export_llmc
+
+    with pytest.raises(ConfigError) as exc:
+        (export_hf if fmt == "hf" else export_llmc)(tiny_model(options), char_tokenizer(), tmp_path / "out")
+    assert words in exc.value.message and exc.value.message.count(". ") == 0
+    assert not (tmp_path / "out").exists()  # refused before anything is written
