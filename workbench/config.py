@@ -55,7 +55,10 @@ def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-Activation = Literal["gelu_tanh", "gelu"]
+Activation = Literal["gelu_tanh", "gelu", "relu2"]
+Position = Literal["learned", "rope"]
+Norm = Literal["layernorm", "rmsnorm"]
+Optimizer = Literal["adamw", "muon"]
 DataKind = Literal["addition", "text"]
 TokenizerName = Literal["digits", "char", "gpt2"]
 Schedule = Literal["cosine", "wsd", "constant"]
@@ -75,8 +78,17 @@ class ModelConfig:
     dropout: float = setting(0.0, "dropout probability, in [0, 1)")
     bias: bool = setting(True, "biases in Linear layers and LayerNorms (GPT-2 has them)")
     activation: Activation = setting(
-        "gelu_tanh", "gelu_tanh: GPT-2's approximation (needed for GPT-2 weights); gelu: exact, cheaper on CPUs"
+        "gelu_tanh",
+        "gelu_tanh: GPT-2's approximation (needed for GPT-2 weights); gelu: exact, cheaper on CPUs; "
+        "relu2: ReLU squared (Primer; the GPT-2 speedrun's MLP)",
     )
+    position: Position = setting("learned", "learned: GPT-2's position table; rope: rotary embeddings in attention")
+    norm: Norm = setting("layernorm", "layernorm (GPT-2) or rmsnorm (no mean, no bias)")
+    qk_norm: bool = setting(False, "RMS-normalise queries and keys per head before attention")
+    tie_embeddings: bool = setting(
+        True, "the LM head shares the token embedding; false: a head of its own, zero-initialised"
+    )
+    logit_softcap: float = setting(0.0, "> 0: logits = cap * tanh(logits / cap); 0: off")
     init_from: str = setting(
         "scratch",
         "scratch (random init), gpt2 ... gpt2-xl (the Hugging Face Hub, its cache first), a Hugging Face GPT-2 "
@@ -96,6 +108,17 @@ class ModelConfig:
                 f"model.n_embd={self.n_embd} is not divisible by model.n_head={self.n_head}.",
                 f"pick n_embd a multiple of {self.n_head} (e.g. {self.n_head * max(1, self.n_embd // self.n_head)}) "
                 "or change n_head.",
+            )
+        if self.logit_softcap < 0:
+            raise ConfigError(
+                f"model.logit_softcap must be >= 0 (0 = off), got {self.logit_softcap}.",
+                "try --set model.logit_softcap=15",
+            )
+        if self.position == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ConfigError(
+                "model.position=rope rotates pairs of dimensions, and a head has "
+                f"n_embd/n_head = {self.n_embd // self.n_head}.",
+                "pick n_embd and n_head so that n_embd/n_head is even.",
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}.", "try --set model.dropout=0.1")
@@ -167,6 +190,12 @@ class TrainConfig:
         "constant after warmup",
     )
     decay_fraction: float = setting(0.2, "wsd: the last fraction of max_steps decays linearly to min_lr")
+    optimizer: Optimizer = setting(
+        "adamw",
+        "adamw, or muon: torch.optim.Muon (momentum 0.95, Nesterov) for the blocks' 2-D weight matrices at "
+        "muon_lr, AdamW for the embedding, head, gains and biases at lr",
+    )
+    muon_lr: float = setting(0.02, "optimizer=muon: Muon's peak learning rate (train.lr stays AdamW's); same schedule")
     weight_decay: float = setting(0.1, "AdamW weight decay (2-D weights only)")
     beta1: float = setting(0.9, "AdamW beta1")
     beta2: float = setting(0.99, "AdamW beta2")
@@ -226,6 +255,8 @@ class TrainConfig:
                 f"train.{', '.join(counts)} and eval_tasks_limit cannot be negative.",
                 "use 0 to turn them off (threads: 0 = automatic)",
             )
+        if self.muon_lr <= 0:
+            raise ConfigError(f"train.muon_lr must be > 0, got {self.muon_lr}.", "try --set train.muon_lr=0.02")
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ConfigError(
                 f"train.decay_fraction must be in (0, 1], got {self.decay_fraction}.",
@@ -273,12 +304,19 @@ LOG_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trac
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log": LogConfig}
 PROFILE_HELP = "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)"
+RECIPE_HELP = (
+    "classic: the preset as written; modern: the preset's [recipes.modern.*] tables (rope, rmsnorm, qk_norm, "
+    "relu2, an untied head, softcap, Muon) on top of its profile; single --set keys still win"
+)
+# Keys of the Config itself (not of a section): the preset knows their names, presets.resolve checks them.
+TOP_LEVEL_HELP = {"profile": PROFILE_HELP, "recipe": RECIPE_HELP}
 
 
 @dataclass
 class Config:
     preset: str = ""
     profile: str = "default"
+    recipe: str = "classic"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -289,7 +327,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        cfg = cls(preset=d.get("preset", ""), profile=d.get("profile", "default"))
+        cfg = cls(preset=d.get("preset", ""), profile=d.get("profile", "default"), recipe=d.get("recipe", "classic"))
         for section, values in d.items():
             if section in SECTIONS:
                 for key, value in values.items():
@@ -354,7 +392,7 @@ class Config:
 
 
 def all_keys() -> list[str]:
-    keys = ["profile"]
+    keys = list(TOP_LEVEL_HELP)
     for section, cls in SECTIONS.items():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys
@@ -371,7 +409,7 @@ def _field(key: str) -> dataclasses.Field:
 
 def help_of(key: str) -> str:
     """The key's line of help ("" for a key without one)."""
-    return PROFILE_HELP if key == "profile" else _field(key).metadata.get("help", "")
+    return TOP_LEVEL_HELP[key] if key in TOP_LEVEL_HELP else _field(key).metadata.get("help", "")
 
 
 def key_help(key: str) -> str:
@@ -382,7 +420,7 @@ def key_help(key: str) -> str:
 
 def choices(key: str) -> tuple[str, ...] | None:
     """The values a key (each element, for a list) may take, from its Literal type; None: any of its type."""
-    if key == "profile":
+    if key in TOP_LEVEL_HELP:
         return None
     section, _, name = key.partition(".")
     typ = _field_type(SECTIONS[section], name)
@@ -456,8 +494,8 @@ def unknown_key_error(key: str) -> ConfigError:
 
 def set_value(cfg: Config, key: str, raw: Any) -> None:
     """Set one dotted key, parsing the value by the field's type."""
-    if key == "profile":
-        cfg.profile = str(raw)
+    if key in TOP_LEVEL_HELP:
+        setattr(cfg, key, str(raw))
         return
     section, _, name = key.partition(".")
     cls = SECTIONS.get(section)
@@ -504,12 +542,14 @@ def validate(cfg: Config) -> None:
 def estimate_params(m: ModelConfig) -> int:
     """Parameters of the GPT, without position embeddings (as nanoGPT reports).
 
-    Token embedding (tied with the LM head, padded vocab) + per block
-    12*C^2 weights (attention 4*C^2, MLP 8*C^2) + biases and LayerNorms + final LN.
+    Token embedding (padded vocab; the LM head too, unless untied) + per block
+    12*C^2 weights (attention 4*C^2, MLP 8*C^2) + biases and norms + final norm.
     """
     c = m.n_embd
-    per_block = 12 * c * c + (13 * c if m.bias else 2 * c)
-    return m.padded_vocab_size * c + m.n_layer * per_block + (2 * c if m.bias else c)
+    biased = m.bias and m.norm == "layernorm"  # RMSNorm has a gain only
+    per_block = 12 * c * c + (9 * c if m.bias else 0) + (4 * c if biased else 2 * c)
+    head = 0 if m.tie_embeddings else m.padded_vocab_size * c
+    return m.padded_vocab_size * c + head + m.n_layer * per_block + (2 * c if biased else c)
 
 
 def flops_per_token(m: ModelConfig, n_params: int) -> int:
@@ -534,11 +574,11 @@ def keys_markdown() -> str:
     """README's table of config keys, made from the fields (tests/unit/test_config.py keeps README in step)."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
     defaults = Config().to_dict()
-    for key in all_keys()[1:]:
+    for key in all_keys():
         section, _, name = key.partition(".")
         allowed = choices(key)
         meaning = help_of(key) + (f" ({', '.join(f'`{v}`' for v in allowed)})" if allowed else "")
-        default = _toml_value(defaults[section][name])
+        default = _toml_value(defaults[key] if key in TOP_LEVEL_HELP else defaults[section][name])
         rows.append(f"| `{key}` | `{default}` | {meaning.replace('|', '/')} |")
     return "\n".join(rows)
 

@@ -21,7 +21,8 @@ PROTOCOL_VERSION = 1
 
 # event type -> fields it always carries (others are optional extras)
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    # config (resolved, dict), params, device, dtype, compile, world_size, tokens_per_step, ...
+    # config (resolved, dict), params, device, dtype, compile, world_size, tokens_per_step, ...;
+    # optimizer: what trains which weights ("adamw", or "muon (N matrices) + adamw (M tensors)")
     "run_started": ("v", "config", "params", "device", "dtype", "compile", "world_size", "tokens_per_step"),
     # one optimizer step (coalesced: one every train.log_every steps); mfu is null off-GPU
     "step": ("step", "loss", "lr", "grad_norm", "tokens_per_sec", "mfu", "elapsed_s"),

@@ -6,10 +6,17 @@ installed as `workbench.bundled_presets`); users add their own TOML files to
 A user file that cannot be read is left out of listings (`scan` says why) and
 refused, with the reason, when asked for by name.
 
-Resolving a preset for a run: preset tables -> the profile's tables -> a user's
-`--config FILE` -> `--set` overrides -> the architecture of `model.init_from`'s
-weights, then `config.validate`. The profile is chosen by device unless the
-user sets `profile=NAME`: `gpu` on CUDA, `cpu` elsewhere, when the preset has one.
+Resolving a preset for a run: preset tables -> the profile's tables -> the
+recipe's tables -> a user's `--config FILE` -> `--set` overrides -> the
+architecture of `model.init_from`'s weights, then `config.validate`. The
+profile is chosen by device unless the user sets `profile=NAME`: `gpu` on CUDA,
+`cpu` elsewhere, when the preset has one.
+
+A recipe is a named bundle of keys that measure best together, declared in the
+preset as `[recipes.NAME.model]` / `[recipes.NAME.train]` tables (`modern`:
+rotary positions, RMSNorm, QK-norm, ReLU², an untied head, soft-capped logits,
+Muon). `classic` is the preset as written. `--set recipe=modern` picks one;
+single keys set on top still win.
 """
 
 from __future__ import annotations
@@ -40,6 +47,15 @@ class Preset:
     @property
     def profiles(self) -> list[str]:
         return sorted(self.table.get("profiles", {}))
+
+    @property
+    def recipes(self) -> list[str]:
+        return ["classic", *sorted(self.table.get("recipes", {}))]
+
+    def recipe_keys(self, recipe: str) -> dict[str, object]:
+        """{"model.position": "rope", ...}: what the recipe sets on top of the profile."""
+        tables = self.table.get("recipes", {}).get(recipe, {})
+        return {f"{section}.{k}": v for section, values in tables.items() for k, v in values.items()}
 
 
 def user_preset_dir() -> Path:
@@ -77,11 +93,12 @@ def _read(name: str, path: Path) -> Preset:
         raise ConfigError(
             f"Preset file {path} could not be read: {exc}.", "fix the TOML syntax or remove the file."
         ) from None
-    profiles = table.get("profiles", {})
-    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
-        raise ConfigError(
-            f"Preset file {path}: [profiles] must hold tables, like [profiles.cpu.model].", "fix the file or remove it."
-        )
+    for group, example in (("profiles", "[profiles.cpu.model]"), ("recipes", "[recipes.modern.model]")):
+        tables = table.get(group, {})
+        if not isinstance(tables, dict) or not all(isinstance(p, dict) for p in tables.values()):
+            raise ConfigError(
+                f"Preset file {path}: [{group}] must hold tables, like {example}.", "fix the file or remove it."
+            )
     description = str(table.pop("description", ""))
     bundled = _bundled_files().get(name)
     shadows = str(bundled) if bundled is not None and bundled != path else None
@@ -135,7 +152,7 @@ def resolve(
     """Build the run's Config. `device_kind` is cpu, cuda or mps; `config_file` is a user's --config FILE."""
     parsed = [parse_override(o) for o in overrides]
     cfg = Config(preset=preset.name)
-    apply_table(cfg, {k: v for k, v in preset.table.items() if k != "profiles"}, preset.path)
+    apply_table(cfg, base_tables(preset.table), preset.path)
     # --set has the last word, but the device it names decides the profile.
     for key, value in parsed:
         if key == "train.device":
@@ -151,17 +168,31 @@ def resolve(
         apply_table(cfg, preset.table["profiles"][profile], f"{preset.path} [profiles.{profile}]")
     cfg.profile = profile
     explicit: dict[str, object] = {}  # model.* keys the user chose, which init_from may not override
+    recipe = next((v for k, v in parsed if k == "recipe"), None) or "classic"
+    if recipe not in preset.recipes:
+        raise ConfigError(
+            f"Preset {preset.name!r} has no recipe {recipe!r}.", f"choose one of: {', '.join(preset.recipes)}."
+        )
+    if recipe != "classic":
+        apply_table(cfg, preset.table["recipes"][recipe], f"{preset.path} [recipes.{recipe}]")
+        explicit.update({k: v for k, v in preset.recipe_keys(recipe).items() if k.startswith("model.")})
+    cfg.recipe = recipe
     if config_file is not None:
-        layer = {k: v for k, v in config_file.table.items() if k != "profiles"}
+        layer = base_tables(config_file.table)
         apply_table(cfg, layer, config_file.path)
         explicit.update({f"model.{k}": v for k, v in layer.get("model", {}).items()})
     for key, value in parsed:
-        if key != "profile":
+        if key not in ("profile", "recipe"):
             set_value(cfg, key, value)
             explicit[key] = value
     adopt_architecture(cfg, explicit)
     validate(cfg)
     return cfg
+
+
+def base_tables(table: dict) -> dict:
+    """A preset's [model]/[data]/[train]/[log] tables, without its profiles and recipes."""
+    return {k: v for k, v in table.items() if k not in ("profiles", "recipes")}
 
 
 def resolve_run(name: str | None, config_path: Path | None, overrides: list[str], device_kind: str = "cpu") -> Config:

@@ -28,19 +28,21 @@ HUB_REPOS = {name: f"openai-community/{name}" for name in ("gpt2", "gpt2-medium"
 # Their architectures (the Hub's config.json files), for a config that resolves
 # before the download; nanoGPT's from_pretrained lists the same. A cached copy's
 # own config.json has the last word.
-_GPT2 = {"block_size": 1024, "vocab_size": 50257, "bias": True, "activation": "gelu_tanh"}
+# GPT-2's architecture is the classic one: learned positions, LayerNorm, a tied head.
+CLASSIC = {"position": "learned", "norm": "layernorm", "qk_norm": False, "tie_embeddings": True, "logit_softcap": 0.0}
+_GPT2 = {"block_size": 1024, "vocab_size": 50257, "bias": True, "activation": "gelu_tanh", **CLASSIC}
 HUB_ARCHITECTURES = {
     "gpt2": {"n_layer": 12, "n_head": 12, "n_embd": 768, **_GPT2},
     "gpt2-medium": {"n_layer": 24, "n_head": 16, "n_embd": 1024, **_GPT2},
     "gpt2-large": {"n_layer": 36, "n_head": 20, "n_embd": 1280, **_GPT2},
     "gpt2-xl": {"n_layer": 48, "n_head": 25, "n_embd": 1600, **_GPT2},
 }
-ARCHITECTURE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "activation")
+ARCHITECTURE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "activation", *CLASSIC)
 
 # transformers' activation_function -> model.activation. gelu_new and
 # gelu_pytorch_tanh are both the tanh approximation GPT-2 was trained with.
-HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
-ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu"}
+HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu2": "relu2"}
+ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu2": "relu2"}
 
 # GPT2Config options our GPT does not have, with the value that means "as GPT-2".
 _HF_PLAIN_GPT2 = {
@@ -48,7 +50,6 @@ _HF_PLAIN_GPT2 = {
     "scale_attn_weights": True,
     "scale_attn_by_inverse_layer_idx": False,
     "layer_norm_epsilon": 1e-5,
-    "tie_word_embeddings": True,
     "add_cross_attention": False,
 }
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -111,7 +112,8 @@ def _run_source(spec: str, path: Path, model: dict) -> WeightsSource:
         raise ConfigError(
             f"The run {path} has no checkpoint yet.", "wait for its first eval (best.pt) or checkpoint (last.pt)."
         )
-    architecture = {k: model[k] for k in ARCHITECTURE_KEYS if k in model}
+    # a run from before the modern options had the classic architecture
+    architecture = {**CLASSIC, **{k: model[k] for k in ARCHITECTURE_KEYS if k in model}}
     return WeightsSource(spec, "run", architecture, read_json(path / TOKENIZER_FILE) or None, path)
 
 
@@ -145,7 +147,7 @@ def hf_architecture(hf: dict, where: Path | str) -> dict:
     if different:
         raise ConfigError(
             f"{where} is a GPT-2 variant gptbench's model cannot represent ({', '.join(sorted(different))}).",
-            f"gptbench's GPT has a tied head, 4x MLP, LayerNorm eps 1e-5 and activations {', '.join(HF_ACTIVATIONS)}.",
+            f"gptbench's GPT-2 has a 4x MLP, LayerNorm eps 1e-5 and activations {', '.join(HF_ACTIVATIONS)}.",
         )
     return {
         "n_layer": hf.get("n_layer", 12),
@@ -155,14 +157,16 @@ def hf_architecture(hf: dict, where: Path | str) -> dict:
         "vocab_size": hf.get("vocab_size", 50257),
         "bias": True,
         "activation": activation,
+        **CLASSIC,
+        "tie_embeddings": hf.get("tie_word_embeddings", True),
     }
 
 
 def adopt_architecture(cfg: Config, explicit: dict[str, object]) -> WeightsSource | None:
     """Give cfg.model the architecture of cfg.model.init_from; checks the data's tokenizer fits.
 
-    `explicit` holds the model.* keys the user set (by --set or a --config file)
-    with their values: those may not disagree with the source, except a smaller
+    `explicit` holds the model.* keys the user set (by --set, a --config file or
+    a recipe) with their values: those may not disagree with the source, except a smaller
     block_size, which crops the position embeddings (nanoGPT's crop_block_size).
     """
     if cfg.model.init_from == "scratch":
@@ -176,6 +180,7 @@ def adopt_architecture(cfg: Config, explicit: dict[str, object]) -> WeightsSourc
         f"model.{k}={explicit[f'model.{k}']}"
         for k in ARCHITECTURE_KEYS
         if f"model.{k}" in explicit
+        and k in arch
         and getattr(cfg.model, k) != arch[k]
         and not (k == "block_size" and cfg.model.block_size < arch[k])
     ]
@@ -183,7 +188,8 @@ def adopt_architecture(cfg: Config, explicit: dict[str, object]) -> WeightsSourc
         raise ConfigError(
             f"{', '.join(conflicts)} disagree{'s' if len(conflicts) == 1 else ''} with model.init_from={source.spec} "
             f"({source.describe()}).",
-            "the architecture comes from the weights: drop those --set keys (a smaller model.block_size is allowed).",
+            "the architecture comes from the weights: drop those keys (from --set, --config or recipe=...; "
+            "a smaller model.block_size is allowed).",
         )
     for key in ARCHITECTURE_KEYS:
         if key in arch and not (key == "block_size" and "model.block_size" in explicit):

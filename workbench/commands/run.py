@@ -91,8 +91,10 @@ class HeadlessView:
             resumed = f" (resumed at step {e['resumed_from']})" if e.get("resumed_from") else ""
             init = c["model"].get("init_from", "scratch")
             weights = f" · weights and architecture from {escape(init)}" if init != "scratch" else ""
+            recipe = f" · recipe {c['recipe']}" if c.get("recipe", "classic") != "classic" else ""
             return (
-                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{weights} · "
+                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{recipe}{weights} · "
+                f"{escape(e.get('optimizer', 'adamw'))} · "
                 f"{units.count(e['params'])} params · "
                 f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · "
                 f"compile {'on' if e['compile'] else 'off'} · "

@@ -27,6 +27,11 @@ def show_preset(name: str, overrides: list[str], device: str) -> None:
         f"# profile {cfg.profile} (chosen for a {device_kind} device; --device cuda shows a GPU's), "
         f"profiles: {', '.join(['default', *preset.profiles])}"
     )
+    for recipe in preset.recipes:
+        keys = preset.recipe_keys(recipe)
+        sets = ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in keys.items())
+        chosen = " (this config)" if recipe == cfg.recipe else f" (--set recipe={recipe})"
+        lines.append(f"# recipe {recipe}{chosen}: " + (sets if keys else "the preset as written"))
     if cfg.model.init_from != "scratch":
         lines.append(f"# the [model] architecture comes from model.init_from={cfg.model.init_from}")
     sys.stdout.write("\n".join(lines) + "\n" + to_toml(cfg, preset.description))

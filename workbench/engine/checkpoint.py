@@ -150,7 +150,7 @@ def load(path: Path) -> dict:
 OPTIMIZER_DEVICE_FLAGS = ("fused", "foreach", "capturable")
 
 
-def optimizer_state_for(optimizer: torch.optim.Optimizer, saved: dict) -> dict:
+def optimizer_state_for(optimizer, saved: dict) -> dict:
     """A saved optimizer state to load into `optimizer`, with the device flags `optimizer` was made with.
 
     An MPS checkpoint (fused=False) resumed on CUDA would otherwise run the slow
@@ -158,7 +158,10 @@ def optimizer_state_for(optimizer: torch.optim.Optimizer, saved: dict) -> dict:
     flags go in before loading: load_state_dict places each step counter by them
     (on the device when fused, on the CPU otherwise).
     """
-    made = optimizer.state_dict()["param_groups"]
+    made = optimizer.state_dict()
+    if "param_groups" not in made:  # optimizers stepped as one (Muon + AdamW): each part by its name
+        return {name: optimizer_state_for(getattr(optimizer, name), saved[name]) for name in made if name in saved}
+    made = made["param_groups"]
     groups = [
         {**old, **{k: new[k] for k in OPTIMIZER_DEVICE_FLAGS if k in new}}
         for old, new in zip(saved["param_groups"], made)

@@ -3,7 +3,10 @@
 - hf: a folder `transformers.AutoModelForCausalLM.from_pretrained` loads as a
   GPT2LMHeadModel (config.json + model.safetensors) with the run's tokenizer
   (see hf_tokenizer.py). transformers keeps GPT-2's Conv1D layout, (in, out),
-  hence the transposes; the head is tied to the embedding, so it is not stored.
+  hence the transposes; a tied head is the embedding, so only an untied one
+  is stored. GPT2LMHeadModel also takes relu2 (ReLU squared) and an untied
+  head; the other modern options have no exact transformers equivalent (the
+  Llama family has RoPE and RMSNorm, but a gated MLP), and are refused.
 - llmc: llm.c's model file (train_gpt2.py's write_model: a 256-int32 header,
   then every parameter in fp32, grouped by kind across layers, the vocabulary
   padded to a multiple of 128) and its tokenizer file (write_tokenizer), so
@@ -40,6 +43,34 @@ LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32 = 20240326, 3
 LLMC_TOKENIZER_MAGIC, LLMC_TOKENIZER_VERSION = 20240328, 2
 
 
+# model.* values GPT2LMHeadModel computes exactly, and why the others do not map
+GPT2_OPTIONS = {
+    "position": (("learned",), "transformers' RoPE models (Llama, Qwen, ...) gate their MLP, gptbench's does not"),
+    "norm": (("layernorm",), "transformers' RMSNorm models (Llama, Qwen, ...) gate their MLP, gptbench's does not"),
+    "qk_norm": ((False,), "transformers' QK-norm models (Qwen3, OLMo 2) give it a learned gain and gate their MLP"),
+    "logit_softcap": ((0.0,), "transformers' soft-capping models (Gemma 2) differ in norms, MLP and embedding scale"),
+}
+# llm.c implements GPT-2 itself: GELU (the exact one is close enough to warn about, below), a tied head
+LLMC_OPTIONS = {
+    **{key: (allowed, "llm.c implements GPT-2's architecture alone") for key, (allowed, _) in GPT2_OPTIONS.items()},
+    "activation": (("gelu_tanh", "gelu"), "llm.c's GPT-2 computes GELU"),
+    "tie_embeddings": ((True,), "llm.c's GPT-2 ties its head to the token embedding"),
+}
+
+
+def refuse_unsupported(model: GPT, fmt: str, options: dict[str, tuple]) -> None:
+    """ConfigError naming the first model option the format cannot represent."""
+    for key, (allowed, why) in options.items():
+        value = getattr(model.config, key)
+        if value not in allowed:
+            shown = str(value).lower() if isinstance(value, bool) else value
+            raise ConfigError(
+                f"--format {fmt} has no equivalent of model.{key}={shown}: {why}.",
+                "export a model trained with recipe=classic (or without that option), or use the checkpoint "
+                "with gptbench sample / eval.",
+            )
+
+
 def gpt2_tensors(model: GPT) -> dict[str, torch.Tensor]:
     """Every GPT-2 parameter under its transformers name, in nn.Linear layout (out, in).
 
@@ -69,6 +100,8 @@ def gpt2_tensors(model: GPT) -> dict[str, torch.Tensor]:
             tensors[f"{h}{name}.bias"] = bias(f"{h}{name}.bias", size)
     tensors["transformer.ln_f.weight"] = ours["transformer.ln_f.weight"]
     tensors["transformer.ln_f.bias"] = bias("transformer.ln_f.bias", C)
+    if not cfg.tie_embeddings:
+        tensors["lm_head.weight"] = ours["lm_head.weight"][: cfg.vocab_size]
     # fp32 copies: independent storage (safetensors refuses shared tensors), CPU, contiguous
     return {k: v.detach().to("cpu", torch.float32).clone() for k, v in tensors.items()}
 
@@ -76,6 +109,7 @@ def gpt2_tensors(model: GPT) -> dict[str, torch.Tensor]:
 def export_hf(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
     from safetensors.torch import save_file
 
+    refuse_unsupported(model, "hf", GPT2_OPTIONS)
     cfg = model.config
     tensors = {k: v.t().contiguous() if k.endswith(HF_CONV1D_WEIGHTS) else v for k, v in gpt2_tensors(model).items()}
     out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +126,7 @@ def export_hf(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
         "activation_function": ACTIVATION_TO_HF[cfg.activation],
         "layer_norm_epsilon": 1e-5,
         "initializer_range": 0.02,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": cfg.tie_embeddings,
         "resid_pdrop": cfg.dropout,
         "embd_pdrop": cfg.dropout,
         "attn_pdrop": cfg.dropout,
@@ -119,6 +153,7 @@ def export_hf(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
 
 
 def export_llmc(model: GPT, tokenizer: Tokenizer, out: Path) -> list[str]:
+    refuse_unsupported(model, "llmc", LLMC_OPTIONS)
     cfg = model.config
     tensors = gpt2_tensors(model)
     padded_vocab = math.ceil(cfg.vocab_size / 128) * 128  # llm.c's pad_vocab

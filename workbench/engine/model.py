@@ -23,6 +23,39 @@ from workbench.config import ModelConfig
 from .loss import linear_cross_entropy, plain_cross_entropy
 
 
+def make_norm(config: ModelConfig) -> nn.Module:
+    """GPT-2's LayerNorm, or RMSNorm: no mean subtracted and no bias (cheaper, and as good)."""
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.n_embd, eps=1e-5)
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
+
+
+class Rotary(nn.Module):
+    """Rotary position embeddings (RoFormer, https://arxiv.org/abs/2104.09864).
+
+    Instead of adding a position vector to the input, each query and key is
+    rotated by an angle proportional to its position, pair of dimensions by
+    pair at different frequencies, so q.k depends on how far apart two tokens
+    are. Pairs are (i, i + head_dim/2), the "rotate half" layout Llama and
+    GPT-NeoX use, so the weights need no permutation to move there.
+    """
+
+    def __init__(self, config: ModelConfig, base: float = 10000.0):
+        super().__init__()
+        head_dim = config.n_embd // config.n_head
+        freqs = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(config.block_size, dtype=torch.float32), freqs)
+        # derived from the config: rebuilt, never saved in checkpoints
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x (B, n_head, T, head_dim) at positions (T,) -> x rotated."""
+        cos, sin = self.cos[positions].to(x.dtype), self.sin[positions].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -34,12 +67,19 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout
+        self.rotary = Rotary(config) if config.position == "rope" else None
+        self.qk_norm = config.qk_norm
 
-    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
-        """Attend causally over x, or, with kv = (k_cache, v_cache, pos), over the cache too.
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Attend causally over x (tokens at `positions`, (T,)), or, with kv = (k_cache, v_cache), over the cache.
 
-        x holds the tokens at absolute positions pos..pos+T-1. Their keys and values
-        are written into the cache, then the queries attend over positions 0..pos+T-1.
+        With a cache, the keys and values of x are written into it at `positions`
+        first. A prefill (T > 1) starts at position 0 and attends causally over
+        its own tokens; a decoding step (T == 1) attends over every filled
+        position of the cache, the rest masked out: the shapes never change,
+        so one compiled step serves every position (see Decoder).
         """
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
@@ -47,23 +87,34 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.qk_norm:
+            # bounded attention logits whatever the weights grow to (no gain: one less thing to tune)
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        if self.rotary is not None:
+            q, k = self.rotary(q, positions), self.rotary(k, positions)
         if kv is None:
             # flash attention on GPU; the causal mask is built in
             y = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
             )
         else:
-            k_cache, v_cache, pos = kv
-            k_cache[:, :, pos : pos + T] = k
-            v_cache[:, :, pos : pos + T] = v
-            k, v = k_cache[:, :, : pos + T], v_cache[:, :, : pos + T]
-            # Prefill (pos == 0) is ordinary causal attention over the new tokens. A
-            # single new token may see every cached position, so it needs no mask.
-            # (SDPA aligns is_causal to the top-left corner, which is only right
-            # when queries and keys start together, hence the two cases.)
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=pos == 0)
+            k_cache, v_cache = kv
+            k_cache.index_copy_(2, positions, k.to(k_cache.dtype))
+            v_cache.index_copy_(2, positions, v.to(v_cache.dtype))
+            if T > 1:  # prefill from position 0: ordinary causal attention over the new tokens
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:  # one new token sees every filled position: 0..positions[0]
+                filled = (torch.arange(k_cache.size(2), device=x.device) <= positions)[None, :]  # (1, block)
+                y = F.scaled_dot_product_attention(q, k_cache.to(q.dtype), v_cache.to(q.dtype), attn_mask=filled)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+
+class ReLU2(nn.Module):
+    """ReLU squared (So et al., Primer, https://arxiv.org/abs/2109.08668), the GPT-2 speedrun's MLP activation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
 
 
 class MLP(nn.Module):
@@ -72,47 +123,72 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         # GPT-2 was trained with the tanh approximation, and its weights need it;
         # the exact GELU is cheaper on CPUs and just as good for a model trained here.
-        self.gelu = nn.GELU(approximate="tanh" if config.activation == "gelu_tanh" else "none")
+        if config.activation == "relu2":
+            self.act = ReLU2()
+        else:
+            self.act = nn.GELU(approximate="tanh" if config.activation == "gelu_tanh" else "none")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: the residual stream is never normalized itself."""
+    """Pre-norm transformer block: the residual stream is never normalized itself."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), kv)
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), positions, kv)
         x = x + self.mlp(self.ln_2(x))
         return x
 
 
-class KVCache:
+class KVCache(nn.Module):
     """Keys and values of every layer for the tokens decoded so far.
 
-    Preallocated for a whole block (B, n_head, block_size, head_dim) per layer, so
-    a decoding step writes one slot instead of concatenating. `pos` is how many
-    positions are filled; GPT.forward_cached advances it.
+    Preallocated for a whole block (B, n_head, block_size, head_dim) per layer:
+    a decoding step writes one slot in place, and the tensors never move or
+    change shape, which is what lets a compiled step be replayed as a CUDA
+    graph. They are buffers (not saved) so that torch.compile treats them as
+    the fixed state of the Decoder module, like its weights.
     """
 
     def __init__(self, config: ModelConfig, batch_size: int, device: torch.device, dtype: torch.dtype):
+        super().__init__()
         shape = (batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.pos = 0
+        for i in range(config.n_layer):
+            self.register_buffer(f"k{i}", torch.zeros(shape, device=device, dtype=dtype), persistent=False)
+            self.register_buffer(f"v{i}", torch.zeros(shape, device=device, dtype=dtype), persistent=False)
+        self.n_layer = config.n_layer
 
-    def reset(self) -> None:
-        # the old entries are simply overwritten by the next prefill
-        self.pos = 0
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(getattr(self, f"k{i}"), getattr(self, f"v{i}")) for i in range(self.n_layer)]
+
+
+class Decoder(nn.Module):
+    """One decoding step of a model with its cache: (B, 1) token ids at a 0-d position tensor -> (B, vocab) logits.
+
+    Every input has the same shape and place at every step, and the position is
+    a tensor, not a Python int: compiled once, it never recompiles, and on CUDA
+    `reduce-overhead` replays it as one CUDA graph instead of ~10 kernel
+    launches per layer.
+    """
+
+    def __init__(self, model: GPT, cache: KVCache):
+        super().__init__()
+        self.model, self.cache = model, cache
+
+    def forward(self, idx: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_cached(idx, position.view(1), self.cache)
 
 
 # Hugging Face's GPT-2 keeps these weights in Conv1D layers, stored (in, out);
@@ -134,19 +210,20 @@ class GPT(nn.Module):
         # The embedding and the head have padded_vocab_size rows (a multiple of 64,
         # for fast matmuls). The extra rows are never a real token: their logits are
         # sliced off before the loss and before anyone can sample them.
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.padded_vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-            )
+        layers = dict(wte=nn.Embedding(config.padded_vocab_size, config.n_embd))
+        if config.position == "learned":  # rope: positions act inside attention, no table
+            layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        layers.update(
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=make_norm(config),
         )
+        self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
-        # Weight tying (https://paperswithcode.com/method/weight-tying): the token
-        # embedding and the LM head are one matrix, as in GPT-2.
-        self.transformer.wte.weight = self.lm_head.weight
+        if config.tie_embeddings:
+            # Weight tying (https://paperswithcode.com/method/weight-tying): the token
+            # embedding and the LM head are one matrix, as in GPT-2.
+            self.transformer.wte.weight = self.lm_head.weight
 
         self.apply(self._init_weights)
         # GPT-2 scales the projections into the residual stream by 1/sqrt(2*n_layer):
@@ -154,6 +231,10 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if not config.tie_embeddings:
+            # An untied head starts at zero (as in the GPT-2 speedrun): every token
+            # equally likely, and the first steps shape the head from the data.
+            nn.init.zeros_(self.lm_head.weight)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -164,12 +245,28 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def num_params(self, non_embedding: bool = True) -> int:
-        """Parameter count. The token embedding counts (it is also the LM head, so
-        it does real work); position embeddings are left out when non_embedding."""
-        n = sum(p.numel() for p in self.parameters())  # the tied matrix is counted once
-        if non_embedding:
+        """Parameter count. The token embedding counts (tied, it is also the LM head,
+        so it does real work); position embeddings are left out when non_embedding."""
+        n = sum(p.numel() for p in self.parameters())  # a tied matrix is counted once
+        if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
         return n
+
+    def _embed(self, idx: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        x = self.transformer.wte(idx)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(positions)
+        return self.transformer.drop(x)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The LM head over the real vocabulary, soft-capped when model.logit_softcap is on."""
+        logits = self.lm_head(x)[..., : self.config.vocab_size]
+        cap = self.config.logit_softcap
+        if cap:
+            # Gemma 2 / the GPT-2 speedrun: logits bounded in (-cap, cap), smoothly,
+            # so no token grows overconfident early in training
+            logits = cap * torch.tanh(logits.float() / cap)
+        return logits
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -180,40 +277,43 @@ class GPT(nn.Module):
         Training never needs the logits themselves, so with targets the LM head
         and the loss run fused, a chunk of positions at a time (see loss.py):
         the (B, T, vocab) logits are never held in memory (unless loss="plain").
+        Soft-capped logits take the plain path too: the fused loss knows no cap.
         """
         B, T = idx.size()
         assert T <= self.config.block_size, f"sequence of length {T} is longer than block_size {self.config.block_size}"
-        pos = torch.arange(0, T, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        positions = torch.arange(0, T, dtype=torch.long, device=idx.device)
+        x = self._embed(idx, positions)
         for block in self.transformer.h:
-            x = block(x)
+            x = block(x, positions)
         x = self.transformer.ln_f(x)
-        if targets is not None:
-            # float32 softmax inside: bf16 logits lose the small probabilities
-            if self.loss == "plain":
-                return None, plain_cross_entropy(self.lm_head(x), targets, self.config.vocab_size)
-            return None, linear_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size)
-        return self.lm_head(x)[..., : self.config.vocab_size], None
+        if targets is None:
+            return self._logits(x), None
+        if self.loss == "plain" or self.config.logit_softcap:
+            # float32 softmax: bf16 logits lose the small probabilities
+            return None, plain_cross_entropy(self._logits(x), targets, self.config.vocab_size)
+        # float32 softmax inside, a chunk of rows at a time
+        return None, linear_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size)
 
-    def forward_cached(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Run new tokens through the model, appending their keys/values to the cache.
+    def forward_cached(self, idx: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Run new tokens at `positions` (T,) through the model, writing their keys/values into the cache.
 
-        Either a prefill (many tokens into an empty cache) or one decoding step (one
+        Either a prefill (T tokens at positions 0..T-1) or one decoding step (one
         token after the cached ones). Returns the logits of the last position only,
         (B, vocab_size).
         """
-        B, T = idx.size()
-        assert cache.pos == 0 or T == 1, "forward_cached takes a prefill into an empty cache, or one token"
-        assert cache.pos + T <= self.config.block_size, "the KV cache is full; reset it and prefill a cropped context"
-        # the new tokens sit after the cached ones: absolute positions pos..pos+T-1
-        pos = torch.arange(cache.pos, cache.pos + T, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        for block, k_cache, v_cache in zip(self.transformer.h, cache.k, cache.v):
-            x = block(x, (k_cache, v_cache, cache.pos))
-        cache.pos += T
+        x = self._embed(idx, positions)
+        for block, kv in zip(self.transformer.h, cache.layers()):
+            x = block(x, positions, kv)
         # only the last position predicts the next token: skip the head for the rest
-        logits = self.lm_head(self.transformer.ln_f(x[:, -1, :]))
-        return logits[:, : self.config.vocab_size]
+        return self._logits(self.transformer.ln_f(x[:, -1, :]))
+
+    def decoder(self, batch_size: int, device: torch.device, dtype: torch.dtype, compile: bool = False) -> Decoder:
+        """A decoding step with a cache of its own; compiled (CUDA: as a CUDA graph) when asked."""
+        step = Decoder(self, KVCache(self.config, batch_size, device, dtype))
+        if compile:
+            mode = "reduce-overhead" if device.type == "cuda" else None
+            step = torch.compile(step, mode=mode, fullgraph=True)
+        return step
 
     @torch.no_grad()
     def generate(
@@ -226,6 +326,7 @@ class GPT(nn.Module):
         use_cache: bool = True,
         generator: torch.Generator | None = None,
         cache_dtype: torch.dtype | None = None,
+        decoder: Decoder | None = None,
     ) -> Iterator[torch.Tensor]:
         """Continue the prompts idx (B, T), yielding each next token (B,) as it is chosen.
 
@@ -234,31 +335,46 @@ class GPT(nn.Module):
         top_k=0 and top_p=1 are off). Call model.eval() first if the model has
         dropout. cache_dtype is the dtype keys and values are computed in (the
         autocast dtype; default the weights'): a bf16 cache is half the memory
-        and bandwidth of a float32 one.
+        and bandwidth of a float32 one. `decoder` (from `self.decoder`, maybe
+        compiled) is reused across calls; by default a fresh eager one.
+
+        The tokens stay on the device: nothing here waits for it, so a caller
+        that reads them back only when it prints runs the device ahead.
 
         The context is cropped to the last block_size tokens, exactly as without a
         cache. Once the sequence is longer than block_size the window slides by one
-        token per step and every position embedding shifts, so the cached keys and
-        values go stale: the cached path then re-prefills the cropped window each
-        step. That costs as much as no cache, and gives the same tokens.
+        token per step and every position shifts (for learned positions, their
+        embeddings; with rope, the rotations), so the cached keys and values go
+        stale: the cached path then re-prefills the cropped window each step.
+        That costs as much as no cache, and gives the same tokens.
         """
         assert temperature >= 0, "temperature must be >= 0 (0 means greedy)"
         block_size = self.config.block_size
-        dtype = cache_dtype or self.lm_head.weight.dtype
-        cache = KVCache(self.config, idx.size(0), idx.device, dtype) if use_cache else None
+        if use_cache and decoder is None:
+            decoder = self.decoder(idx.size(0), idx.device, cache_dtype or self.lm_head.weight.dtype)
+        filled = 0  # positions of the cache that hold the sequence's tokens (host-side count: no sync)
+        position = torch.zeros((), dtype=torch.long, device=idx.device)
+        last = idx[:, -1:]  # the newest token, (B, 1)
         for _ in range(max_new_tokens):
-            if cache is None:
+            if not use_cache:
                 logits, _ = self(idx[:, -block_size:])
                 logits = logits[:, -1, :]
-            elif cache.pos in (0, block_size):
-                # the first step, or the window is full and about to slide
-                cache.reset()
-                logits = self.forward_cached(idx[:, -block_size:], cache)
+            elif filled in (0, block_size):
+                # the first step, or the window is full and about to slide: prefill, eagerly
+                # (its length varies; only the one-token step is worth compiling)
+                context = idx[:, -block_size:]
+                filled = context.size(1)
+                positions = torch.arange(filled, device=idx.device)
+                cache = getattr(decoder, "_orig_mod", decoder).cache
+                logits = self.forward_cached(context, positions, cache)
             else:
                 # the cache holds every token but the last one: feed just that
-                logits = self.forward_cached(idx[:, -1:], cache)
+                position.fill_(filled)
+                logits = decoder(last, position)
+                filled += 1
             idx_next = sample(logits, temperature, top_k, top_p, generator)
-            idx = torch.cat((idx, idx_next[:, None]), dim=1)
+            last = idx_next[:, None]  # the same shape and strides at every step: no recompiles
+            idx = torch.cat((idx, last), dim=1)
             yield idx_next
 
     def load_hf_gpt2_state_dict(self, hf_state_dict: dict[str, torch.Tensor]) -> None:
@@ -284,7 +400,8 @@ class GPT(nn.Module):
         transformer.h.N.mlp.c_proj.weight           same name, transposed
         transformer.h.N.mlp.c_proj.bias             same name
         transformer.ln_f.{weight,bias}              same name
-        lm_head.weight                              skipped: tied to transformer.wte.weight
+        lm_head.weight                              skipped when tied to transformer.wte.weight
+                                                    (tie_word_embeddings), else lm_head.weight
         transformer.h.N.attn.bias, .masked_bias     skipped: causal-mask buffers, not weights
         ==========================================  ==========================================
 
@@ -295,14 +412,16 @@ class GPT(nn.Module):
         copied = set()
         with torch.no_grad():
             for key, w in hf_state_dict.items():
-                if key == "lm_head.weight" or key.endswith((".attn.bias", ".attn.masked_bias")):
+                if (key == "lm_head.weight" and self.config.tie_embeddings) or key.endswith(
+                    (".attn.bias", ".attn.masked_bias")
+                ):
                     continue
                 if key not in ours:
                     raise ValueError(f"HuggingFace key {key!r} has no counterpart in this GPT (is model.bias true?)")
                 if key.endswith(HF_CONV1D_WEIGHTS):
                     w = w.t()
                 target = ours[key]
-                if key == "transformer.wte.weight":
+                if key in ("transformer.wte.weight", "lm_head.weight"):
                     # only the real vocab rows come from the checkpoint; the padding is no token
                     target[self.config.vocab_size :].zero_()
                     target = target[: self.config.vocab_size]
@@ -313,7 +432,7 @@ class GPT(nn.Module):
                     )
                 target.copy_(w)
                 copied.add(key)
-        missing = set(ours) - copied - {"lm_head.weight"}
+        missing = set(ours) - copied - ({"lm_head.weight"} if self.config.tie_embeddings else set())
         if missing:
             raise ValueError(f"the HuggingFace state dict lacks {sorted(missing)}")
 

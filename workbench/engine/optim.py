@@ -1,4 +1,4 @@
-"""AdamW and the learning-rate schedules, as in GPT-2/3, nanoGPT and MiniCPM (WSD)."""
+"""AdamW (or Muon with AdamW) and the learning-rate schedules, as in GPT-2/3, nanoGPT and MiniCPM (WSD)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,78 @@ import torch
 from ..config import TrainConfig
 
 
-def make_optimizer(model: torch.nn.Module, train: TrainConfig, device_kind: str) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only.
+def make_optimizer(model: torch.nn.Module, train: TrainConfig, device_kind: str) -> torch.optim.Optimizer | MuonAdamW:
+    """AdamW with weight decay on matrices only, or (train.optimizer=muon) Muon for the hidden matrices.
 
     Every 2-D parameter (linear weights, embeddings) decays; biases and
-    LayerNorm gains don't: shrinking them toward zero only hurts.
+    norm gains don't: shrinking them toward zero only hurts.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    # Muon orthogonalises the update of a weight matrix that maps one hidden
+    # space to another; the embedding (a lookup), the head (a classifier) and
+    # vectors keep AdamW, as in the Muon write-up and the GPT-2 speedrun.
+    hidden = [p for n, p in named if train.optimizer == "muon" and p.dim() == 2 and n.startswith("transformer.h.")]
+    ids = {id(p) for p in hidden}
+    rest = [p for _, p in named if id(p) not in ids]
     groups = [
-        {"params": decay, "weight_decay": train.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": train.weight_decay},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
     ]
     # The fused kernel updates all parameters in a few launches instead of a
     # few per parameter: a measurable win at every model size on CUDA, and on
     # the CPU (a vectorised loop instead of many small foreach ops).
-    return torch.optim.AdamW(
+    adamw = torch.optim.AdamW(
         groups, lr=train.lr, betas=(train.beta1, train.beta2), fused=device_kind in ("cuda", "cpu")
     )
+    if not hidden:
+        return adamw
+    # Both apply decoupled decay as p *= 1 - lr * weight_decay: scaled so that a
+    # matrix shrinks by as much per step under Muon as it would under AdamW.
+    muon = torch.optim.Muon(hidden, lr=train.muon_lr, weight_decay=train.weight_decay * train.lr / train.muon_lr)
+    return MuonAdamW(muon, adamw)
+
+
+class MuonAdamW:
+    """Muon and AdamW stepped as one optimizer: what the trainer, GradScaler and checkpoints use of one."""
+
+    def __init__(self, muon: torch.optim.Muon, adamw: torch.optim.AdamW):
+        self.muon, self.adamw = muon, adamw
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.muon.param_groups + self.adamw.param_groups
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none)
+        self.adamw.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != {"muon", "adamw"}:
+            raise ValueError("the checkpoint's optimizer state is AdamW's alone; this run uses Muon")
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
+
+
+def describe_optimizer(optimizer: torch.optim.Optimizer | MuonAdamW) -> str:
+    """What run_started and the run header say: "adamw", or "muon (24 matrices) + adamw (13 tensors)"."""
+    if isinstance(optimizer, MuonAdamW):
+        muon = sum(len(g["params"]) for g in optimizer.muon.param_groups)
+        adamw = sum(len(g["params"]) for g in optimizer.adamw.param_groups)
+        return f"muon ({muon} matrices) + adamw ({adamw} tensors)"
+    return "adamw"
+
+
+def set_lr(optimizer: torch.optim.Optimizer | MuonAdamW, lr: float, train: TrainConfig) -> None:
+    """This step's learning rates: lr for AdamW's groups; Muon's follow the same schedule, scaled to muon_lr."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * train.muon_lr / train.lr if "ns_steps" in group else lr
 
 
 @dataclass

@@ -71,7 +71,8 @@ def read_hf_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _crop_positions(state: dict[str, torch.Tensor], block_size: int) -> None:
-    state["transformer.wpe.weight"] = state["transformer.wpe.weight"][:block_size]
+    if "transformer.wpe.weight" in state:  # model.position=rope has no position table
+        state["transformer.wpe.weight"] = state["transformer.wpe.weight"][:block_size]
 
 
 def locate(source: WeightsSource) -> Path:

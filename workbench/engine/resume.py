@@ -27,6 +27,7 @@ from . import checkpoint
 
 RESUME_FIXED_TRAIN_KEYS = (
     "seed",
+    "optimizer",
     "weight_decay",
     "beta1",
     "beta2",

@@ -31,11 +31,13 @@ from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
 from ..weights_source import is_pretrained
 from . import checkpoint, pretrained
 from .device import DeviceSetup, setup_device
-from .model import GPT
+from .model import GPT, Decoder
 from .tasks import Task
 from .tasks.perplexity import Perplexity
 
 Emit = Callable[..., dict]
+
+READ_EVERY_S = 0.05  # streamed text reaches the host (one device sync) at most this often
 
 
 @dataclass
@@ -71,7 +73,17 @@ class SampleSession:
     never an exception.
     """
 
-    def __init__(self, model: GPT, tokenizer, task: Task, req: SampleRequest, setup: DeviceSetup, emit: Emit):
+    def __init__(
+        self,
+        model: GPT,
+        tokenizer,
+        task: Task,
+        req: SampleRequest,
+        setup: DeviceSetup,
+        emit: Emit,
+        decoder: Decoder | None = None,
+    ):
+        """decoder: a (maybe compiled) decoding step of batch 1 to reuse; default a fresh eager one per sample."""
         self.model, self.tokenizer, self.task, self.req, self.setup, self.emit = (
             model,
             tokenizer,
@@ -80,6 +92,7 @@ class SampleSession:
             setup,
             emit,
         )
+        self.decoder = decoder
         # The task formats the prompt and judges the answer; one with a fixed
         # answer_length (addition) is decoded greedily to exactly that many tokens.
         self.judged = task.answer_length is not None
@@ -123,8 +136,10 @@ class SampleSession:
             top_p=self.req.top_p,
             generator=self.generator,
             cache_dtype=self.setup.compute_dtype,
+            decoder=self.decoder,
         )
         self.out: list[int] = []
+        self.unread: list[torch.Tensor] = []  # tokens still on the device
         self.sent = ""
         self.seconds = 0.0  # decode time of this sample in earlier slices
 
@@ -136,20 +151,35 @@ class SampleSession:
         was_training = self.model.training
         self.model.eval()
         try:
+            last_read = start
             while not self.done:
                 with torch.no_grad(), self.setup.autocast():
                     token = next(self.tokens, None)
                 if token is None:
+                    self._read_tokens()
                     self._finish_sample()
                     continue
-                self.out.append(int(token[0]))  # one sync per token: we are streaming to a person
-                self._emit_new_text()
-                if time.perf_counter() - start >= budget_s:
+                self.unread.append(token)
+                now = time.perf_counter()
+                # Reading a token back waits for the device. Text is read for the person
+                # watching, a few times a second; a judged answer only once it is complete.
+                if not self.judged and now - last_read >= READ_EVERY_S:
+                    self._read_tokens()
+                    last_read = now
+                if now - start >= budget_s:
+                    self._read_tokens()
                     break
         finally:
             self.model.train(was_training)
             self.seconds += time.perf_counter() - self.clock_mark
         return self.done
+
+    def _read_tokens(self) -> None:
+        """Bring the decoded tokens to the host (one sync for all of them) and stream the new text."""
+        if self.unread:
+            self.out += torch.cat(self.unread).tolist()
+            self.unread = []
+            self._emit_new_text()
 
     def _emit_new_text(self) -> None:
         if self.judged:
@@ -193,6 +223,7 @@ class SampleSession:
     def cancel(self) -> None:
         """Stop decoding; the reader gets a last piece marked cancelled."""
         if not self.done:
+            self._read_tokens()
             text = "" if self.judged else self.tokenizer.decode(self.out)
             self.emit(
                 "sample",
@@ -208,9 +239,17 @@ class SampleSession:
             self.done = True
 
 
-def stream_sample(model: GPT, tokenizer, task: Task, req: SampleRequest, setup: DeviceSetup, emit: Emit) -> None:
+def stream_sample(
+    model: GPT,
+    tokenizer,
+    task: Task,
+    req: SampleRequest,
+    setup: DeviceSetup,
+    emit: Emit,
+    decoder: Decoder | None = None,
+) -> None:
     """Generate a whole request, emitting events as text arrives. Never raises for bad prompts."""
-    SampleSession(model, tokenizer, task, req, setup, emit).advance()
+    SampleSession(model, tokenizer, task, req, setup, emit, decoder).advance()
 
 
 # ------------------------------------------------------------------ subprocess
@@ -295,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         emit("error", kind="checkpoint", message=exc.message, hint=exc.hint)
         return 2
+    # One decoding step for every request, compiled on CUDA: a CUDA graph replays
+    # the whole step in one launch. (On a CPU compiling takes longer than most samples.)
+    decoder = model.decoder(1, setup.device, setup.compute_dtype, compile=setup.kind == "cuda")
     if not args.serve:
         req = SampleRequest(
             prompt=args.prompt,
@@ -305,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             num_samples=args.num_samples,
             seed=args.seed,
         )
-        stream_sample(model, tokenizer, task, req, setup, emit)
+        stream_sample(model, tokenizer, task, req, setup, emit, decoder)
         return 0
     for line in sys.stdin:
         try:
@@ -313,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             continue
         if isinstance(cmd, dict) and cmd.get("cmd") == "sample":
-            stream_sample(model, tokenizer, task, SampleRequest.from_command(cmd), setup, emit)
+            stream_sample(model, tokenizer, task, SampleRequest.from_command(cmd), setup, emit, decoder)
     return 0
 
 

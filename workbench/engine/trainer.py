@@ -61,7 +61,7 @@ from .event_log import EventLog
 from .loss import resolve_loss
 from .micro_batch import choose_micro_batch
 from .model import GPT
-from .optim import Schedule, make_optimizer
+from .optim import Schedule, describe_optimizer, make_optimizer, set_lr
 from .pretrained import init_from
 from .sampler import SampleRequest, SampleSession
 from .tasks import build_task, evaluate_all
@@ -98,7 +98,8 @@ class Trainer:
         # fork covers the device's RNG too (manual_seed reseeds every device),
         # so each rank keeps its own dropout stream from the seed above.
         accelerators = [setup.device] if setup.kind in ("cuda", "mps") else []
-        self.loss = resolve_loss(t.loss, setup.kind)
+        # soft-capped logits take the plain path: the fused loss knows no cap
+        self.loss = "plain" if cfg.model.logit_softcap else resolve_loss(t.loss, setup.kind)
         with torch.random.fork_rng(devices=accelerators, device_type=setup.kind if accelerators else "cuda"):
             torch.manual_seed(t.seed)
             self.model = GPT(cfg.model, loss=self.loss).to(setup.device)
@@ -181,6 +182,7 @@ class Trainer:
             tokens_per_step=self.tokens_per_step,
             micro_batch=self.micro_batch,
             grad_accum=self.grad_accum,
+            optimizer=describe_optimizer(self.optimizer),
             preset=cfg.preset,
             profile=cfg.profile,
             run_dir=str(self.run_dir),
@@ -246,9 +248,7 @@ class Trainer:
         and the data stream and RNG go back to where the step began, so last.pt
         holds the last completed step and a resume is exact.
         """
-        lr = self.schedule.lr(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, self.schedule.lr(self.step), self.cfg.train)
         rng_at_start = checkpoint.rng_state() if self.grad_accum > 1 else None
         total = torch.zeros((), device=self.setup.device)
         for micro in range(self.grad_accum):

@@ -26,19 +26,21 @@ def flat_values(config: dict) -> dict[str, str]:
     for key in all_keys():
         section, _, name = key.partition(".")
         if not name:
-            values[key] = shown(config.get(section))
+            if section in config:  # a run from before the key existed has none
+                values[key] = shown(config[section])
         elif name in (config.get(section) or {}):
             values[key] = shown(config[section][name])
     return values
 
 
 def preset_values(config: dict) -> dict[str, str]:
-    """What the run's preset and profile give without the run's own edits.
+    """What the run's preset, profile and recipe give without the run's own edits.
 
     Raises ConfigError when the preset is gone or broken (a user preset deleted since)."""
     preset = presets.load(config.get("preset", ""))
     profile = config.get("profile") or "default"
-    return flat_values(presets.resolve(preset, [f"profile={profile}"]).to_dict())
+    recipe = config.get("recipe") or "classic"
+    return flat_values(presets.resolve(preset, [f"profile={profile}", f"recipe={recipe}"]).to_dict())
 
 
 def differing_keys(configs: list[dict[str, str]]) -> list[str]:
