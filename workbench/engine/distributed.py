@@ -64,17 +64,29 @@ def shutdown(world: World, clean: bool) -> None:
 
 @contextmanager
 def main_process_first(world: World, what: str):
-    """Rank 0 runs the block first (e.g. fills a cache); the others wait, then run it.
+    """Rank 0 runs the block first (e.g. fills a cache), then the first process of
+    every other node, then all the others: a cache is filled once, whether the
+    nodes share its disk or each has its own.
 
-    `what` says what rank 0 does ("prepare the data"), for the waiting ranks' log line.
+    `what` says what is done ("prepare the data"), for the waiting ranks' log line.
     """
-    if world.distributed and not world.is_main:
+    if not world.distributed:
+        yield
+        return
+    turn = 0 if world.is_main else 1 if world.local_rank == 0 else 2
+    if turn:
         hours = MAIN_FIRST_TIMEOUT.total_seconds() / 3600
-        print(f"rank {world.rank}: waiting for rank 0 to {what} (up to {hours:g} h)", file=sys.stderr, flush=True)
-        dist.barrier(group=world.waiting_group)
-    yield
-    if world.distributed and world.is_main:
-        dist.barrier(group=world.waiting_group)
+        print(
+            f"rank {world.rank}: waiting for rank 0, then the first process of each node, to {what} "
+            f"(up to {hours:g} h)",
+            file=sys.stderr,
+            flush=True,
+        )
+    for t in range(3):
+        if t == turn:
+            yield
+        if t < 2:  # every rank passes both barriers, in the same order
+            dist.barrier(group=world.waiting_group)
 
 
 def sum_across(world: World, t: torch.Tensor) -> torch.Tensor:
