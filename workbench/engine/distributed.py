@@ -17,8 +17,9 @@ import torch
 import torch.distributed as dist
 
 # How long a collective of the run may wait for a rank. The longest legitimate
-# wait is short: rank 0 writing a checkpoint or evaluating a task while the
-# others already sit in the next all-reduce. A rank that hangs longer is lost.
+# waits take seconds to minutes: rank 0 writing a big checkpoint to a slow disk
+# while the others already sit in the next all-reduce. A rank that hangs for
+# longer is lost, and the job had better end than hold every GPU.
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
 # How long the other ranks wait for rank 0's one-off work at start-up
 # (main_process_first): tokenizing a corpus of billions of tokens takes an hour
