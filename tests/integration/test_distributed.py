@@ -28,11 +28,11 @@ TINY_ADDER = [
 ]
 
 
-def torchrun(script: str, tmp_path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `script` (Python source) on PROCESSES gloo ranks; its output captured."""
+def torchrun(script: str, tmp_path, processes: int = PROCESSES, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `script` (Python source) on gloo ranks; its output captured."""
     path = tmp_path / "script.py"
     path.write_text(textwrap.dedent(script))
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}", str(path)]
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", str(path)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
 
@@ -56,7 +56,32 @@ def test_the_other_ranks_wait_for_rank_0s_start_up_work_past_the_collective_time
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "rank 0 through" in text and "rank 1 through" in text
-    assert "rank 1: waiting for rank 0 to fill the cache" in text
+    assert "rank 1: waiting for rank 0, then the first process of each node, to fill the cache" in text
+
+
+def test_rank_0_goes_first_then_the_first_process_of_every_other_node(tmp_path):
+    """A cache on a disk of its own per node is filled once per node, not by every process of it."""
+    turns = tmp_path / "turns.txt"
+    out = torchrun(
+        f"""
+        import time
+        from datetime import timedelta
+        from workbench.engine.distributed import init_world, main_process_first, shutdown
+
+        world = init_world("cpu", timeout=timedelta(seconds=1))
+        world.local_rank = [0, 1, 0][world.rank]  # as if rank 2 were the first process of a second node
+        with main_process_first(world, "fill the cache"):
+            if world.local_rank == 0:
+                time.sleep(2)  # filling it takes longer than a collective may
+            with open({str(turns)!r}, "a") as f:
+                f.write(f"{{world.rank}}\\n")
+        shutdown(world, clean=True)
+        """,
+        tmp_path,
+        processes=3,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert turns.read_text().split() == ["0", "2", "1"]
 
 
 def run(run_dir, overrides, processes=1, resume=False, preset="addition"):

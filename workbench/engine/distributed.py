@@ -17,8 +17,9 @@ import torch
 import torch.distributed as dist
 
 # How long a collective of the run may wait for a rank. The longest legitimate
-# wait is short: rank 0 writing a checkpoint or evaluating a task while the
-# others already sit in the next all-reduce. A rank that hangs longer is lost.
+# waits take seconds to minutes: rank 0 writing a big checkpoint to a slow disk
+# while the others already sit in the next all-reduce. A rank that hangs for
+# longer is lost, and the job had better end than hold every GPU.
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
 # How long the other ranks wait for rank 0's one-off work at start-up
 # (main_process_first): tokenizing a corpus of billions of tokens takes an hour
@@ -64,17 +65,29 @@ def shutdown(world: World, clean: bool) -> None:
 
 @contextmanager
 def main_process_first(world: World, what: str):
-    """Rank 0 runs the block first (e.g. fills a cache); the others wait, then run it.
+    """Rank 0 runs the block first (e.g. fills a cache), then the first process of
+    every other node, then all the others: a cache is filled once, whether the
+    nodes share its disk or each has its own.
 
-    `what` says what rank 0 does ("prepare the data"), for the waiting ranks' log line.
+    `what` says what is done ("prepare the data"), for the waiting ranks' log line.
     """
-    if world.distributed and not world.is_main:
+    if not world.distributed:
+        yield
+        return
+    turn = 0 if world.is_main else 1 if world.local_rank == 0 else 2
+    if turn:
         hours = MAIN_FIRST_TIMEOUT.total_seconds() / 3600
-        print(f"rank {world.rank}: waiting for rank 0 to {what} (up to {hours:g} h)", file=sys.stderr, flush=True)
-        dist.barrier(group=world.waiting_group)
-    yield
-    if world.distributed and world.is_main:
-        dist.barrier(group=world.waiting_group)
+        print(
+            f"rank {world.rank}: waiting for rank 0, then the first process of each node, to {what} "
+            f"(up to {hours:g} h)",
+            file=sys.stderr,
+            flush=True,
+        )
+    for t in range(3):
+        if t == turn:
+            yield
+        if t < 2:  # every rank passes both barriers, in the same order
+            dist.barrier(group=world.waiting_group)
 
 
 def sum_across(world: World, t: torch.Tensor) -> torch.Tensor:
