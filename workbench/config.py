@@ -265,13 +265,10 @@ def _at_least_one(section: Any, name: str, *keys: str) -> None:
 LOG_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log": LogConfig}
-PROFILE_HELP = "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)"
-
-
 @dataclass
 class Config:
-    preset: str = ""
-    profile: str = "default"
+    preset: str = ""  # set by the preset, not a key
+    profile: str = setting("default", "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -358,13 +355,14 @@ def _field_type(section_cls: type, name: str) -> Any:
 
 
 def _field(key: str) -> dataclasses.Field:
-    section, _, name = key.partition(".")
-    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}[name]
+    """The dataclass field of a key: a section's ("train.lr"), or the top level's ("profile")."""
+    section, _, name = key.rpartition(".")
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section] if section else Config)}[name]
 
 
 def help_of(key: str) -> str:
     """The key's line of help ("" for a key without one)."""
-    return PROFILE_HELP if key == "profile" else _field(key).metadata.get("help", "")
+    return _field(key).metadata.get("help", "")
 
 
 def key_help(key: str) -> str:
