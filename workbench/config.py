@@ -265,6 +265,8 @@ def _at_least_one(section: Any, name: str, *keys: str) -> None:
 LOG_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log": LogConfig}
+
+
 @dataclass
 class Config:
     preset: str = ""  # set by the preset, not a key
