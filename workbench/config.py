@@ -74,7 +74,7 @@ class ModelConfig:
     dropout: float = setting(0.0, "dropout probability, in [0, 1)")
     bias: bool = setting(True, "biases in Linear layers and LayerNorms (GPT-2 has them)")
     activation: Activation = setting(
-        "gelu_tanh", "gelu_tanh: GPT-2's approximation (needed for GPT-2 weights); gelu: exact, cheaper on CPUs"
+        "gelu_tanh", "gelu_tanh: GPT-2's approximation (needed for its weights); gelu: exact, cheaper on CPUs"
     )
     init_from: str = setting(
         "scratch",
@@ -102,9 +102,10 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: DataKind = setting("text", "addition (minGPT's n-digit adder) or text")
+    kind: DataKind = setting("text", "what the model learns: minGPT's n-digit adder, or text")
     tokenizer: TokenizerName = setting(
-        "char", "digits (addition), char (vocab built from the text, saved in the run dir) or gpt2 (tiktoken, offline)"
+        "char",
+        "digits for addition; char: a vocab built from the text (saved in the run dir); gpt2: tiktoken's BPE, offline",
     )
     path: str = setting(
         "",
