@@ -126,9 +126,10 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: DataKind = setting("text", "addition (minGPT's n-digit adder) or text")
+    kind: DataKind = setting("text", "what the model learns: minGPT's n-digit adder, or text")
     tokenizer: TokenizerName = setting(
-        "char", "digits (addition), char (vocab built from the text, saved in the run dir) or gpt2 (tiktoken, offline)"
+        "char",
+        "digits for addition; char: a vocab built from the text (saved in the run dir); gpt2: tiktoken's BPE, offline",
     )
     path: str = setting(
         "",
@@ -303,20 +304,17 @@ def _at_least_one(section: Any, name: str, *keys: str) -> None:
 LOG_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log": LogConfig}
-PROFILE_HELP = "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)"
-RECIPE_HELP = (
-    "classic: the preset as written; modern: the preset's [recipes.modern.*] tables (rope, rmsnorm, qk_norm, "
-    "relu2, an untied head, softcap, Muon) on top of its profile; single --set keys still win"
-)
-# Keys of the Config itself (not of a section): the preset knows their names, presets.resolve checks them.
-TOP_LEVEL_HELP = {"profile": PROFILE_HELP, "recipe": RECIPE_HELP}
 
 
 @dataclass
 class Config:
-    preset: str = ""
-    profile: str = "default"
-    recipe: str = "classic"
+    preset: str = ""  # set by the preset, not a key
+    profile: str = setting("default", "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)")
+    recipe: str = setting(
+        "classic",
+        "classic: the preset as written; modern: the preset's [recipes.modern.*] tables (rope, rmsnorm, qk_norm, "
+        "relu2, an untied head, softcap, Muon) on top of its profile; single --set keys still win",
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -392,7 +390,7 @@ class Config:
 
 
 def all_keys() -> list[str]:
-    keys = list(TOP_LEVEL_HELP)
+    keys = [f.name for f in dataclasses.fields(Config) if f.metadata.get("help")]  # profile, recipe
     for section, cls in SECTIONS.items():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys
@@ -403,13 +401,14 @@ def _field_type(section_cls: type, name: str) -> Any:
 
 
 def _field(key: str) -> dataclasses.Field:
-    section, _, name = key.partition(".")
-    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}[name]
+    """The dataclass field of a key: a section's ("train.lr"), or the top level's ("profile")."""
+    section, _, name = key.rpartition(".")
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section] if section else Config)}[name]
 
 
 def help_of(key: str) -> str:
     """The key's line of help ("" for a key without one)."""
-    return TOP_LEVEL_HELP[key] if key in TOP_LEVEL_HELP else _field(key).metadata.get("help", "")
+    return _field(key).metadata.get("help", "")
 
 
 def key_help(key: str) -> str:
@@ -420,7 +419,7 @@ def key_help(key: str) -> str:
 
 def choices(key: str) -> tuple[str, ...] | None:
     """The values a key (each element, for a list) may take, from its Literal type; None: any of its type."""
-    if key in TOP_LEVEL_HELP:
+    if "." not in key:  # a top-level key: a name the preset checks (presets.resolve)
         return None
     section, _, name = key.partition(".")
     typ = _field_type(SECTIONS[section], name)
@@ -494,7 +493,9 @@ def unknown_key_error(key: str) -> ConfigError:
 
 def set_value(cfg: Config, key: str, raw: Any) -> None:
     """Set one dotted key, parsing the value by the field's type."""
-    if key in TOP_LEVEL_HELP:
+    if "." not in key:  # a top-level key: a name the preset checks (presets.resolve)
+        if key not in all_keys():
+            raise unknown_key_error(key)
         setattr(cfg, key, str(raw))
         return
     section, _, name = key.partition(".")
@@ -578,7 +579,7 @@ def keys_markdown() -> str:
         section, _, name = key.partition(".")
         allowed = choices(key)
         meaning = help_of(key) + (f" ({', '.join(f'`{v}`' for v in allowed)})" if allowed else "")
-        default = _toml_value(defaults[key] if key in TOP_LEVEL_HELP else defaults[section][name])
+        default = _toml_value(defaults[key] if "." not in key else defaults[section][name])
         rows.append(f"| `{key}` | `{default}` | {meaning.replace('|', '/')} |")
     return "\n".join(rows)
 

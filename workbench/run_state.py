@@ -159,8 +159,10 @@ class RunState:
         if not isinstance(task, dict):
             raise TypeError(f"metrics is a {type(task).__name__}")
         # Evals carry no elapsed time of their own; they belong to the step just logged.
-        elapsed = self.last_step.get("elapsed_s") or 0.0 if self.last_step else 0.0
-        self.series["val_loss"].add(step, elapsed, val)
+        elapsed = (self.last_step.get("elapsed_s") or 0.0) if self.last_step else 0.0
+        for m in metrics.of_event("eval"):
+            if m.key in self.series:
+                self.series[m.key].add(step, elapsed, e.get(m.key))
         if val is not None and (self.best_val_loss is None or val < self.best_val_loss):
             self.best_val_loss = val
         self.metrics = task or self.metrics

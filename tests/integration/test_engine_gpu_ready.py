@@ -226,6 +226,10 @@ def test_compiled_run_builds_the_train_and_eval_graphs_once(tmp_path):
     states = [e["state"] for e in of_kind(events, "status")]
     assert states[:3] == ["starting", "compiling", "training"]
     assert len(of_kind(events, "eval")) == 2
+    # Step 1 compiled the training graph: the first step event's tokens/sec times the steps after it
+    # (2 to 5), where a rate over its whole elapsed time (both compiles in it) would be far lower.
+    first = of_kind(events, "step")[0]
+    assert first["tokens_per_sec"] > 3 * first["step"] * started["tokens_per_step"] / first["elapsed_s"]
 
 
 # ------------------------------------------------------------------- GPT-2

@@ -6,6 +6,7 @@
   the CLI start instantly and the UI never stalls on training work.
 - Headless code (`commands/` and the top-level modules) never loads textual.
 - `engine/` (the torch side) never loads textual.
+- The faces (`commands/`, `tui/`) and the core never load `engine/`: they start it as a subprocess.
 """
 
 import pkgutil
@@ -25,10 +26,11 @@ def modules_of(package: str) -> list[str]:
     return [f"workbench.{package}"] + [m.name for m in pkgutil.walk_packages(root.__path__, f"workbench.{package}.")]
 
 
-def loaded_after_import(modules: list[str]) -> set[str]:
+def loaded_after_import(modules: list[str], depth: int = 1) -> set[str]:
+    """The packages loaded, named by their first `depth` parts (1: torch, 2: workbench.engine)."""
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return {name.split(".")[0] for name in out.stdout.split()}
+    return {".".join(name.split(".")[:depth]) for name in out.stdout.split()}
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,12 @@ def test_each_layer_loads_only_what_it_may(layer, forbidden):
     modules = [m for m in modules_of(layer) if m != "workbench.__main__"]
     assert modules
     assert not loaded_after_import(modules) & forbidden
+
+
+@pytest.mark.parametrize("layer", ["commands", "tui", ""], ids=["commands", "tui", "top-level"])
+def test_the_faces_and_the_core_never_load_the_engine(layer):
+    modules = [m for m in modules_of(layer) if m != "workbench.__main__"]
+    assert "workbench.engine" not in loaded_after_import(modules, depth=2)
 
 
 def test_cli_help_answers_without_torch():

@@ -135,7 +135,8 @@ def measure_throughput(name: str, plan: BenchPlan, extra: list[str], tiny: bool,
     ]
     events, _ = run_job(trainer_command(name, work / f"{name}-throughput", overrides), work / f"{name}-throughput", log)
     started = next(e for e in events if e["event"] == "run_started")
-    step_events = [e for e in events if e["event"] == "step"]
+    # the session's first step is not timed: a step event of it alone has no tokens_per_sec
+    step_events = [e for e in events if e["event"] == "step" and e["tokens_per_sec"] is not None]
     warm = plan.warmup_steps if not tiny else log_every
     steady = [e for e in step_events if e["step"] > warm] or step_events[-1:]
     tok_s = statistics.median(e["tokens_per_sec"] for e in steady)

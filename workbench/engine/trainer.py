@@ -8,14 +8,12 @@ Speed rules this file follows:
 - No host synchronisation per step. The loss and grad norm of every step stay
   on the device and are read back together once per log interval; that single
   read is also where throughput is measured.
-- Requests are polled at every boundary (between micro-steps and between eval
-  batches) with one non-blocking read of a FIFO: a syscall, not a device
-  sync. So a stop lands within one micro-step, even on a 32-micro-step GPT-2
-  step. Under DDP the ranks agree through an asynchronous vote on a CPU
-  process group (distributed.FlagVote).
-- A live sample is decoded in small slices at those boundaries, about a tenth
-  of the time since the last one, so training keeps its pace while it streams.
-- Time spent paused, sampling, evaluating or saving is kept out of tokens/sec;
+- Requests (requests.py) are polled at every boundary (between micro-steps
+  and between eval batches) with one non-blocking read of a FIFO: a syscall,
+  not a device sync. So a stop lands within one micro-step, even on a
+  32-micro-step GPT-2 step. A live sample is decoded in small slices there.
+- The clock (clock.py) keeps time spent paused, sampling, evaluating or saving
+  out of tokens/sec, and the session's first step (compile, warm-up) too;
   paused and sampling time is kept out of `active_s`, which the ETA uses.
 """
 
@@ -30,7 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -44,6 +41,7 @@ from ..events import PROTOCOL_VERSION
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
 from ..system_monitor import SystemMonitor
 from . import checkpoint
+from .clock import RunClock
 from .cpu_threads import fair_threads
 from .data import build_dataset
 from .device import DeviceSetup
@@ -63,10 +61,10 @@ from .micro_batch import choose_micro_batch
 from .model import GPT
 from .optim import Schedule, describe_optimizer, make_optimizer, set_lr
 from .pretrained import init_from
-from .sampler import SampleRequest, SampleSession
+from .requests import Requests
+from .sampler import SampleSession
 from .tasks import build_task, evaluate_all
 
-SAMPLE_SHARE = 0.1  # a live sample may take this fraction of the time between two boundaries
 THREADS_CHECK_S = 10.0  # CPU: how often the trainer looks again at its fair share of cores
 
 
@@ -127,8 +125,7 @@ class Trainer:
         self.last_saved_step = -1
         self.best_val_loss: float | None = None
         self.last_metrics: dict = {}
-        self.elapsed_before = self.active_before = 0.0  # time of earlier sessions of a resumed run
-        self.run_start = time.time()
+        self.clock = RunClock()
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -144,20 +141,22 @@ class Trainer:
         else:
             self.train_model = self.compiled
 
-        self.inbox = CommandInbox(run_dir) if world.is_main else None
         self.system = SystemMonitor() if world.is_main else None
         self.vote = FlagVote(world)
-        # Requests arrive any time (signals, commands); every rank acts on them
-        # together at the next boundary.
-        self.stop_requested = self.pause_requested = self.checkpoint_requested = False
-        self.samples: deque[SampleRequest] = deque()
-        self.live_sample: SampleSession | None = None
-        self.last_boundary = time.perf_counter()
+        # Requests arrive any time (signals, commands); every rank acts on them together at the next boundary.
+        self.requests = Requests(
+            CommandInbox(run_dir) if world.is_main else None,
+            self.vote,
+            self.clock,
+            start_sample=lambda req: SampleSession(
+                self.model, self.dataset.tokenizer, self.dataset.task, req, self.setup, self.log.emit
+            ),
+            emit=self.log.emit,
+            sync_device=self._sync_device,
+        )
         # losses and grad norms of finished steps: on the device until read back, then on the host
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.read_back: list[tuple[float, float]] = []
-        # seconds kept out of throughput: paused or sampling (idle), evaluating or saving (aside)
-        self.idle_s = self.aside_s = 0.0
         self.threads_checked = time.monotonic()
         # Compiling takes long and polls nothing: a stop then interrupts at once (see the signal handlers).
         self.compiling = setup.compile
@@ -187,7 +186,7 @@ class Trainer:
             profile=cfg.profile,
             run_dir=str(self.run_dir),
             resumed_from=self.step if self.step else None,
-            elapsed_s=self.elapsed_before,  # where the run's clock starts this session (readers' elapsed)
+            elapsed_s=self.clock.elapsed_before,  # where the run's clock starts this session (readers' elapsed)
             pid=os.getpid(),
             **extra,
         )
@@ -198,13 +197,12 @@ class Trainer:
 
     def _loop(self) -> str:
         t = self.cfg.train
-        self.run_start = time.time()
+        self.clock.start_session()
         if self.compiling:
             self.log.emit("status", state="compiling", step=self.step)
             self._compile_eval_graph()
         else:
             self.log.emit("status", state="training", step=self.step)
-        interval = Interval(self)
 
         while self.step < t.max_steps:
             if not self._train_step():
@@ -213,28 +211,30 @@ class Trainer:
                 self.compiling = False
                 self.log.emit("status", state="training", step=self.step + 1)
             self.step += 1
+            if self.clock.interval is None:  # the session's first step (compile, warm-up): time from here on
+                self._sync_device()
+                self.clock.start_interval(self.step)
             last = self.step == t.max_steps
             log_now = self.step % t.log_every == 0 or last
             if log_now:
-                self._emit_step(interval)
-                interval = Interval(self)
+                self._emit_step()
 
             evaluate = self.step % t.eval_every == 0 or last
             if evaluate or (t.ckpt_every and self.step % t.ckpt_every == 0):
                 self._read_back()  # waits for the device: the steps so far count as training time
-            aside = time.perf_counter()
-            if evaluate:
-                outcome = self._evaluate(final=last)
-                if outcome == "stop":
-                    return self._stop()
+            with self.clock.aside():
+                outcome = self._evaluate(final=last) if evaluate else None
                 if outcome == "target":
                     self._save_last()
-                    return "completed"
-                if not t.ckpt_every:
-                    self._save_last()
-            if t.ckpt_every and self.step % t.ckpt_every == 0 and not last:
-                self._save_last()
-            self.aside_s += time.perf_counter() - aside
+                elif outcome is None:
+                    if evaluate and not t.ckpt_every:
+                        self._save_last()
+                    if t.ckpt_every and self.step % t.ckpt_every == 0 and not last:
+                        self._save_last()
+            if outcome == "stop":
+                return self._stop()
+            if outcome == "target":
+                return "completed"
             if self._boundary():
                 return self._stop()
         if self.last_saved_step != self.step:
@@ -295,18 +295,19 @@ class Trainer:
             raise NonFiniteLoss(self.step)
         self.read_back += zip(losses, norms)
 
-    def _emit_step(self, interval: Interval) -> None:
+    def _emit_step(self) -> None:
         self._read_back()  # the one host sync of the interval
-        tokens_per_sec = interval.steps(self) * self.tokens_per_step / interval.busy_seconds(self)
+        steps, busy_s = self.clock.end_interval(self.step)
+        # None: the interval held only the session's first step, whose compile and warm-up are no measure
+        tokens_per_sec = steps * self.tokens_per_step / busy_s if steps else None
         mfu = None
-        if self.setup.peak_flops:
+        if self.setup.peak_flops and tokens_per_sec is not None:
             mfu = self.flops_per_token * tokens_per_sec / (self.setup.peak_flops * self.world.size)
         extra = {}
         if self.setup.kind == "cuda":
             extra["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
         losses, norms = zip(*self.read_back)
         self.read_back = []
-        elapsed = time.time() - self.run_start
         self.log.emit(
             "step",
             step=self.step,
@@ -315,8 +316,7 @@ class Trainer:
             grad_norm=sum(norms) / len(norms),
             tokens_per_sec=tokens_per_sec,
             mfu=mfu,
-            elapsed_s=self.elapsed_before + elapsed,
-            active_s=self.active_before + elapsed - self.idle_s,
+            **self.clock.state_dict(),  # elapsed_s, active_s
             tokens_seen=self.step * self.tokens_per_step,
             **extra,
         )
@@ -399,15 +399,13 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
         }
         if with_optimizer:
-            elapsed = time.time() - self.run_start
             ckpt.update(
                 optimizer=self.optimizer.state_dict(),
                 scaler=self.scaler.state_dict(),
                 rng=rng,
                 data=self.stream.state_dict(),  # always the start of a step
                 schedule_anchor=self.schedule.anchor,
-                elapsed_s=self.elapsed_before + elapsed,
-                active_s=self.active_before + elapsed - self.idle_s,
+                **self.clock.state_dict(),  # elapsed_s, active_s
             )
         path = self.run_dir / name
         checkpoint.save_atomic(ckpt, path)
@@ -432,8 +430,7 @@ class Trainer:
         self._restore_rng(ckpt["rng"], ckpt["step"])
         self.step = ckpt["step"]
         self.best_val_loss = ckpt["best_val_loss"]
-        self.elapsed_before = ckpt.get("elapsed_s", 0.0)
-        self.active_before = ckpt.get("active_s", self.elapsed_before)
+        self.clock.load_state_dict(ckpt)
         anchor = tuple(ckpt["schedule_anchor"]) if ckpt.get("schedule_anchor") else None
         old_max_steps = ckpt["config"]["train"]["max_steps"]
         self.schedule = Schedule(self.cfg.train, anchor).extended(self.step, old_max_steps)
@@ -493,29 +490,10 @@ class Trainer:
         def request_stop(signum, frame):
             if self.compiling:
                 raise KeyboardInterrupt  # compiling polls nothing; nothing was trained yet: leave now
-            self.stop_requested = True
+            self.requests.stop = True
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-
-    def _read_commands(self) -> None:
-        """Turn the commands that arrived on the FIFO into requests (rank 0 only)."""
-        if not self.inbox:
-            return
-        for cmd in self.inbox.poll():
-            name = cmd.get("cmd")
-            if name == "stop":
-                self.stop_requested = True
-            elif name == "pause":
-                self.pause_requested = True
-            elif name == "resume":
-                self.pause_requested = False
-            elif name == "checkpoint":
-                self.checkpoint_requested = True
-            elif name == "sample":
-                self.samples.append(SampleRequest.from_command(cmd))
-            elif name == "sample_cancel":
-                self._cancel_sample(str(cmd.get("id")))
 
     def _boundary(self, rng_at_step_start: dict | None = None) -> bool:
         """Between micro-steps, steps and eval batches: honour requests. True: stop now.
@@ -524,85 +502,33 @@ class Trainer:
         state of the last completed step (RNG as the step began; the data stream
         always reports the step's start).
         """
-        self._read_commands()
-        self._advance_sample(since=self.last_boundary)
-        stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
-        self.checkpoint_requested = False  # one request, one checkpoint
+        stop, pause, save = self.requests.at_boundary(self.step)
         if save:
             self._save_last(rng_at_step_start)
         if pause and not stop:
             stop = self._pause(rng_at_step_start)
-        self.last_boundary = time.perf_counter()
+        self.requests.mark_boundary()
         return stop
 
     def _pause(self, rng_at_step_start: dict | None) -> bool:
         """Sit at this boundary, answering commands and samples, until resumed. True: stop."""
         self.log.emit("status", state="paused", step=self.step)
         self._sync_device()
-        start = time.perf_counter()
-        while True:
-            self._read_commands()
-            if not self._advance_sample(budget_s=0.05):  # nothing to decode: wait a little
-                time.sleep(0.05)
-            self._report_system()
-            stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
-            self.checkpoint_requested = False
-            if save:
-                self._save_last(rng_at_step_start)
-            if stop or not pause:
-                break
-        self.idle_s += time.perf_counter() - start
+        with self.clock.idle():
+            while True:
+                stop, pause, save = self.requests.while_paused(self.step)
+                self._report_system()
+                if save:
+                    self._save_last(rng_at_step_start)
+                if stop or not pause:
+                    break
         if not stop:
             self.log.emit("status", state="training", step=self.step)
         return stop
 
-    def _advance_sample(self, since: float | None = None, budget_s: float = 0.0) -> bool:
-        """Decode a slice of the live sample, if any. True when something was decoded.
-
-        The slice takes SAMPLE_SHARE of the time `since` the last boundary (measured
-        after the device caught up: on a GPU, the CPU only queues work), or budget_s.
-        """
-        if self.live_sample is None:
-            if not self.samples:
-                return False
-            self.log.emit("status", state="sampling", step=self.step)
-            self.live_sample = SampleSession(
-                self.model, self.dataset.tokenizer, self.dataset.task, self.samples.popleft(), self.setup, self.log.emit
-            )
-        self._sync_device()  # queued training work is training time, not sampling time
-        start = time.perf_counter()
-        if since is not None:
-            budget_s = SAMPLE_SHARE * (start - since)
-        try:
-            done = self.live_sample.advance(budget_s)
-        except Exception as exc:  # a request we did not foresee must never end the training run
-            self.log.emit(
-                "error",
-                kind="prompt",
-                id=self.live_sample.req.id,
-                message=f"Sampling failed: {type(exc).__name__}: {exc}",
-                hint="check the sampling settings (max_new_tokens, temperature, top_k, top_p).",
-            )
-            done = True
-        self.idle_s += time.perf_counter() - start
-        if done:
-            self.live_sample = None
-            if not self.samples:
-                self.log.emit("status", state="paused" if self.pause_requested else "training", step=self.step)
-        return True
-
-    def _cancel_sample(self, sample_id: str) -> None:
-        if self.live_sample is not None and self.live_sample.req.id == sample_id:
-            self.live_sample.cancel()
-            self.live_sample = None
-            self.log.emit("status", state="paused" if self.pause_requested else "training", step=self.step)
-        else:
-            self.samples = deque(r for r in self.samples if r.id != sample_id)
-
     def _stop(self) -> str:
         self.log.emit("status", state="stopping", step=self.step)
-        if self.live_sample is not None:
-            self.live_sample.cancel()
+        self.requests.cancel_live_sample()
         if self.last_saved_step != self.step:  # a step undone mid-way is back at the saved state
             self._save_last()
         return "stopped"
@@ -652,8 +578,8 @@ class Trainer:
         """Stop the data stream's reader thread, then listening for commands. Last of all: an attached
         app takes a vanished control FIFO without a `run_finished` before it for a crash."""
         self.stream.close()
-        if self.inbox:
-            self.inbox.close()
+        if self.requests.inbox:
+            self.requests.inbox.close()
 
 
 def compile_seconds() -> float:
@@ -664,21 +590,6 @@ def compile_seconds() -> float:
     return round(
         sum(spent.get("_compile.compile_inner", [])) + sum(spent.get("compile_fx.<locals>.bw_compiler", [])), 2
     )
-
-
-class Interval:
-    """The steps between two step events, and how much of their time was training."""
-
-    def __init__(self, trainer: Trainer):
-        self.start, self.first_step = time.perf_counter(), trainer.step
-        self.idle_before, self.aside_before = trainer.idle_s, trainer.aside_s
-
-    def steps(self, trainer: Trainer) -> int:
-        return trainer.step - self.first_step
-
-    def busy_seconds(self, trainer: Trainer) -> float:
-        kept_out = (trainer.idle_s - self.idle_before) + (trainer.aside_s - self.aside_before)
-        return max(time.perf_counter() - self.start - kept_out, 1e-9)
 
 
 class NonFiniteLoss(RuntimeError):
