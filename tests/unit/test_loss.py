@@ -126,18 +126,20 @@ def test_compiled_graph_holds_the_loss_once_whatever_the_batch(monkeypatch, grad
     assert sizes[4] == sizes[32], sizes
 
 
-def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch):
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
+def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch, dtype):
     monkeypatch.setattr(fused_loss, "CHUNK_ELEMENTS", 64 * 1024)
-    eager = tiny_gpt()
     x = torch.randint(0, 1000, (8, 32))
-    _, expected = eager(x, x)
-    expected.backward()
-    model = tiny_gpt()
+    models, losses = [tiny_gpt(), tiny_gpt()], []
     torch._dynamo.reset()
-    _, loss = torch.compile(model, backend="aot_eager", fullgraph=True)(x, x)
-    loss.backward()
-    torch.testing.assert_close(loss, expected)
-    for (name, p), q in zip(model.named_parameters(), eager.parameters()):
+    for model in (models[0], torch.compile(models[1], backend="aot_eager", fullgraph=True)):
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            _, loss = model(x, x)
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0])
+    for (name, p), q in zip(models[1].named_parameters(), models[0].parameters()):
+        assert p.grad.dtype == torch.float32
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
