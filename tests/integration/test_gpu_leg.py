@@ -4,7 +4,9 @@ so that it cannot rot before a GPU comes. Every part must run and report its fig
 import importlib.util
 import json
 import math
+import os
 import subprocess
+import sys
 
 from conftest import REPO
 
@@ -23,6 +25,7 @@ def test_rehearsal_writes_every_figure(tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
+        env={**os.environ, "PYTHON": sys.executable},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     [results] = tmp_path.glob("*-cpu-rehearse.json")
