@@ -135,7 +135,7 @@ def _add_product(acc: Tensor, a: Tensor, b: Tensor, float32_out: bool) -> None:
 def _fused(
     x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(mean loss, its gradient for x, its float32 gradient for weight), a chunk at a time.
+    """(mean loss, the summed loss's gradient for x, and its float32 gradient for weight), a chunk at a time.
 
     x (N, C) hidden states, weight (V_padded, C) the LM head, targets (N,) with
     -1 for rows that do not count; the matmuls run in `dtype`.
@@ -151,9 +151,6 @@ def _fused(
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
         counted = targets != -1
-        count = counted.sum()
-        # the mean's gradient: 1/count on every counted row, 0 on the others
-        row_scale = counted / count.clamp(min=1)
         for start in range(0, x.size(0), rows):
             stop = start + rows
             xs, ts, keep = xc[start:stop], targets[start:stop], counted[start:stop]
@@ -161,14 +158,15 @@ def _fused(
             lse = torch.logsumexp(logits, dim=-1)
             picked = ts.clamp(min=0)[:, None]  # -1 -> 0, masked out below
             loss_sum += ((lse - logits.gather(1, picked).squeeze(1)) * keep).sum()
-            # d(loss)/d(logits) = softmax - one_hot(target), scaled; computed in
-            # place: one chunk-sized buffer at a time
+            # d(loss)/d(logits) = softmax - one_hot(target), zero for ignored rows;
+            # computed in place: one chunk-sized buffer at a time. Not yet divided by
+            # the count (backward does it): fp16 would flush p/count to zero.
             grad = logits.sub_(lse[:, None]).exp_()
             grad.scatter_add_(1, picked, torch.full_like(lse, -1.0)[:, None])
-            grad = grad.mul_(row_scale[start:stop, None]).to(dtype)
+            grad = grad.mul_(keep[:, None]).to(dtype)
             grad_x[start:stop] = grad @ w
             _add_product(grad_w, grad.t(), xs, float32_out)
-        return loss_sum / count, grad_x, grad_w  # no counted targets: nan, as F.cross_entropy
+        return loss_sum / counted.sum(), grad_x, grad_w  # no counted targets: nan, as F.cross_entropy
 
 
 @_fused.register_fake
@@ -178,13 +176,16 @@ def _(x, weight, targets, vocab_size, dtype):
 
 def _save_gradients(ctx, inputs, output) -> None:
     _, grad_x, grad_w = output
-    ctx.save_for_backward(grad_x, grad_w)
+    counted = (inputs[2] != -1).sum().clamp(min=1)
+    ctx.save_for_backward(grad_x, grad_w, counted)
     ctx.weight_dtype = inputs[1].dtype
 
 
 def _scale_gradients(ctx, grad_loss, _grad_x, _grad_w):
-    grad_x, grad_w = ctx.saved_tensors
-    return grad_x * grad_loss.to(grad_x.dtype), (grad_w * grad_loss).to(ctx.weight_dtype), None, None, None
+    """The stored gradients of the summed loss, scaled to the mean and by the incoming gradient."""
+    grad_x, grad_w, counted = ctx.saved_tensors
+    scale = grad_loss / counted
+    return grad_x * scale.to(grad_x.dtype), (grad_w * scale).to(ctx.weight_dtype), None, None, None
 
 
 _fused.register_autograd(_scale_gradients, setup_context=_save_gradients)
