@@ -40,6 +40,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -147,11 +148,16 @@ def main() -> int:
     p.add_argument("--only", default="", help="comma-separated parts (default: all)")
     p.add_argument("--budget", type=float, default=None, help="seconds for all parts (GPU 540, rehearsal 300)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    p.add_argument("--work", type=Path, default=None, help="run directories and shards (default: OUT/gpu-leg-runs)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "gptbench-gpu-leg",
+        help="run directories (checkpoints: GBs) and shards, outside the repository",
+    )
     p.add_argument("--part", help=argparse.SUPPRESS)  # internal: run one part in this process
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
-    work = args.work or args.out / "gpu-leg-runs"
+    work = args.work
     if args.part:
         result = run_part(args.part, args.rehearse, work)
         args.result.write_text(json.dumps(result, indent=1) + "\n")

@@ -21,7 +21,15 @@ def positive(value) -> bool:
 
 def test_rehearsal_writes_every_figure(tmp_path):
     out = subprocess.run(
-        ["bash", str(REPO / "bench" / "gpu_leg.sh"), "--rehearse", "--out", str(tmp_path)],
+        [
+            "bash",
+            str(REPO / "bench" / "gpu_leg.sh"),
+            "--rehearse",
+            "--out",
+            str(tmp_path),
+            "--work",
+            str(tmp_path / "w"),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
