@@ -166,8 +166,6 @@ def main() -> int:
 
 
 def drive(args, work: Path) -> int:
-    import torch
-
     start = time.monotonic()
     budget = args.budget or (300 if args.rehearse else 540)
     parts = [name for name in PARTS if not args.only or name in args.only.split(",")]
@@ -175,17 +173,18 @@ def drive(args, work: Path) -> int:
     if unknown:
         print(f"unknown parts {sorted(unknown)}; parts are {', '.join(PARTS)}", file=sys.stderr)
         return 2
-    if not args.rehearse and not torch.cuda.is_available():
+    env = environment(args.rehearse)
+    if not args.rehearse and env["device_name"] == "cpu":
         print("no CUDA GPU is visible; `bash bench/gpu_leg.sh --rehearse` runs the CPU rehearsal", file=sys.stderr)
         return 2
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.rehearse else "cpu"
+    device = env["device_name"]
     stamp = date.today().isoformat()
     base = args.out / f"{stamp}-{slug(device)}{'-rehearse' if args.rehearse else ''}"
     args.out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     results_path, log_path = base.with_suffix(".json"), base.with_suffix(".log")
     report = json.loads(results_path.read_text()) if results_path.exists() else {}
-    report.update(environment(device, args.rehearse))
+    report.update(env)
     make_shards(work / "shards", sizes(args.rehearse)["shard_tokens"])
     with open(log_path, "a", encoding="utf-8") as log:
         for name in parts:
@@ -233,23 +232,29 @@ def run_isolated(name: str, rehearse: bool, work: Path, box: float, log) -> dict
     return result
 
 
-def environment(device: str, rehearse: bool) -> dict:
-    import torch
+# asked of a subprocess: the driver holds no CUDA context (memory) while the parts run
+ENVIRONMENT = """
+import json, sys, torch
+gpu = torch.cuda.is_available() and sys.argv[1] == "gpu"
+env = {"device_name": torch.cuda.get_device_name() if gpu else "cpu", "torch": torch.__version__,
+       "cuda": torch.version.cuda, "python": sys.version.split()[0]}
+if gpu:
+    env["capability"] = ".".join(map(str, torch.cuda.get_device_capability()))
+    env["gpu_memory_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
+print(json.dumps(env))
+"""
 
-    env = {
+
+def environment(rehearse: bool) -> dict:
+    argv = [sys.executable, "-c", ENVIRONMENT, "cpu" if rehearse else "gpu"]
+    asked = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    return {
         "date": date.today().isoformat(),
-        "device_name": device,
         "rehearse": rehearse,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": sys.version.split()[0],
+        **asked,
         "git_sha": git_sha(),
+        "optional_packages": {name: installed(name) for name in ("liger_kernel", "cut_cross_entropy", "pytest")},
     }
-    if torch.cuda.is_available() and not rehearse:
-        env["capability"] = ".".join(map(str, torch.cuda.get_device_capability()))
-        env["gpu_memory_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
-    env["optional_packages"] = {name: installed(name) for name in ("liger_kernel", "cut_cross_entropy", "pytest")}
-    return env
 
 
 def compile_ratio(report: dict) -> float | None:
