@@ -172,6 +172,18 @@ def test_auto_picks_fused_off_cuda_and_the_measured_choice_on_cuda():
     assert fused_loss.resolve_loss("plain", "cuda") == "plain"
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_float32_output_matmuls_are_valid_calls_of_this_torch(dtype):
+    """CUDA's out_dtype matmuls cannot run on a CPU, but torch checks their arguments on the meta device."""
+    x = torch.empty(5120, 768, device="meta", dtype=dtype)
+    w = torch.empty(50304, 768, device="meta", dtype=dtype)
+    logits = fused_loss._chunk_logits(x, w, 50257, float32_out=True)
+    assert logits.dtype == torch.float32 and logits.shape == (5120, 50304)
+    grad_w = torch.empty(50304, 768, device="meta", dtype=torch.float32)
+    fused_loss._add_product(grad_w, logits.to(dtype).t(), x, float32_out=True)
+    assert grad_w.dtype == torch.float32
+
+
 # ------------------------------------------------------------------- CUDA only
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
