@@ -281,7 +281,7 @@ def run_part(name: str, rehearse: bool, work: Path) -> dict:
     if name == "shakespeare":
         return to_target(run_dir, "shakespeare-char", s["shakespeare"])
     if name == "checks":
-        return checks(run_dir, s["checks"], rehearse)
+        return checks(run_dir, s["checks"], rehearse, work / "shards")
     raise SystemExit(f"unknown part {name}")
 
 
@@ -572,9 +572,10 @@ def time_loss(fn, x, w, dtype, device, reps: int = 5) -> dict:
 # ------------------------------------------------------------------ checks
 
 
-def checks(run_dir: Path, device_overrides: list[str], rehearse: bool) -> dict:
+def checks(run_dir: Path, device_overrides: list[str], rehearse: bool, shards: Path) -> dict:
     """The CUDA-only checks: a compiled bf16 run with fused AdamW, its resume, the loss on the device.
-    (The micro-batch probe shows in throughput_auto_*: micro_batch_how.)"""
+    (The micro-batch probe shows in throughput_auto_*: micro_batch_how.) On the random-id shards:
+    they need no download and no cache."""
     import torch
 
     from workbench.engine import loss as ours
@@ -585,14 +586,17 @@ def checks(run_dir: Path, device_overrides: list[str], rehearse: bool) -> dict:
         "model.n_head=2",
         "model.n_embd=64",
         "model.block_size=32",
-        "train.batch_size=8",
+        f"data.path={shards}",
+        "train.batch_size=2",
+        "train.tokens_per_step=64",
         "train.eval_steps=2",
+        "train.eval_tasks=",
         "train.warmup_steps=2",
         "train.log_every=5",
-        "train.eval_every=10",
+        "train.eval_every=5",
         *device_overrides,
     ]
-    train(run_dir, "shakespeare-char", tiny + ["train.max_steps=20"])
+    train(run_dir, "gpt2-124m", tiny + ["train.max_steps=10"])
     first = read_events(run_dir)
     started = next(e for e in first if e["event"] == "run_started")
     finished = [e for e in first if e["event"] == "run_finished"][-1]
@@ -611,7 +615,7 @@ def checks(run_dir: Path, device_overrides: list[str], rehearse: bool) -> dict:
         "compile_s": finished.get("compile_s"),
     }
     out["fused_adamw"] = fused_adamw(run_dir, rehearse)
-    out["resume"] = resume(run_dir, 40)
+    out["resume"] = resume(run_dir, 20)
     out["loss_on_device"] = loss_on_device(ours, torch, rehearse)
     out["pytest"] = unit_tests() if not rehearse else {"skipped": "rehearsal: CI runs the unit tests"}
     out["all_ok"] = all(v.get("ok", True) for v in out.values() if isinstance(v, dict))
