@@ -32,7 +32,7 @@ def test_rehearsal_writes_every_figure(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1200,
         env={**os.environ, "PYTHON": sys.executable},
     )
     assert out.returncode == 0, out.stdout + out.stderr
