@@ -82,6 +82,7 @@ PARTS = {
     "throughput_16_plain_flash": (75, 120),
 }
 MIN_PART_S = 20  # a part with less than this left is skipped, not started
+STOP_GRACE_S = 20  # a part past its box gets this long to stop cleanly (a gpt2 last.pt is 1.5 GB)
 
 
 # ----------------------------------------------------------------- sizes
@@ -217,11 +218,17 @@ def run_isolated(name: str, rehearse: bool, work: Path, box: float, log) -> dict
     log.write(f"\n===== {name} (box {box:.0f} s): {' '.join(argv)}\n")
     log.flush()
     started = time.time()
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, timeout=box, cwd=REPO)
-        code = proc.returncode
+        code = proc.wait(timeout=box)
     except subprocess.TimeoutExpired:
         code = None
+        proc.terminate()  # a trainer stops at its next boundary and writes run_finished
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
     run_dir = work / name
     if not result and (run_dir / "events.jsonl").exists():
