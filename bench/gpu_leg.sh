@@ -21,9 +21,10 @@ if [ ! -f "$cached" ]; then
     done
 fi
 [ -f "$cached" ] || echo "gpu_leg: no tiny Shakespeare at $cached or in shared/: the shakespeare part will fail" >&2
-missing=$(python3 -c 'import importlib.util as u; print(" ".join(m for m in ("torch", "numpy", "tiktoken", "psutil") if not u.find_spec(m)))')
+python="${PYTHON:-python3}"  # the interpreter that has torch
+missing=$("$python" -c 'import importlib.util as u; print(" ".join(m for m in ("torch", "numpy", "tiktoken", "psutil") if not u.find_spec(m)))')
 if [ -n "$missing" ]; then
     echo "gpu_leg: the engine needs $missing (pip install them, or carry them as wheels)" >&2
     exit 2
 fi
-exec python3 bench/gpu_leg.py "$@"
+exec "$python" bench/gpu_leg.py "$@"

@@ -4,7 +4,9 @@ so that it cannot rot before a GPU comes. Every part must run and report its fig
 import importlib.util
 import json
 import math
+import os
 import subprocess
+import sys
 
 from conftest import REPO
 
@@ -19,10 +21,19 @@ def positive(value) -> bool:
 
 def test_rehearsal_writes_every_figure(tmp_path):
     out = subprocess.run(
-        ["bash", str(REPO / "bench" / "gpu_leg.sh"), "--rehearse", "--out", str(tmp_path)],
+        [
+            "bash",
+            str(REPO / "bench" / "gpu_leg.sh"),
+            "--rehearse",
+            "--out",
+            str(tmp_path),
+            "--work",
+            str(tmp_path / "w"),
+        ],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1200,
+        env={**os.environ, "PYTHON": sys.executable},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     [results] = tmp_path.glob("*-cpu-rehearse.json")
@@ -61,5 +72,5 @@ def test_rehearsal_writes_every_figure(tmp_path):
 
     checks = report["checks"]
     assert checks["all_ok"] is True, checks
-    assert checks["resume"]["step"] == 40 and checks["loss_on_device"]["grad_w_rel_err"] < 1e-4
+    assert checks["resume"]["step"] == 20 and checks["loss_on_device"]["grad_w_rel_err"] < 1e-4
     assert "compile_s_ratio" in report and positive(report["wall_s"])

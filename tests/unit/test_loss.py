@@ -126,18 +126,20 @@ def test_compiled_graph_holds_the_loss_once_whatever_the_batch(monkeypatch, grad
     assert sizes[4] == sizes[32], sizes
 
 
-def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch):
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
+def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch, dtype):
     monkeypatch.setattr(fused_loss, "CHUNK_ELEMENTS", 64 * 1024)
-    eager = tiny_gpt()
     x = torch.randint(0, 1000, (8, 32))
-    _, expected = eager(x, x)
-    expected.backward()
-    model = tiny_gpt()
+    models, losses = [tiny_gpt(), tiny_gpt()], []
     torch._dynamo.reset()
-    _, loss = torch.compile(model, backend="aot_eager", fullgraph=True)(x, x)
-    loss.backward()
-    torch.testing.assert_close(loss, expected)
-    for (name, p), q in zip(model.named_parameters(), eager.parameters()):
+    for model in (models[0], torch.compile(models[1], backend="aot_eager", fullgraph=True)):
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            _, loss = model(x, x)
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0])
+    for (name, p), q in zip(models[1].named_parameters(), models[0].parameters()):
+        assert p.grad.dtype == torch.float32
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
@@ -170,6 +172,18 @@ def test_auto_picks_fused_off_cuda_and_the_measured_choice_on_cuda():
     assert fused_loss.resolve_loss("plain", "cuda") == "plain"
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_float32_output_matmuls_are_valid_calls_of_this_torch(dtype):
+    """CUDA's out_dtype matmuls cannot run on a CPU, but torch checks their arguments on the meta device."""
+    x = torch.empty(5120, 768, device="meta", dtype=dtype)
+    w = torch.empty(50304, 768, device="meta", dtype=dtype)
+    logits = fused_loss._chunk_logits(x, w, 50257, float32_out=True)
+    assert logits.dtype == torch.float32 and logits.shape == (5120, 50304)
+    grad_w = torch.empty(50304, 768, device="meta", dtype=torch.float32)
+    fused_loss._add_product(grad_w, logits.to(dtype).t(), x, float32_out=True)
+    assert grad_w.dtype == torch.float32
+
+
 # ------------------------------------------------------------------- CUDA only
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -192,3 +206,17 @@ def test_cuda_head_gradient_is_accumulated_in_float32_by_the_matmul():
     reference(x.detach(), ref_w, t, 50257).backward()
     assert abs(loss.item() - expected.item()) < 2e-2
     torch.testing.assert_close(w.grad, ref_w.grad, atol=1e-4, rtol=0.05)
+
+
+def test_fp16_keeps_the_small_probabilities_of_a_large_batch():
+    """The per-row gradient (softmax - one_hot) is cast to fp16 before its matmuls: divided by the
+    count first, 1/V-sized probabilities of a 4096-row batch would fall below fp16's range."""
+    torch.manual_seed(0)
+    x = torch.randn(4096, 32, requires_grad=True)
+    w = (torch.randn(1024, 32) * 0.01).requires_grad_()
+    t = torch.randint(0, 1000, (4096,))
+    with torch.autocast("cpu", dtype=torch.float16):
+        fused_loss.linear_cross_entropy(x, w, t, 1000).backward()
+    ref_w = w.detach().requires_grad_()
+    reference(x.detach(), ref_w, t, 1000).backward()
+    assert ((w.grad - ref_w.grad).norm() / ref_w.grad.norm()).item() < 2e-3  # 1e-2 when divided first

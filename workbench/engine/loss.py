@@ -21,11 +21,12 @@ Two things make it fit a GPU:
   with its autograd and a shape-only "fake" version registered), so
   `torch.compile` sees one opaque call instead of unrolling the loop into
   hundreds of chunk bodies: compile time does not grow with the batch.
-- On CUDA, chunks are thousands of rows (a multiple of 128), and the head
-  weight's float32 gradient is accumulated by the matmul itself (cuBLAS with
-  a float32 output, `out_dtype`), not through a bf16 product and a float32
-  copy of it per chunk. Each chunk reads and writes the whole (V, C) float32
-  gradient once (309 MB for GPT-2), so fewer, larger chunks move less memory.
+- On CUDA, chunks are thousands of rows (a multiple of 128), and the matmuls
+  write float32 themselves (cuBLAS with a float32 output, `out_dtype`): the
+  logits, and the head weight's gradient, accumulated in place, not through
+  a bf16 product and a float32 copy of it per chunk. Each chunk reads and
+  writes the whole (V, C) float32 gradient once (309 MB for GPT-2), so fewer,
+  larger chunks move less memory.
 
 `train.loss=plain` keeps the textbook path (full logits, `F.cross_entropy`)
 for comparison; `auto` picks per device what was measured faster (below).
@@ -85,13 +86,14 @@ def chunk_rows(n_rows: int, padded_vocab: int, device_kind: str) -> int:
     return math.ceil(n_rows / chunks / CUDA_ROW_MULTIPLE) * CUDA_ROW_MULTIPLE
 
 
-def _chunk_logits(x: Tensor, weight: Tensor, vocab_size: int) -> Tensor:
+def _chunk_logits(x: Tensor, weight: Tensor, vocab_size: int, float32_out: bool = False) -> Tensor:
     """float32 logits of a chunk over the padded vocabulary; padding columns -inf.
 
     The matmul keeps the padded width (a multiple of 64, fast); the padding can
-    never win a softmax because its logits are -inf.
+    never win a softmax because its logits are -inf. float32_out: the 16-bit
+    matmul writes float32 itself (no 16-bit copy of the logits to convert).
     """
-    logits = (x @ weight.t()).float()
+    logits = torch.mm(x, weight.t(), out_dtype=torch.float32) if float32_out else (x @ weight.t()).float()
     if weight.size(0) > vocab_size:
         logits[:, vocab_size:] = float("-inf")
     return logits
@@ -105,20 +107,21 @@ def _matmul_dtype(x: Tensor) -> torch.dtype:
 
 @functools.cache
 def _matmul_writes_float32(device: torch.device, dtype: torch.dtype) -> bool:
-    """Can a 16-bit matmul add its product into a float32 tensor itself here (addmm's out_dtype)?
+    """Can a 16-bit matmul write float32, and add its product into a float32 tensor, itself here?
 
-    CUDA has it in recent torch; asked once per device and dtype with a tiny
-    product, so an older torch or another device takes the bf16-product path.
+    (mm's and addmm's out_dtype.) CUDA has it in recent torch; asked once per
+    device and dtype with a tiny product, so an older torch or another device
+    takes the 16-bit-product path.
     """
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
         return False
     a = torch.ones(2, 2, device=device, dtype=dtype)
-    acc = torch.ones(2, 2, device=device, dtype=torch.float32)
     try:
+        acc = torch.mm(a, a, out_dtype=torch.float32)
         torch.addmm(acc, a, a, out_dtype=torch.float32, out=acc)
     except (RuntimeError, TypeError):
         return False
-    return bool((acc == 3).all())
+    return acc.dtype == torch.float32 and bool((acc == 4).all())
 
 
 def _add_product(acc: Tensor, a: Tensor, b: Tensor, float32_out: bool) -> None:
@@ -135,7 +138,7 @@ def _add_product(acc: Tensor, a: Tensor, b: Tensor, float32_out: bool) -> None:
 def _fused(
     x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(mean loss, its gradient for x, its float32 gradient for weight), a chunk at a time.
+    """(mean loss, the summed loss's gradient for x, and its float32 gradient for weight), a chunk at a time.
 
     x (N, C) hidden states, weight (V_padded, C) the LM head, targets (N,) with
     -1 for rows that do not count; the matmuls run in `dtype`.
@@ -151,24 +154,22 @@ def _fused(
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
         counted = targets != -1
-        count = counted.sum()
-        # the mean's gradient: 1/count on every counted row, 0 on the others
-        row_scale = counted / count.clamp(min=1)
         for start in range(0, x.size(0), rows):
             stop = start + rows
             xs, ts, keep = xc[start:stop], targets[start:stop], counted[start:stop]
-            logits = _chunk_logits(xs, w, vocab_size)
+            logits = _chunk_logits(xs, w, vocab_size, float32_out)
             lse = torch.logsumexp(logits, dim=-1)
             picked = ts.clamp(min=0)[:, None]  # -1 -> 0, masked out below
             loss_sum += ((lse - logits.gather(1, picked).squeeze(1)) * keep).sum()
-            # d(loss)/d(logits) = softmax - one_hot(target), scaled; computed in
-            # place: one chunk-sized buffer at a time
+            # d(loss)/d(logits) = softmax - one_hot(target), zero for ignored rows;
+            # computed in place: one chunk-sized buffer at a time. Not yet divided by
+            # the count (backward does it): fp16 would flush p/count to zero.
             grad = logits.sub_(lse[:, None]).exp_()
             grad.scatter_add_(1, picked, torch.full_like(lse, -1.0)[:, None])
-            grad = grad.mul_(row_scale[start:stop, None]).to(dtype)
+            grad = grad.mul_(keep[:, None]).to(dtype)
             grad_x[start:stop] = grad @ w
             _add_product(grad_w, grad.t(), xs, float32_out)
-        return loss_sum / count, grad_x, grad_w  # no counted targets: nan, as F.cross_entropy
+        return loss_sum / counted.sum(), grad_x, grad_w  # no counted targets: nan, as F.cross_entropy
 
 
 @_fused.register_fake
@@ -178,13 +179,16 @@ def _(x, weight, targets, vocab_size, dtype):
 
 def _save_gradients(ctx, inputs, output) -> None:
     _, grad_x, grad_w = output
-    ctx.save_for_backward(grad_x, grad_w)
+    counted = (inputs[2] != -1).sum().clamp(min=1)
+    ctx.save_for_backward(grad_x, grad_w, counted)
     ctx.weight_dtype = inputs[1].dtype
 
 
 def _scale_gradients(ctx, grad_loss, _grad_x, _grad_w):
-    grad_x, grad_w = ctx.saved_tensors
-    return grad_x * grad_loss.to(grad_x.dtype), (grad_w * grad_loss).to(ctx.weight_dtype), None, None, None
+    """The stored gradients of the summed loss, scaled to the mean and by the incoming gradient."""
+    grad_x, grad_w, counted = ctx.saved_tensors
+    scale = grad_loss / counted
+    return grad_x * scale.to(grad_x.dtype), (grad_w * scale).to(ctx.weight_dtype), None, None, None
 
 
 _fused.register_autograd(_scale_gradients, setup_context=_save_gradients)
@@ -195,12 +199,13 @@ def _loss_only(x: Tensor, weight: Tensor, targets: Tensor, vocab_size: int, dtyp
     """The mean loss alone (evals), a chunk at a time; one opaque call for torch.compile too."""
     with torch.autocast(x.device.type, enabled=False):
         x, weight = x.to(dtype), weight.to(dtype)  # once, not per chunk
+        float32_out = _matmul_writes_float32(x.device, dtype)
         total = torch.zeros((), dtype=torch.float32, device=x.device)
         counted = targets != -1
         rows = chunk_rows(x.size(0), weight.size(0), x.device.type)
         for start in range(0, x.size(0), rows):
             stop = start + rows
-            logits = _chunk_logits(x[start:stop], weight, vocab_size)
+            logits = _chunk_logits(x[start:stop], weight, vocab_size, float32_out)
             picked = targets[start:stop].clamp(min=0)[:, None]
             nll = torch.logsumexp(logits, -1) - logits.gather(1, picked).squeeze(1)
             total += (nll * counted[start:stop]).sum()
