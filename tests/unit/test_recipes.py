@@ -159,6 +159,7 @@ def test_recipe_modern_sets_its_keys_and_single_keys_win(name):
     assert m.logit_softcap > 0 and modern.train.optimizer == "muon"
     # everything outside the recipe stays the preset's (and its profile's)
     assert modern.model.n_layer == classic.model.n_layer and modern.train.lr == classic.train.lr
+    assert presets.resolve(preset, ["recipe=modern", "recipe=classic"]).model.position == "learned"  # the last wins
     mixed = presets.resolve(preset, ["recipe=modern", "model.position=learned", "train.optimizer=adamw"])
     assert mixed.model.position == "learned" and mixed.train.optimizer == "adamw" and mixed.model.qk_norm
 

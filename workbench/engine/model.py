@@ -309,6 +309,10 @@ class GPT(nn.Module):
         """A decoding step with a cache of its own; compiled (CUDA: as a CUDA graph) when asked."""
         step = Decoder(self, KVCache(self.config, batch_size, device, dtype))
         if compile:
+            # The cache stays where it is between steps: a CUDA graph may write it in place
+            # (as transformers' StaticCache does) instead of copying it in and out per token.
+            for buffer in step.cache.buffers():
+                torch._dynamo.mark_static_address(buffer)
             mode = "reduce-overhead" if device.type == "cuda" else None
             step = torch.compile(step, mode=mode, fullgraph=True)
         return step
