@@ -20,7 +20,7 @@ def describe(event: dict) -> Text | None:
         return Text(
             f"run started: {format_count(event['params'])} params on {event.get('device_name') or event['device']}"
             f" ({event['dtype']}, compile {'on' if event['compile'] else 'off'}), "
-            f"{event['tokens_per_step']:,} tokens/step"
+            f"{event['tokens_per_step']:,} tokens/step" + (f", {event['optimizer']}" if event.get("optimizer") else "")
         )
     if kind == "status":
         return Text(f"status: {event['state']}", style="dim")
