@@ -240,3 +240,14 @@ def test_export_refuses_what_the_format_cannot_represent_in_one_sentence(tmp_pat
         (export_hf if fmt == "hf" else export_llmc)(tiny_model(options), char_tokenizer(), tmp_path / "out")
     assert words in exc.value.message and exc.value.message.count(". ") == 0
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_rms_norm_and_its_written_out_backward_match_torch(with_weight):
+    from workbench.engine.model import RMSNormFunction, rms_norm
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, dtype=torch.float64, requires_grad=True) if with_weight else None
+    torch.testing.assert_close(rms_norm(x, w), torch.nn.functional.rms_norm(x, (8,), w, eps=1e-5))
+    assert torch.autograd.gradcheck(lambda x, w: RMSNormFunction.apply(x, w, 1e-5), (x, w))

@@ -23,10 +23,53 @@ from workbench.config import ModelConfig
 from .loss import linear_cross_entropy
 
 
+class RMSNormFunction(torch.autograd.Function):
+    """x / rms(x) (* weight) over the last dimension, in float32 at least, with its backward written out.
+
+    torch's RMSNorm is a chain of small ops on the CPU, each kept for autograd:
+    ~5x a fused LayerNorm there (and QK-norm runs it on every head). Written out,
+    the backward is one short formula over the saved normalised input.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 in float32
+        rstd = torch.rsqrt(xf.square().mean(-1, keepdim=True).add_(eps))
+        normed = xf * rstd
+        ctx.save_for_backward(normed, rstd, weight)
+        return (normed if weight is None else normed * weight).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        normed, rstd, weight = ctx.saved_tensors
+        grad_n = grad.to(normed.dtype)
+        g = grad_n if weight is None else grad_n * weight
+        # d/dx of x*rstd: the component of g along the normalised input is removed, then scaled
+        grad_x = (g - normed * (g * normed).mean(-1, keepdim=True)) * rstd
+        grad_w = None if weight is None else (grad_n * normed).flatten(0, -2).sum(0).to(weight.dtype)
+        return grad_x.to(grad.dtype), grad_w, None
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    return RMSNormFunction.apply(x, weight, eps)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm (https://arxiv.org/abs/1910.07467): no mean subtracted and no bias; a gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.weight, self.eps)
+
+
 def make_norm(config: ModelConfig) -> nn.Module:
     """GPT-2's LayerNorm, or RMSNorm: no mean subtracted and no bias (cheaper, and as good)."""
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.n_embd, eps=1e-5)
+        return RMSNorm(config.n_embd)
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
@@ -89,7 +132,7 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         if self.qk_norm:
             # bounded attention logits whatever the weights grow to (no gain: one less thing to tune)
-            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+            q, k = rms_norm(q), rms_norm(k)
         if self.rotary is not None:
             q, k = self.rotary(q, positions), self.rotary(k, positions)
         if kv is None:
