@@ -251,3 +251,26 @@ def test_rms_norm_and_its_written_out_backward_match_torch(with_weight):
     w = torch.randn(8, dtype=torch.float64, requires_grad=True) if with_weight else None
     torch.testing.assert_close(rms_norm(x, w), torch.nn.functional.rms_norm(x, (8,), w, eps=1e-5))
     assert torch.autograd.gradcheck(lambda x, w: RMSNormFunction.apply(x, w, 1e-5), (x, w))
+
+
+def test_init_from_a_run_takes_its_architecture_modern_or_from_before_the_options(tmp_path):
+    import json
+
+    from workbench import presets
+    from workbench.config import ConfigError
+
+    preset = presets.load("shakespeare-char")
+    modern = presets.resolve(preset, ["recipe=modern"]).to_dict()
+    old = presets.resolve(preset, []).to_dict()
+    for key in ("position", "norm", "qk_norm", "tie_embeddings", "logit_softcap"):
+        del old["model"][key]  # a run from before the options existed
+    for name, config in (("modern", modern), ("old", old)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        (tmp_path / name / "best.pt").write_bytes(b"")  # only its presence is checked before loading
+    from_modern = presets.resolve(preset, [f"model.init_from={tmp_path / 'modern'}"])
+    assert from_modern.model.position == "rope" and not from_modern.model.tie_embeddings
+    from_old = presets.resolve(preset, [f"model.init_from={tmp_path / 'old'}"])
+    assert from_old.model.position == "learned" and from_old.model.norm == "layernorm"
+    with pytest.raises(ConfigError, match="model.position=rope.*disagree"):
+        presets.resolve(preset, ["recipe=modern", f"model.init_from={tmp_path / 'old'}"])
