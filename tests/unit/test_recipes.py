@@ -274,3 +274,13 @@ def test_init_from_a_run_takes_its_architecture_modern_or_from_before_the_option
     assert from_old.model.position == "learned" and from_old.model.norm == "layernorm"
     with pytest.raises(ConfigError, match="model.position=rope.*disagree"):
         presets.resolve(preset, ["recipe=modern", f"model.init_from={tmp_path / 'old'}"])
+
+
+def test_gptbench_presets_lists_each_recipe_and_what_it_sets(capsys):
+    from workbench.commands.show_preset import show_preset
+
+    show_preset("shakespeare-char", ["recipe=modern"], "cpu")
+    out = capsys.readouterr().out
+    assert "# recipe classic (--set recipe=classic): the preset as written" in out
+    assert "# recipe modern (this config): model.position=rope, model.norm=rmsnorm" in out
+    assert 'position = "rope"' in out and 'optimizer = "muon"' in out
