@@ -168,7 +168,7 @@ def resolve(
         apply_table(cfg, preset.table["profiles"][profile], f"{preset.path} [profiles.{profile}]")
     cfg.profile = profile
     explicit: dict[str, object] = {}  # model.* keys the user chose, which init_from may not override
-    recipe = next((v for k, v in parsed if k == "recipe"), None) or "classic"
+    recipe = ([v for k, v in parsed if k == "recipe"] or ["classic"])[-1]  # the last --set wins
     if recipe not in preset.recipes:
         raise ConfigError(
             f"Preset {preset.name!r} has no recipe {recipe!r}.", f"choose one of: {', '.join(preset.recipes)}."

@@ -304,7 +304,7 @@ def describe(event: dict) -> tuple[str, str] | None:
         return (
             f"run started: {units.count(event['params'])} params on {event.get('device_name') or event['device']}"
             f" ({event['dtype']}, compile {'on' if event['compile'] else 'off'}), "
-            f"{event['tokens_per_step']:,} tokens/step"
+            f"{event['tokens_per_step']:,} tokens/step" + (f", {event['optimizer']}" if event.get("optimizer") else "")
         ), ""
     if kind == "status":
         return f"status: {event['state']}", "dim"

@@ -96,8 +96,10 @@ def test_cached_decoding_matches_the_full_forward_pass(options):
         full, _ = model(idx)
         torch.testing.assert_close(model.forward_cached(idx[:, :5], torch.arange(5), cache), full[:, 4])
         for t in range(5, 12):
-            step = model.forward_cached(idx[:, t : t + 1], torch.tensor([t]), cache)
-            torch.testing.assert_close(step, full[:, t])
+            # the fixed-shape step a compiled decoder runs (span None: the whole cache, masked) and the eager one
+            for span in (None, t + 1):
+                step = model.forward_cached(idx[:, t : t + 1], torch.tensor([t]), cache, span)
+                torch.testing.assert_close(step, full[:, t])
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
@@ -159,6 +161,7 @@ def test_recipe_modern_sets_its_keys_and_single_keys_win(name):
     assert m.logit_softcap > 0 and modern.train.optimizer == "muon"
     # everything outside the recipe stays the preset's (and its profile's)
     assert modern.model.n_layer == classic.model.n_layer and modern.train.lr == classic.train.lr
+    assert presets.resolve(preset, ["recipe=modern", "recipe=classic"]).model.position == "learned"  # the last wins
     mixed = presets.resolve(preset, ["recipe=modern", "model.position=learned", "train.optimizer=adamw"])
     assert mixed.model.position == "learned" and mixed.train.optimizer == "adamw" and mixed.model.qk_norm
 
@@ -239,3 +242,47 @@ def test_export_refuses_what_the_format_cannot_represent_in_one_sentence(tmp_pat
         (export_hf if fmt == "hf" else export_llmc)(tiny_model(options), char_tokenizer(), tmp_path / "out")
     assert words in exc.value.message and exc.value.message.count(". ") == 0
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_rms_norm_and_its_written_out_backward_match_torch(with_weight):
+    from workbench.engine.model import RMSNormFunction, rms_norm
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, dtype=torch.float64, requires_grad=True) if with_weight else None
+    torch.testing.assert_close(rms_norm(x, w), torch.nn.functional.rms_norm(x, (8,), w, eps=1e-5))
+    assert torch.autograd.gradcheck(lambda x, w: RMSNormFunction.apply(x, w, 1e-5), (x, w))
+
+
+def test_init_from_a_run_takes_its_architecture_modern_or_from_before_the_options(tmp_path):
+    import json
+
+    from workbench import presets
+    from workbench.config import ConfigError
+
+    preset = presets.load("shakespeare-char")
+    modern = presets.resolve(preset, ["recipe=modern"]).to_dict()
+    old = presets.resolve(preset, []).to_dict()
+    for key in ("position", "norm", "qk_norm", "tie_embeddings", "logit_softcap"):
+        del old["model"][key]  # a run from before the options existed
+    for name, config in (("modern", modern), ("old", old)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        (tmp_path / name / "best.pt").write_bytes(b"")  # only its presence is checked before loading
+    from_modern = presets.resolve(preset, [f"model.init_from={tmp_path / 'modern'}"])
+    assert from_modern.model.position == "rope" and not from_modern.model.tie_embeddings
+    from_old = presets.resolve(preset, [f"model.init_from={tmp_path / 'old'}"])
+    assert from_old.model.position == "learned" and from_old.model.norm == "layernorm"
+    with pytest.raises(ConfigError, match="model.position=rope.*disagree"):
+        presets.resolve(preset, ["recipe=modern", f"model.init_from={tmp_path / 'old'}"])
+
+
+def test_gptbench_presets_lists_each_recipe_and_what_it_sets(capsys):
+    from workbench.commands.show_preset import show_preset
+
+    show_preset("shakespeare-char", ["recipe=modern"], "cpu")
+    out = capsys.readouterr().out
+    assert "# recipe classic (--set recipe=classic): the preset as written" in out
+    assert "# recipe modern (this config): model.position=rope, model.norm=rmsnorm" in out
+    assert 'position = "rope"' in out and 'optimizer = "muon"' in out

@@ -23,10 +23,53 @@ from workbench.config import ModelConfig
 from .loss import linear_cross_entropy, plain_cross_entropy
 
 
+class RMSNormFunction(torch.autograd.Function):
+    """x / rms(x) (* weight) over the last dimension, in float32 at least, with its backward written out.
+
+    torch's RMSNorm is a chain of small ops on the CPU, each kept for autograd:
+    ~5x a fused LayerNorm there (and QK-norm runs it on every head). Written out,
+    the backward is one short formula over the saved normalised input.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 in float32
+        rstd = torch.rsqrt(xf.square().mean(-1, keepdim=True).add_(eps))
+        normed = xf * rstd
+        ctx.save_for_backward(normed, rstd, weight)
+        return (normed if weight is None else normed * weight).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        normed, rstd, weight = ctx.saved_tensors
+        grad_n = grad.to(normed.dtype)
+        g = grad_n if weight is None else grad_n * weight
+        # d/dx of x*rstd: the component of g along the normalised input is removed, then scaled
+        grad_x = (g - normed * (g * normed).mean(-1, keepdim=True)) * rstd
+        grad_w = None if weight is None else (grad_n * normed).flatten(0, -2).sum(0).to(weight.dtype)
+        return grad_x.to(grad.dtype), grad_w, None
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    return RMSNormFunction.apply(x, weight, eps)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm (https://arxiv.org/abs/1910.07467): no mean subtracted and no bias; a gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.weight, self.eps)
+
+
 def make_norm(config: ModelConfig) -> nn.Module:
     """GPT-2's LayerNorm, or RMSNorm: no mean subtracted and no bias (cheaper, and as good)."""
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.n_embd, eps=1e-5)
+        return RMSNorm(config.n_embd)
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
@@ -56,6 +99,10 @@ class Rotary(nn.Module):
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
+# one layer's (keys, values) cache and how many of its positions a decoding step reads (None: all, masked)
+CachedLayer = tuple[torch.Tensor, torch.Tensor, "int | None"]
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -70,16 +117,16 @@ class CausalSelfAttention(nn.Module):
         self.rotary = Rotary(config) if config.position == "rope" else None
         self.qk_norm = config.qk_norm
 
-    def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        """Attend causally over x (tokens at `positions`, (T,)), or, with kv = (k_cache, v_cache), over the cache.
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, kv: CachedLayer | None = None) -> torch.Tensor:
+        """Attend causally over x (tokens at `positions`, (T,)), or, with kv = (k_cache, v_cache, span), over the cache.
 
         With a cache, the keys and values of x are written into it at `positions`
         first. A prefill (T > 1) starts at position 0 and attends causally over
-        its own tokens; a decoding step (T == 1) attends over every filled
-        position of the cache, the rest masked out: the shapes never change,
-        so one compiled step serves every position (see Decoder).
+        its own tokens. A decoding step (T == 1) attends over the first `span`
+        positions of the cache; span None: over all of them, the unfilled ones
+        masked out, so the shapes never change and one compiled step serves
+        every position (see Decoder). Eagerly the slice is cheaper: the masked
+        form costs GPT-2 ~0.3 ms more per layer and token on a CPU core.
         """
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
@@ -89,7 +136,7 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         if self.qk_norm:
             # bounded attention logits whatever the weights grow to (no gain: one less thing to tune)
-            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+            q, k = rms_norm(q), rms_norm(k)
         if self.rotary is not None:
             q, k = self.rotary(q, positions), self.rotary(k, positions)
         if kv is None:
@@ -98,12 +145,16 @@ class CausalSelfAttention(nn.Module):
                 q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
             )
         else:
-            k_cache, v_cache = kv
+            k_cache, v_cache, span = kv
             k_cache.index_copy_(2, positions, k.to(k_cache.dtype))
             v_cache.index_copy_(2, positions, v.to(v_cache.dtype))
             if T > 1:  # prefill from position 0: ordinary causal attention over the new tokens
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            else:  # one new token sees every filled position: 0..positions[0]
+            elif span is not None:  # one new token sees every filled position
+                y = F.scaled_dot_product_attention(
+                    q, k_cache[:, :, :span].to(q.dtype), v_cache[:, :, :span].to(q.dtype)
+                )
+            else:  # the same, at a fixed shape: 0..positions[0] of the whole cache
                 filled = (torch.arange(k_cache.size(2), device=x.device) <= positions)[None, :]  # (1, block)
                 y = F.scaled_dot_product_attention(q, k_cache.to(q.dtype), v_cache.to(q.dtype), attn_mask=filled)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
@@ -144,9 +195,7 @@ class Block(nn.Module):
         self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, kv: CachedLayer | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), positions, kv)
         x = x + self.mlp(self.ln_2(x))
         return x
@@ -177,18 +226,20 @@ class KVCache(nn.Module):
 class Decoder(nn.Module):
     """One decoding step of a model with its cache: (B, 1) token ids at a 0-d position tensor -> (B, vocab) logits.
 
-    Every input has the same shape and place at every step, and the position is
-    a tensor, not a Python int: compiled once, it never recompiles, and on CUDA
-    `reduce-overhead` replays it as one CUDA graph instead of ~10 kernel
-    launches per layer.
+    Static (compiled): every input has the same shape and place at every step,
+    and the position is a tensor, not a Python int: compiled once, it never
+    recompiles, and on CUDA `reduce-overhead` replays it as one CUDA graph
+    instead of ~10 kernel launches per layer. Eager: the caller also passes
+    how many positions are filled (`span`, a host-side count), and attention
+    reads just those.
     """
 
-    def __init__(self, model: GPT, cache: KVCache):
+    def __init__(self, model: GPT, cache: KVCache, static: bool):
         super().__init__()
-        self.model, self.cache = model, cache
+        self.model, self.cache, self.static = model, cache, static
 
-    def forward(self, idx: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_cached(idx, position.view(1), self.cache)
+    def forward(self, idx: torch.Tensor, position: torch.Tensor, span: int | None = None) -> torch.Tensor:
+        return self.model.forward_cached(idx, position.view(1), self.cache, span)
 
 
 # Hugging Face's GPT-2 keeps these weights in Conv1D layers, stored (in, out);
@@ -294,23 +345,29 @@ class GPT(nn.Module):
         # float32 softmax inside, a chunk of rows at a time
         return None, linear_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size)
 
-    def forward_cached(self, idx: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def forward_cached(
+        self, idx: torch.Tensor, positions: torch.Tensor, cache: KVCache, span: int | None = None
+    ) -> torch.Tensor:
         """Run new tokens at `positions` (T,) through the model, writing their keys/values into the cache.
 
         Either a prefill (T tokens at positions 0..T-1) or one decoding step (one
-        token after the cached ones). Returns the logits of the last position only,
-        (B, vocab_size).
+        token after the cached ones; `span`: see CausalSelfAttention). Returns the
+        logits of the last position only, (B, vocab_size).
         """
         x = self._embed(idx, positions)
-        for block, kv in zip(self.transformer.h, cache.layers()):
-            x = block(x, positions, kv)
+        for block, (k, v) in zip(self.transformer.h, cache.layers()):
+            x = block(x, positions, (k, v, span))
         # only the last position predicts the next token: skip the head for the rest
         return self._logits(self.transformer.ln_f(x[:, -1, :]))
 
     def decoder(self, batch_size: int, device: torch.device, dtype: torch.dtype, compile: bool = False) -> Decoder:
         """A decoding step with a cache of its own; compiled (CUDA: as a CUDA graph) when asked."""
-        step = Decoder(self, KVCache(self.config, batch_size, device, dtype))
+        step = Decoder(self, KVCache(self.config, batch_size, device, dtype), static=compile)
         if compile:
+            # The cache stays where it is between steps: a CUDA graph may write it in place
+            # (as transformers' StaticCache does) instead of copying it in and out per token.
+            for buffer in step.cache.buffers():
+                torch._dynamo.mark_static_address(buffer)
             mode = "reduce-overhead" if device.type == "cuda" else None
             step = torch.compile(step, mode=mode, fullgraph=True)
         return step
@@ -370,8 +427,8 @@ class GPT(nn.Module):
             else:
                 # the cache holds every token but the last one: feed just that
                 position.fill_(filled)
-                logits = decoder(last, position)
                 filled += 1
+                logits = decoder(last, position, None if decoder.static else filled)
             idx_next = sample(logits, temperature, top_k, top_p, generator)
             last = idx_next[:, None]  # the same shape and strides at every step: no recompiles
             idx = torch.cat((idx, last), dim=1)

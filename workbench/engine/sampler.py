@@ -299,6 +299,18 @@ def load_run(source: Path, which: str, device: str = "auto") -> LoadedRun:
     return LoadedRun(model, cfg, load_tokenizer(run_dir), setup, step, path)
 
 
+def warm_up(decoder: Decoder, setup: DeviceSetup) -> None:
+    """Compile a decoding step (CUDA graphs record on the second and third call) before any prompt.
+
+    Its keys and values land in cache slot 0, which every request's prefill overwrites.
+    """
+    token = torch.zeros((1, 1), dtype=torch.long, device=setup.device)
+    position = torch.zeros((), dtype=torch.long, device=setup.device)
+    with torch.no_grad(), setup.autocast():
+        for _ in range(3):
+            decoder(token, position)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m workbench.engine.sampler", description="Sample from a run's checkpoint; events on stdout."
@@ -334,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         emit("error", kind="checkpoint", message=exc.message, hint=exc.hint)
         return 2
-    # One decoding step for every request, compiled on CUDA: a CUDA graph replays
-    # the whole step in one launch. (On a CPU compiling takes longer than most samples.)
-    decoder = model.decoder(1, setup.device, setup.compute_dtype, compile=setup.kind == "cuda")
+    # One decoding step for every request. Serving (the app's console) on CUDA, it
+    # is compiled as a CUDA graph that replays the whole step in one launch, while
+    # the user types the first prompt; a single answer, or a CPU, would wait longer
+    # for the compile than it saves.
+    decoder = model.decoder(1, setup.device, setup.compute_dtype, compile=args.serve and setup.kind == "cuda")
+    if args.serve and setup.kind == "cuda":
+        warm_up(decoder, setup)
     if not args.serve:
         req = SampleRequest(
             prompt=args.prompt,

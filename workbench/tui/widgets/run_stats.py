@@ -43,8 +43,17 @@ class RunStats(Static):
             ("device", device or units.DASH),
             ("dtype", started.get("dtype") or units.DASH),
             ("compile", {True: "on", False: "off"}.get(started.get("compile"), units.DASH)),
+            ("optimizer", optimizer_name(started)),
         ]
         return rows
+
+
+def optimizer_name(started: dict) -> str:
+    """adamw, or muon + adamw: the config's train.optimizer (a run from before the key: adamw)."""
+    if not started:
+        return units.DASH
+    name = started.get("config", {}).get("train", {}).get("optimizer", "adamw")
+    return "muon + adamw" if name == "muon" else name
 
 
 class RunStatsLine(Static):
