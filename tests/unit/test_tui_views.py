@@ -74,22 +74,20 @@ async def test_plot_options_are_one_for_every_screen_and_show_in_the_titles(runs
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await replayed(pilot)
         loss = screen.query_one("#plot-loss", MetricPlot)
-        assert loss.border_title.endswith("· EMA 0.6")
+        assert loss.heading.endswith("· EMA 0.6")
         await pilot.press("g", "x")
-        assert loss.border_title.endswith("· EMA 0.6 · log y · x=time")
-        assert (
-            screen.query_one("#plot-lr", MetricPlot).border_title == "learning rate · x=time"
-        )  # neither EMA nor log apply
+        assert loss.heading.endswith("· EMA 0.6 · log y · x=time")
+        assert screen.query_one("#plot-lr", MetricPlot).heading == "learning rate · x=time"  # neither EMA nor log apply
         await pilot.press("z")
-        assert loss.options.window == 50 and "last 50" in loss.border_title
+        assert loss.options.window == 50 and "last 50" in loss.heading
         app.compare_runs([runs / "addition-completed", runs / "addition-lr1e-3"])
         await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.states, "the comparison")
         plot = app.screen.query_one("#compare-plot", MetricPlot)
-        assert plot.options == loss.options and "log y · x=time · last 50" in plot.border_title
+        assert plot.options == loss.options and "log y · x=time · last 50" in plot.heading
         await pilot.press("e")  # toggled on the compare screen, seen on the run screen
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen, "the run screen")
-        assert not loss.options.smoothing and "EMA" not in loss.border_title
+        assert not loss.options.smoothing and "EMA" not in loss.heading
 
 
 async def test_the_value_cursor_reads_step_value_and_time(runs):
@@ -103,15 +101,63 @@ async def test_the_value_cursor_reads_step_value_and_time(runs):
         assert loss.cursor_step == series.steps[-1]
         await pilot.press("left")
         assert loss.cursor_step == series.steps[-2] == 290
-        assert re.search(r"▸ step 290 · ─ \d\.\d+ \(raw \d\.\d+\) · • \d\.\d+ · 0:\d\d$", loss.border_title), (
-            loss.border_title
-        )
+        assert re.search(r"▸ step 290 · ─ \d\.\d+ \(raw \d\.\d+\) · • \d\.\d+ · 0:\d\d$", loss.heading), loss.heading
         await pilot.press("m")  # maximised, the cursor stays
         assert screen.maximized is loss
         await pilot.press("escape")  # the cursor goes first
         assert loss.cursor_step is None and screen.maximized is loss
         await pilot.press("escape")
         assert screen.maximized is None and app.screen is screen
+
+
+def plot_text(app, plot) -> list[str]:
+    """The rows of the screen inside `plot`, under its title row."""
+    region = plot.region
+    lines = [line.ljust(region.right)[region.x : region.right] for line in visible_text(app).split("\n")]
+    top = next(i for i, line in enumerate(lines) if line[1:].startswith(plot.border_title))
+    return lines[top + 1 : top + region.height]
+
+
+BRAILLE = re.compile("[\u2801-\u28ff]")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_log_y_draws_the_loss_and_grad_norm_curves_with_labels(runs, size):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=size) as pilot:
+        screen = await replayed(pilot)
+        await pilot.press("g")
+        plots = [screen.query_one(f"#plot-{name}", MetricPlot) for name in ("loss", "grad-norm")]
+        await until(pilot, lambda: all(p.options.log_scale and not p.stale for p in plots), "the log plots")
+        await pilot.pause()
+        for plot in plots:
+            rows = plot_text(app, plot)
+            curve_cells = sum(len(BRAILLE.findall(row)) for row in rows)
+            assert curve_cells > 20, (plot.id, rows)
+            # round y labels on the axis: a number, then the tick
+            labels = [m.group(1) for row in rows if (m := re.match(r"\s*([\d.]+k?)┤", row))]
+            assert len(labels) >= 2, (plot.id, rows)
+
+
+async def test_at_80x24_the_cursor_readout_is_whole_on_a_line_of_its_own(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await replayed(pilot)
+        loss = screen.query_one("#plot-loss", MetricPlot)
+        loss.focus()
+        await pilot.press("left", "left")
+        await until(pilot, lambda: not loss.stale, "the cursor drawn")
+        await pilot.pause()
+        assert "…" not in loss.border_title
+        shown = " · ".join(row.strip() for row in plot_text(app, loss)[:2])
+        value = r"\d\.\d+"
+        assert re.search(rf"▸ step 290 · ─ {value} \(raw {value}\) · • {value} · 0:\d\d", shown), shown
+        await pilot.press("escape")  # the options, not cut either
+        await until(pilot, lambda: not loss.stale, "the cursor gone")
+        await pilot.press("g")
+        await until(pilot, lambda: not loss.stale, "log y drawn")
+        await pilot.pause()
+        assert "…" not in loss.border_title and "log y" in visible_text(app)
 
 
 async def test_at_80x24_stats_and_log_fold_into_lines_that_unfold(runs):
