@@ -47,6 +47,11 @@ async def replayed(pilot) -> RunScreen:
     return pilot.app.screen
 
 
+async def replayed_crash(pilot) -> RunScreen:
+    await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.state.started, "the run")
+    return pilot.app.screen
+
+
 async def test_a_replay_draws_its_plots_at_once(runs):
     app = GPTBenchApp(attach=runs / "addition-completed")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -180,6 +185,35 @@ async def test_at_80x24_stats_and_log_fold_into_lines_that_unfold(runs):
         assert re.search(r"best val\s+0\.5633", visible_text(app))  # room enough: unfolded
 
 
+async def test_a_crashed_runs_log_line_says_it_crashed(runs):
+    app = GPTBenchApp(attach=runs / "addition-crashed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await replayed_crash(pilot)
+        await until(pilot, lambda: screen.state.crash is not None, "the crash")
+        await pilot.pause(0.2)
+        text = visible_text(app)
+        assert "log › crashed: the trainer is gone and never said it finished" in text, text
+        assert "status: training" not in text
+
+
+async def test_a_run_stopped_before_its_first_step_does_not_wait_for_data(runs):
+    stopped = runs / "addition-stopped-early"
+    stopped.mkdir()
+    lines = (runs / "addition-completed" / "events.jsonl").read_text().splitlines()
+    head = [line for line in lines if '"event":"step"' not in line][:3]  # starting, run_started, training
+    finished = {"event": "run_finished", "t": 1795416700.0, "reason": "stopped", "step": 0}
+    finished |= {"best_val_loss": None, "metrics": {}}
+    (stopped / "events.jsonl").write_text("\n".join([*head, json.dumps(finished)]) + "\n")
+    shutil.copy(runs / "addition-completed" / "config.json", stopped)
+    app = GPTBenchApp(attach=stopped)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await replayed(pilot)
+        await pilot.pause(0.3)
+        text = visible_text(app)
+        assert "waiting for data" not in text
+        assert "no steps were logged before the run ended" in text
+
+
 async def test_the_config_tab_marks_what_the_run_changed_from_its_preset(runs):
     app = GPTBenchApp(attach=runs / "addition-lr1e-3")
     async with app.run_test(size=(100, 40)) as pilot:
@@ -191,7 +225,7 @@ async def test_the_config_tab_marks_what_the_run_changed_from_its_preset(runs):
         assert re.search(r"^\s+train\.seed\s+1337\s*$", text, re.M)  # unchanged: no mark, no preset value
 
 
-async def test_the_system_pane_shows_the_trainers_readings(runs):
+async def test_the_system_pane_shows_the_readings_as_past_once_the_trainer_exits(runs):
     with open(runs / "addition-completed" / "events.jsonl", "a") as f:
         f.write(json.dumps(SYSTEM_EVENT) + "\n")
     app = GPTBenchApp(attach=runs / "addition-completed")
@@ -200,8 +234,10 @@ async def test_the_system_pane_shows_the_trainers_readings(runs):
         await pilot.press("u")
         await pilot.pause(0.2)
         text = visible_text(app)
-        assert re.search(r"CPU\s+97% of 2 cores", text) and re.search(r"RAM\s+5\.1 / 23\.4 GB", text)
-        assert re.search(r"trainer\s+0\.41 GB resident", text) and "nvidia-ml-py is not installed" in text
+        # the run is over: its readings are history, not the machine now
+        assert "trainer exited; last readings" in text
+        assert re.search(r"CPU\s+was 97% of 2 cores", text) and re.search(r"RAM\s+was 5\.1 / 23\.4 GB", text)
+        assert re.search(r"trainer\s+exited, was 0\.41 GB", text) and "nvidia-ml-py is not installed" in text
 
 
 async def test_compare_overlays_any_metric_and_lists_config_differences(runs):

@@ -247,6 +247,7 @@ class RunScreen(PlotScreen):
         finished = self.state.finished
         if finished is None or finished["reason"] == "error":
             self.state.mark_crashed(message.exit_code, message.stderr_tail)
+            self.query_one(RunDashboard).add_note(f"crashed: the trainer exited with code {message.exit_code}")
         self._run_changed()
         self.app.run_ended(self)
 
@@ -266,6 +267,7 @@ class RunScreen(PlotScreen):
             and not state.crash
         ):
             state.mark_crashed(None, [])
+            self.query_one(RunDashboard).add_note("crashed: the trainer is gone and never said it finished")
 
     def _run_changed(self) -> None:
         self._show_checkpoints()

@@ -29,6 +29,8 @@ from ..plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_lab
 from ..plot_options import PlotOptions
 from ..run_state import Series
 
+WAITING = "waiting for data…"
+
 
 def packed(parts: list[str], separator: str, width: int) -> list[str]:
     """`parts` joined by `separator` into lines of at most `width` (a part longer than that keeps a line)."""
@@ -100,6 +102,7 @@ class MetricPlot(PlotextPlot, can_focus=True):
         self.options = PlotOptions()
         self.cursor_step: int | None = None
         self.has_data = False  # the last frame drew a curve (not "waiting for data")
+        self.empty_text = WAITING  # what the plot says while it has no points (the dashboard sets it)
         self.heading = metric  # the title with the options or the cursor's readout
         self.note = ""  # the part of the heading that the border title cannot hold
         self._drawn: tuple | None = None
@@ -116,7 +119,13 @@ class MetricPlot(PlotextPlot, can_focus=True):
         self.refresh_if_stale()
 
     def _fingerprint(self) -> tuple:
-        return (self.options, self.cursor_step, self.app.no_color, *(c.series.version for c in self.curves))
+        return (
+            self.options,
+            self.cursor_step,
+            self.app.no_color,
+            self.empty_text,
+            *(c.series.version for c in self.curves),
+        )
 
     @property
     def stale(self) -> bool:
@@ -167,7 +176,7 @@ class MetricPlot(PlotextPlot, can_focus=True):
         views = self.views()
         self.has_data = bool(views)
         if not views:
-            return Text("waiting for data…", style="dim")
+            return Text(self.empty_text, style="dim")
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

@@ -15,7 +15,7 @@ from textual.widgets import Static
 from ..curve_styles import GRAD_NORM, LEARNING_RATE, TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS
 from ..run_state import RunState
 from .crash_panel import CrashPanel
-from .metric_plot import Curve, MetricPlot
+from .metric_plot import WAITING, Curve, MetricPlot
 from .run_stats import RunStats, RunStatsLine
 from .system_pane import SystemPane
 from .trainer_log import TrainerLog
@@ -97,6 +97,11 @@ class RunDashboard(Vertical):
         log.add_stderr(stderr)
         self._refresh_lines()
 
+    def add_note(self, line: str) -> None:
+        """A line of the app's own in the log: what happened to the run that no event says."""
+        self.query_one(TrainerLog).add_line(Text(line, style="bold red"))
+        self._refresh_lines()
+
     def _refresh_lines(self) -> None:
         if self.is_showing("log-line"):
             last = self.query_one(TrainerLog).last_line
@@ -117,6 +122,8 @@ class RunDashboard(Vertical):
             self.query_one(RunStats).show(self.state)
         if self.is_showing("system"):
             self.query_one(SystemPane).show(self.state)
+        for plot in self.query(MetricPlot):
+            plot.empty_text = "no steps were logged before the run ended" if self.state.is_over else WAITING
         crash = self.query_one(CrashPanel)
         if crash.display != (self.state.crash is not None):
             crash.display = self.state.crash is not None
