@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from workbench.config import Config, ConfigError
+from workbench.data import corpus
 from workbench.data.corpus import cache_root, load_corpus, shakespeare_path
 from workbench.data.tokenizers import GPT2Tokenizer, PromptError
-from workbench.engine import corpus
 from workbench.engine.batches import PrefetchingStream
 from workbench.engine.data import build_dataset
 from workbench.engine.tasks.addition import AdditionDataset

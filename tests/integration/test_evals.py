@@ -228,7 +228,7 @@ def test_gptbench_eval_on_a_run_and_on_a_hugging_face_folder(hf_model, our_model
 def test_hellaswag_download_failure_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     from workbench.config import ConfigError
-    from workbench.engine import corpus
+    from workbench.data import corpus
 
     def offline(url, timeout):
         raise OSError("no network")

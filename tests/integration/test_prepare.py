@@ -11,11 +11,11 @@ import pytest
 from command_line import gptbench
 
 from workbench.config import ConfigError, DataConfig
+from workbench.data import prepare as prep
 from workbench.data.corpus import PREP_FILE, load_corpus
 from workbench.data.prepare import Settings, prepare
 from workbench.data.shards import LLMC_MAGIC
 from workbench.data.tokenizers import GPT2Tokenizer
-from workbench.engine import prepare as prep
 from workbench.runs import read_events
 
 EOT = GPT2Tokenizer.eot
