@@ -214,6 +214,30 @@ async def test_a_run_stopped_before_its_first_step_does_not_wait_for_data(runs):
         assert "no steps were logged before the run ended" in text
 
 
+async def test_at_200_columns_the_log_wraps_at_its_own_width(runs):
+    events = runs / "addition-completed" / "events.jsonl"
+    lines = events.read_text().splitlines()
+    long = "a long line " + "abcdefghij " * 14 + "END"  # 166 characters
+    lines.insert(3, json.dumps({"event": "log", "t": 1795416687.2, "message": long}))
+    events.write_text("\n".join(lines) + "\n")
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await replayed(pilot)
+        await pilot.pause(0.2)
+        screen.query_one("#log").scroll_home(animate=False)
+        await pilot.pause(0.1)
+        screen_lines = visible_text(app).split("\n")
+        assert any(line.strip() == long for line in screen_lines), "\n".join(screen_lines)
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await replayed(pilot)
+        await pilot.press("o")  # the whole log, at 80 columns: the line wraps to fit
+        await pilot.pause(0.2)
+        log = app.screen.query_one("#log")
+        rows = [strip.text.rstrip() for strip in log.lines]
+        assert "abcdefghij END" in rows and max(map(len, rows)) <= log.scrollable_content_region.width
+
+
 async def test_the_config_tab_marks_what_the_run_changed_from_its_preset(runs):
     app = GPTBenchApp(attach=runs / "addition-lr1e-3")
     async with app.run_test(size=(100, 40)) as pilot:
