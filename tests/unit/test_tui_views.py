@@ -295,6 +295,30 @@ def test_every_run_colour_is_one_rich_and_plotext_understand():
     assert len({s.marker for s in RUN_STYLES}) == len(RUN_STYLES)  # NO_COLOR: markers tell runs apart
 
 
+def text_colour(svg: str, text: str) -> tuple[int, int, int]:
+    """The colour of `text` in an exported screenshot (its element's class names the fill)."""
+    cls = re.search(rf'<text class="([^"]+)"[^>]*>{re.escape(text)}</text>', svg).group(1)
+    fill = re.search(rf"\.{cls} {{ fill: #(\w\w)(\w\w)(\w\w)", svg)
+    return tuple(int(channel, 16) for channel in fill.groups())
+
+
+async def test_without_colour_a_crashed_run_reads_clearly_in_the_runs_table(runs, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = GPTBenchApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("r")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, RunsScreen) and any(t.row_count == 3 for t in app.screen.query(RunsTable)),
+            "the runs",
+        )
+        table = app.screen.query_one(RunsTable)
+        crashed = table.get_row_index(str(runs / "addition-crashed"))
+        table.move_cursor(row=(crashed + 1) % table.row_count)  # the cursor row has a colour of its own
+        await pilot.pause(0.2)
+        assert min(text_colour(app.export_screenshot(), "crashed")) >= 0xA0  # light grey or white on the dark table
+
+
 async def test_corrupt_runs_cost_their_own_row_not_the_table(runs):
     broken = runs / "addition-garbage"
     shutil.copytree(runs / "addition-completed", broken)
