@@ -65,9 +65,13 @@ async def test_a_run_of_hours_asks_first_naming_the_estimate_and_the_device():
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is picker, "the picker again")
         assert launches.calls == []
+        for keys in (("l", "enter"), ("l", "l", "escape")):  # enter cancels; l again does nothing
+            await pilot.press(*keys)
+            await until(pilot, lambda: app.screen is picker, "the picker again")
+            assert launches.calls == []
         await pilot.press("l")
         await until(pilot, lambda: isinstance(app.screen, ConfirmLaunchScreen), "the question again")
-        await pilot.press("l")
+        await pilot.press("y")  # the one key that launches
         await until(pilot, lambda: launches.calls == [("gpt2-124m", [])], "the launch")
 
 
