@@ -1,5 +1,6 @@
 """The picker: launching on purpose, edits that are never dropped, errors that go when the value is fixed."""
 
+import re
 from contextlib import asynccontextmanager
 
 import pytest
@@ -8,6 +9,7 @@ from screen_text import until, visible_text
 from workbench.tui.app import GPTBenchApp
 from workbench.tui.screens import picker as picker_module
 from workbench.tui.screens.confirm_launch import ConfirmLaunchScreen
+from workbench.tui.screens.help import HelpScreen
 from workbench.tui.screens.picker import PickerScreen
 
 
@@ -52,6 +54,22 @@ async def test_enter_edits_and_only_l_launches():
         assert launches.calls == [] and picker.focused.id == "config-table"
         await pilot.press("l")
         assert launches.calls == [("addition", [])]
+
+
+async def test_escape_goes_from_the_config_back_to_the_presets_and_help_says_so():
+    async with picker_app() as (pilot, picker, _):
+        await pilot.press("enter")
+        await until(pilot, lambda: picker.focused.id == "config-table", "the config")
+        await pilot.press("enter", "x")  # editing a key: escape cancels the edit first
+        await until(pilot, lambda: picker.focused.id == "config-input", "the edit box")
+        await pilot.press("escape")
+        await until(pilot, lambda: picker.focused.id == "config-table", "the keys again")
+        await pilot.press("escape")
+        await until(pilot, lambda: picker.focused.id == "preset-list", "the preset list")
+        assert picker.overrides == {}
+        await pilot.press("enter", "question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
+        assert re.search(r"esc\s+Presets\s+Back to the preset list", visible_text(pilot.app))
 
 
 async def test_a_run_of_hours_asks_first_naming_the_estimate_and_the_device():

@@ -155,6 +155,10 @@ class PickerScreen(WorkbenchScreen):
         self.edits[self.current] = candidate
         self._show()
 
+    @on(ConfigEditor.Back)
+    def _back_to_presets(self) -> None:
+        self.query_one("#preset-list").focus()
+
     @on(ConfigEditor.KeyReset)
     def _reset(self, message: ConfigEditor.KeyReset) -> None:
         if self.overrides.pop(message.key, None) is not None:
