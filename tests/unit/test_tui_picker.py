@@ -121,3 +121,22 @@ async def test_an_error_goes_as_soon_as_the_value_is_fixed():
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert "Hint" not in visible_text(app) and picker.overrides == {}
+
+
+@pytest.mark.parametrize(
+    "key, typed, hint",
+    [
+        ("model.n_head", "many", "Hint: model.n_head takes a whole number."),
+        ("model.n_head", "0", "Hint: model.n_head takes a whole number, at least 1."),
+        ("train.beta1", "2", "Hint: train.beta1 takes a number, in [0, 1)."),
+        ("train.grad_clip", "x", "Hint: train.grad_clip takes a number."),
+        ("train.dtype", "fp8", "Hint: train.dtype takes one of auto, float32, bfloat16, float16."),
+    ],
+)
+async def test_a_hint_says_what_the_edited_key_takes_not_a_cli_line(key, typed, hint):
+    async with picker_app() as (pilot, picker, _):
+        await edit(pilot, key, *typed)
+        shown = picker.query_one("#config-error")
+        await until(pilot, lambda: "Hint" in str(shown.render()), "the hint")
+        text = str(shown.render())
+        assert text.endswith(hint) and "--set" not in text
