@@ -295,6 +295,40 @@ def test_every_run_colour_is_one_rich_and_plotext_understand():
     assert len({s.marker for s in RUN_STYLES}) == len(RUN_STYLES)  # NO_COLOR: markers tell runs apart
 
 
+def recorded_as(runs: Path, name: str, preset: str, kind: str) -> Path:
+    """A copy of the recorded addition run that says it was `preset` (data.kind `kind`)."""
+    run = runs / name
+    shutil.copytree(runs / "addition-completed", run)
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    for event in events:
+        if event["event"] == "run_started":
+            event["config"]["preset"] = preset
+            event["config"]["data"]["kind"] = kind
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return run
+
+
+async def test_talk_offers_an_example_of_the_preset_and_keeps_its_settings_per_preset(runs):
+    first = recorded_as(runs, "shakespeare-1", "shakespeare-char", "text")
+    second = recorded_as(runs, "shakespeare-2", "shakespeare-char", "text")
+    app = GPTBenchApp(attach=first)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await replayed(pilot)
+        await pilot.press("t")
+        prompt = app.screen.query_one("#prompt")
+        await until(pilot, lambda: "ROMEO:" in prompt.placeholder, "the preset's example")
+        assert "23+58" not in prompt.placeholder
+        temperature = app.screen.query_one("#temperature")
+        temperature.focus()
+        await pilot.press("ctrl+u", *"0.5", "tab")
+        for run, example, kept in ((second, "ROMEO:", "0.5"), (runs / "addition-lr1e-3", "23+58", "0.8")):
+            app.open_run(run)
+            await until(pilot, lambda r=run: app.screen.run_dir == r and app.screen.state.finished, "the other run")
+            await pilot.press("t")
+            await until(pilot, lambda e=example: e in app.screen.query_one("#prompt").placeholder, f"{example}")
+            assert app.screen.query_one("#temperature").value == kept
+
+
 def text_colour(svg: str, text: str) -> tuple[int, int, int]:
     """The colour of `text` in an exported screenshot (its element's class names the fill)."""
     cls = re.search(rf'<text class="([^"]+)"[^>]*>{re.escape(text)}</text>', svg).group(1)

@@ -135,7 +135,7 @@ class RunScreen(PlotScreen):
             with TabPane("Watch", id="watch"):
                 yield RunDashboard(self.state, id="dashboard")
             with TabPane("Talk", id="talk"):
-                yield SampleConsole(id="console")
+                yield SampleConsole(id="console", kept=self.app.sample_settings)
             with TabPane("Config", id="config"):
                 yield RunConfig(id="run-config")
         yield Footer(compact=True)
@@ -216,7 +216,7 @@ class RunScreen(PlotScreen):
         dashboard.add_log(logged, stderr)
         kinds = {e["event"] for e in applied}
         if "run_started" in kinds:
-            console.set_task(addition=self.state.config.get("data", {}).get("kind") == "addition")
+            console.set_task(self.state.preset, addition=self.state.config.get("data", {}).get("kind") == "addition")
             self._load_config()
         if "checkpoint" in kinds:
             self._show_checkpoints()

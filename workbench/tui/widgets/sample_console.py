@@ -24,6 +24,15 @@ from ...config import ConfigError
 # vocabulary is how "no top-k cut" travels in a sample command.
 NO_TOP_K = 2**31 - 1
 
+# What the prompt box offers as an example, per preset (any other preset: per kind of data).
+EXAMPLE_PROMPTS = {"addition": "23+58", "shakespeare-char": "ROMEO:", "gpt2-124m": "The meaning of life is"}
+TEXT_EXAMPLE = "Once upon a time"
+
+
+def prompt_placeholder(preset: str, addition: bool) -> str:
+    example = EXAMPLE_PROMPTS.get(preset) or ("23+58" if addition else TEXT_EXAMPLE)
+    return f"prompt, enter samples (e.g. {example}); esc back to the dashboard"
+
 
 @dataclass
 class SampleSettings:
@@ -109,10 +118,13 @@ class SampleConsole(Vertical):
             super().__init__()
             self.checkpoint = checkpoint
 
-    def __init__(self, *, id: str | None = None):
+    def __init__(self, *, id: str | None = None, kept: dict[str, dict[str, str]] | None = None):
+        """`kept`: the sampling settings as last typed, per preset (the app's, shared by every run's console)."""
         super().__init__(id=id)
         self._exchanges: dict[str, SampleExchange] = {}
         self._available: list[str] = ["best", "last"]  # checkpoints there are to sample from
+        self.kept = {} if kept is None else kept
+        self.preset = ""
 
     def compose(self) -> ComposeResult:
         defaults = SampleSettings()
@@ -134,16 +146,26 @@ class SampleConsole(Vertical):
         yield Select(
             [("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True
         )
-        yield Input(placeholder="prompt, enter samples (addition: 23+58); esc back to the dashboard", id="prompt")
+        yield Input(placeholder=prompt_placeholder("", addition=False), id="prompt")
 
     def on_mount(self) -> None:
         self.query_one("#greedy-note").display = False
 
-    def set_task(self, addition: bool) -> None:
-        """Addition shows why there are no sampling settings instead of settings that would be ignored."""
+    def set_task(self, preset: str, addition: bool) -> None:
+        """The run's preset: its example prompt, and the settings last typed for it.
+        Addition shows why there are no sampling settings instead of settings that would be ignored."""
+        self.preset = preset
+        self.query_one("#prompt", Input).placeholder = prompt_placeholder(preset, addition)
         self.query_one("#greedy-note").display = addition
         for widget in self.query("#sample-settings > Label, #sample-settings > .setting"):
             widget.display = not addition
+        for field, value in self.kept.get(preset, {}).items():
+            self.query_one(f"#{field}", Input).value = value
+
+    @on(Input.Changed, ".setting")
+    def _setting_changed(self, event: Input.Changed) -> None:
+        if self.preset:
+            self.kept.setdefault(self.preset, {})[event.input.id] = event.value
 
     def show_checkpoints(self, visible: bool, available: list[str]) -> None:
         """Only a finished run samples from a checkpoint (`available`: "best", "last"); a live one uses the training
