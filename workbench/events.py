@@ -33,6 +33,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "checkpoint": ("step", "path"),
     # state: starting | compiling | training | evaluating | sampling | paused | stopping | finished | crashed
     "status": ("state",),
+    # extras: level; threads (CPU: the threads used from now on, when the trainer's share of the cores changed)
     "log": ("message",),
     # long jobs outside training (data prep, `gptbench eval`): stage, done and total (null if unknown)
     "progress": ("stage", "done", "total"),

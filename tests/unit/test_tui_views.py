@@ -264,6 +264,21 @@ async def test_the_system_pane_shows_the_readings_as_past_once_the_trainer_exits
         assert re.search(r"trainer\s+exited, was 0\.41 GB", text) and "nvidia-ml-py is not installed" in text
 
 
+async def test_the_stats_show_the_cpu_threads_in_use_now_and_the_log_says_why(runs):
+    events = runs / "addition-completed" / "events.jsonl"
+    lines = events.read_text().splitlines()
+    why = "cpu threads 2 -> 1: another gptbench process started: 2 share 2 cores"
+    lines.insert(5, json.dumps({"event": "log", "t": 1795416690.0, "message": why, "level": "info", "threads": 1}))
+    events.write_text("\n".join(lines) + "\n")
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await replayed(pilot)
+        await pilot.pause(0.2)
+        text = visible_text(app)
+        assert re.search(r"device\s+cpu \(1 thread\)", text)  # run_started said 2
+        assert why in text
+
+
 async def test_compare_overlays_any_metric_and_lists_config_differences(runs):
     app = GPTBenchApp()
     async with app.run_test(size=(100, 30)) as pilot:

@@ -44,7 +44,7 @@ from ..events import PROTOCOL_VERSION
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
 from ..system_monitor import SystemMonitor
 from . import checkpoint
-from .cpu_threads import fair_threads
+from .cpu_threads import fair_threads, why_threads_changed
 from .data import build_dataset
 from .device import DeviceSetup
 from .distributed import FlagVote, World, any_rank, gather_objects, main_process_first, mean_across, weights_fingerprint
@@ -597,7 +597,14 @@ class Trainer:
         self.threads_checked = time.monotonic()
         threads = fair_threads(self.cfg.train.threads)
         if threads != torch.get_num_threads():
-            self.log.log(f"cpu threads {torch.get_num_threads()} -> {threads}")
+            old = torch.get_num_threads()
+            # `threads` (an extra of the log event): the count the app shows from now on
+            self.log.emit(
+                "log",
+                message=f"cpu threads {old} -> {threads}: {why_threads_changed(old, threads)}",
+                level="info",
+                threads=threads,
+            )
             torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------ finish

@@ -80,6 +80,7 @@ class RunState:
         self.series = {name: Series() for name in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_sec")}
         self.task_series: dict[str, Series] = {}  # the task's eval metrics (addition: accuracy, accuracy_all)
         self.system: dict | None = None  # the latest system event
+        self.cpu_threads: int | None = None  # the CPU threads the trainer uses now, once it changed them
         self.requested: str | None = None  # a command sent and not yet answered by a status event
         self.bad_events = 0  # events that did not parse as their type (a corrupt events.jsonl)
         self.version = 0  # bumped on every applied event
@@ -144,6 +145,10 @@ class RunState:
     def _on_system(self, e: dict) -> None:
         self.system = e
 
+    def _on_log(self, e: dict) -> None:
+        if "threads" in e:  # the trainer took another share of the CPU cores
+            self.cpu_threads = e["threads"]
+
     def _on_checkpoint(self, e: dict) -> None:
         self.last_checkpoint = e
 
@@ -203,6 +208,14 @@ class RunState:
         if self.finished or self.status in ("paused", "crashed"):
             return None
         return eta_seconds(self.recent_steps, self.max_steps, window=ETA_WINDOW)
+
+    @property
+    def device_name(self) -> str | None:
+        """The device as run_started names it, with the CPU threads in use now."""
+        started = self.started or {}
+        if self.cpu_threads and started.get("device") == "cpu":
+            return f"cpu ({self.cpu_threads} thread{'s' if self.cpu_threads != 1 else ''})"
+        return started.get("device_name") or started.get("device")
 
     @property
     def tokens_seen(self) -> int | None:

@@ -38,7 +38,7 @@ class RunStats(Static):
             ("best val", units.number(state.best_val_loss)),
         ]
         rows += [(name.replace("_", " "), units.number(value)) for name, value in state.metrics.items()]
-        device = started.get("device_name") or started.get("device")
+        device = state.device_name
         rows += [
             ("device", device or units.DASH),
             ("dtype", started.get("dtype") or units.DASH),
