@@ -182,6 +182,7 @@ def test_gpt2_preset_without_its_shards_says_how_to_get_them(tmp_path, monkeypat
     text = " ".join((out.stdout + out.stderr).split())
     for words in ("FineWeb-Edu", "gptbench data fineweb-edu", "hour", "profile=shakespeare", "data.path=PATH"):
         assert words in text
+    assert "error at step" not in text and "best val loss" not in text  # the error only: there was no run
     assert "run_started" not in {e["event"] for e in read_events(run_dir)}  # stopped before the model was built
 
 

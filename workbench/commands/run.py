@@ -131,6 +131,8 @@ class HeadlessView:
         if kind == "status" and e["state"] in ("compiling", "paused", "stopping"):
             return f"[dim]{e['state']}…[/]"
         if kind == "run_finished":
+            if e["reason"] == "error" and not self.started:
+                return None  # refused before training: its error said it all
             elapsed = self.steps[-1]["elapsed_s"] if self.steps else None
             best = f"{e['best_val_loss']:.4f}" if e["best_val_loss"] is not None else "-"
             metrics = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
