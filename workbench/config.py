@@ -90,6 +90,8 @@ class TrainConfig:
     eval_every: int = 250
     eval_steps: int = 20  # val batches per eval
     log_every: int = 10
+    progress_every_s: float = 5.0  # a long step sends a progress event (micro-step i of n) at least this often
+    step_event_every_s: float = 30.0  # and a step event comes at least this often, whatever log_every says
     ckpt_every: int = 0  # save last.pt every N steps; 0: at every eval (and always at the end)
     keep_last: int = 0  # also keep the N most recent step checkpoints as ckpt-STEP.pt (0: none)
     threads: int = 0  # CPU: torch threads per process; 0: the cores available, shared among gptbench's torch processes
@@ -369,6 +371,12 @@ def validate(cfg: Config) -> None:
             "cannot be negative.",
             "use 0 to turn them off (threads: 0 = automatic)",
         )
+    for key, value in {
+        "train.progress_every_s": t.progress_every_s,
+        "train.step_event_every_s": t.step_event_every_s,
+    }.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be > 0 seconds, got {value}.", f"try --set {key}=5")
     if not 0.0 < t.decay_fraction <= 1.0:
         raise ConfigError(
             f"train.decay_fraction must be in (0, 1], got {t.decay_fraction}.", "try --set train.decay_fraction=0.2"

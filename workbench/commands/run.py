@@ -124,6 +124,11 @@ class HeadlessView:
             metrics = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
             val = f"{e['val_loss']:.4f}" if e["val_loss"] is not None else "nan"
             return f"[cyan]eval[/] step {e['step']} | val loss [bold]{val}[/]{metrics}"
+        if kind == "progress" and e["stage"] == "micro_step":  # a long step, between its micro-steps
+            return (
+                f"[dim]step {e['step']} · micro {e['done']}/{e['total']} | {format_count(e['tokens_seen'])} tokens | "
+                f"{e['micro_s']:.1f} s/micro-step[/]"
+            )
         if kind == "log":
             return f"[dim]{escape(e['message'])}[/]"
         if kind == "error":

@@ -139,6 +139,10 @@ class Trainer:
         self.samples: deque[SampleRequest] = deque()
         self.live_sample: SampleSession | None = None
         self.last_boundary = time.perf_counter()
+        self.last_report = self.last_step_event = time.perf_counter()  # the last progress or step event
+        # A slow run still reports, timed on the host (no device sync added): a progress event between
+        # micro-steps every train.progress_every_s, a step event every train.step_event_every_s.
+        self.step_event_due = False  # agreed by every rank: the next step is logged, for the wall clock
         # losses and grad norms of finished steps: on the device until read back, then on the host
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.read_back: list[tuple[float, float]] = []
@@ -196,10 +200,11 @@ class Trainer:
                 self.log.emit("status", state="training", step=self.step + 1)
             self.step += 1
             last = self.step == t.max_steps
-            log_now = self.step % t.log_every == 0 or last
+            log_now = self.step % t.log_every == 0 or last or self.step_event_due
             if log_now:
                 self._emit_step(interval)
                 interval = Interval(self)
+                self.step_event_due = False
 
             evaluate = self.step % t.eval_every == 0 or last
             if evaluate or (t.ckpt_every and self.step % t.ckpt_every == 0):
@@ -235,7 +240,10 @@ class Trainer:
             group["lr"] = lr
         rng_at_start = checkpoint.rng_state() if self.grad_accum > 1 else None
         total = torch.zeros((), device=self.setup.device)
+        started, idle_at_start = time.perf_counter(), self.idle_s
         for micro in range(self.grad_accum):
+            if micro:
+                self._report_progress(micro, started, idle_at_start)
             if micro and self._boundary(rng_at_start):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.stream.rewind_step()
@@ -263,6 +271,28 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------ step events
+
+    def _report_progress(self, micro: int, started: float, idle_at_start: float) -> None:
+        """A long step says how far it got (micro-step `micro` of grad_accum done), every train.progress_every_s.
+
+        micro_s, the mean time of this step's micro-steps so far (paused and sampling time left
+        out), tells the app how long a request waits for the next boundary. Host time: on a GPU
+        it is how fast micro-steps are queued, which the device's pace bounds once the queue is full.
+        """
+        now = time.perf_counter()
+        if now - self.last_report < self.cfg.train.progress_every_s:
+            return
+        self.last_report = now
+        micro_tokens = self.tokens_per_step // self.grad_accum
+        self.log.emit(
+            "progress",
+            stage="micro_step",
+            done=micro,
+            total=self.grad_accum,
+            step=self.step + 1,  # the step in progress
+            tokens_seen=self.step * self.tokens_per_step + micro * micro_tokens,
+            micro_s=round((now - started - (self.idle_s - idle_at_start)) / micro, 3),
+        )
 
     def _read_back(self) -> None:
         """Bring the pending losses (mean over ranks) and norms to the host; refuse to go on past a NaN.
@@ -304,6 +334,7 @@ class Trainer:
             tokens_seen=self.step * self.tokens_per_step,
             **extra,
         )
+        self.last_report = self.last_step_event = time.perf_counter()
         self._share_cpu_threads()
         self._report_system()
 
@@ -505,7 +536,10 @@ class Trainer:
         """
         self._read_commands()
         self._advance_sample(since=self.last_boundary)
-        stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
+        # A step event is due by the wall clock: every rank must log the same step (it is a collective).
+        due = time.perf_counter() - self.last_step_event >= self.cfg.train.step_event_every_s
+        stop, pause, save, due = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested, due])
+        self.step_event_due = self.step_event_due or due
         self.checkpoint_requested = False  # one request, one checkpoint
         if save:
             self._save_last(rng_at_step_start)
@@ -546,7 +580,12 @@ class Trainer:
                 return False
             self.log.emit("status", state="sampling", step=self.step)
             self.live_sample = SampleSession(
-                self.model, self.dataset.tokenizer, self.dataset.task, self.samples.popleft(), self.setup, self.log.emit
+                self.model,
+                self.dataset.tokenizer,
+                self.dataset.task,
+                self.samples.popleft(),
+                self.setup,
+                self._emit_sample,
             )
         self._sync_device()  # queued training work is training time, not sampling time
         start = time.perf_counter()
@@ -569,6 +608,13 @@ class Trainer:
             if not self.samples:
                 self.log.emit("status", state="paused" if self.pause_requested else "training", step=self.step)
         return True
+
+    def _emit_sample(self, event: str, **fields) -> None:
+        """The live sample's events; each piece says the step whose weights decoded it (a slice
+        runs between micro-steps: the weights are those of the last completed step)."""
+        if event == "sample":
+            fields["weights_step"] = self.step
+        self.log.emit(event, **fields)
 
     def _cancel_sample(self, sample_id: str) -> None:
         if self.live_sample is not None and self.live_sample.req.id == sample_id:
