@@ -224,10 +224,14 @@ async def test_at_200_columns_the_log_wraps_at_its_own_width(runs):
     async with app.run_test(size=(200, 50)) as pilot:
         screen = await replayed(pilot)
         await pilot.pause(0.2)
-        screen.query_one("#log").scroll_home(animate=False)
-        await pilot.pause(0.1)
-        screen_lines = visible_text(app).split("\n")
-        assert any(line.strip() == long for line in screen_lines), "\n".join(screen_lines)
+        log = screen.query_one("#log")  # back to its top (it follows the end as lines come)
+        await until(
+            pilot,
+            lambda: (
+                log.scroll_home(animate=False) or any(line.strip() == long for line in visible_text(app).split("\n"))
+            ),
+            "the long line on one row",
+        )
     app = GPTBenchApp(attach=runs / "addition-completed")
     async with app.run_test(size=(80, 24)) as pilot:
         await replayed(pilot)
@@ -276,7 +280,8 @@ async def test_the_stats_show_the_cpu_threads_in_use_now_and_the_log_says_why(ru
         await pilot.pause(0.2)
         text = visible_text(app)
         assert re.search(r"device\s+cpu \(1 thread\)", text)  # run_started said 2
-        assert why in text
+        log = app.screen.query_one("#log")  # back to its top (it follows the end as lines come)
+        await until(pilot, lambda: log.scroll_home(animate=False) or why in visible_text(app), "the log's line")
 
 
 async def test_compare_overlays_any_metric_and_lists_config_differences(runs):

@@ -14,10 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..progress import eta_seconds
+from ..progress import eta_seconds, format_duration
 
 # The ETA is taken at the pace of the last few step events (as headless prints it).
 ETA_WINDOW = 5
+# A request that may wait longer than this for the next micro-step boundary says so.
+LONG_WAIT_S = 5.0
 # A command the user gave, and the states of the trainer that answer it.
 ANSWERED_BY = {
     "stop": ("stopping", "finished", "crashed"),
@@ -80,6 +82,7 @@ class RunState:
         self.series = {name: Series() for name in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_sec")}
         self.task_series: dict[str, Series] = {}  # the task's eval metrics (addition: accuracy, accuracy_all)
         self.system: dict | None = None  # the latest system event
+        self.progress: dict | None = None  # the step in progress, while a long one reports its micro-steps
         self.cpu_threads: int | None = None  # the CPU threads the trainer uses now, once it changed them
         self.requested: str | None = None  # a command sent and not yet answered by a status event
         self.bad_events = 0  # events that did not parse as their type (a corrupt events.jsonl)
@@ -116,6 +119,8 @@ class RunState:
         # elapsed_s goes on across resumes (the trainer keeps it in the checkpoint), so curves never jump back.
         step, elapsed = e["step"], e.get("elapsed_s") or 0.0
         self.last_step = e
+        if self.progress and self.progress["step"] <= step:
+            self.progress = None
         # The ETA's pace is the trainer's active time (paused and sampling time left out), where it reports one.
         self.recent_steps = [*self.recent_steps[-ETA_WINDOW:], {**e, "elapsed_s": e.get("active_s", elapsed)}]
         for name in ("loss", "lr", "grad_norm", "tokens_per_sec"):
@@ -141,6 +146,10 @@ class RunState:
         self.status = e["state"]
         if self.requested and self.status in ANSWERED_BY[self.requested]:
             self.requested = None
+
+    def _on_progress(self, e: dict) -> None:
+        if e["stage"] == "micro_step":
+            self.progress = e
 
     def _on_system(self, e: dict) -> None:
         self.system = e
@@ -210,6 +219,24 @@ class RunState:
         return eta_seconds(self.recent_steps, self.max_steps, window=ETA_WINDOW)
 
     @property
+    def micro_step(self) -> str | None:
+        """ "step 3 · micro 7/32" while a long step reports its micro-steps."""
+        p = self.progress
+        if not p or self.is_over:
+            return None
+        return f"step {p['step']:,} · micro {p['done']}/{p['total']}"
+
+    @property
+    def boundary_wait(self) -> str | None:
+        """How long a request or a live sample waits for the next micro-step boundary ("~40 s"),
+        when that is long: at most one micro-step, at the pace the trainer reported."""
+        p = self.progress
+        if not p or self.is_over or p.get("micro_s", 0) < LONG_WAIT_S:
+            return None
+        seconds = p["micro_s"]
+        return f"~{seconds:.0f} s" if seconds < 90 else f"~{format_duration(seconds)}"
+
+    @property
     def device_name(self) -> str | None:
         """The device as run_started names it, with the CPU threads in use now."""
         started = self.started or {}
@@ -219,6 +246,8 @@ class RunState:
 
     @property
     def tokens_seen(self) -> int | None:
+        if self.progress:  # a long step's micro-steps so far
+            return self.progress["tokens_seen"]
         if not self.last_step:
             return None
         seen = self.last_step.get("tokens_seen")

@@ -418,7 +418,14 @@ class RunScreen(PlotScreen):
         sample_id = uuid.uuid4().hex[:8]
         fields = dict(id=sample_id, prompt=message.prompt, **message.settings.command_fields())
         if self.trainer_running:
-            console.begin(sample_id, message.prompt, f"live model, step {self.state.step}")
+            # The trainer answers between micro-steps; its pieces say whose weights decoded them.
+            wait = self.state.boundary_wait
+            console.begin(
+                sample_id,
+                message.prompt,
+                "live model",
+                waiting=f"waits for the next micro-step boundary, {wait}" if wait else "",
+            )
             self.live_samples.add(sample_id)
             if not self._send("sample", **fields):
                 console.fail(sample_id, "The trainer is not listening.", "it may have just finished; try again.")

@@ -122,8 +122,12 @@ class RunDashboard(Vertical):
             self.query_one(RunStats).show(self.state)
         if self.is_showing("system"):
             self.query_one(SystemPane).show(self.state)
+        if self.state.is_over:
+            empty = "no steps were logged before the run ended"
+        else:  # a long first step shows how far it got
+            empty = f"{self.state.micro_step}…" if self.state.micro_step else WAITING
         for plot in self.query(MetricPlot):
-            plot.empty_text = "no steps were logged before the run ended" if self.state.is_over else WAITING
+            plot.empty_text = empty
         crash = self.query_one(CrashPanel)
         if crash.display != (self.state.crash is not None):
             crash.display = self.state.crash is not None

@@ -29,6 +29,7 @@ class RunStats(Static):
         started = state.started or {}
         rows = [
             ("step", f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
+            *([("in progress", state.micro_step)] if state.micro_step else []),
             ("elapsed", format_duration(state.elapsed_s)),
             ("ETA", format_duration(state.eta_s)),
             ("tokens", format_count(state.tokens_seen)),
@@ -57,8 +58,13 @@ class RunStatsLine(Static):
     def show(self, state: RunState) -> None:
         step = state.last_step or {}
         headline = next(iter(state.metrics.items()), None)  # the task's metric (addition: held-out accuracy)
+        of = f"/{state.max_steps:,}" if state.max_steps else ""
+        micro = state.progress if state.micro_step else None  # a long step in progress: "step 3/100 · micro 7/32"
         parts = [
-            ("step", f"{state.step:,}/{state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
+            (
+                "step",
+                f"{micro['step']:,}{of} · micro {micro['done']}/{micro['total']}" if micro else f"{state.step:,}{of}",
+            ),
             ("loss", units.number(step.get("loss"), 3)),
             ("val", units.number(state.best_val_loss, 3)),
             *([(headline[0].replace("_", " "), units.number(headline[1], 3))] if headline else []),

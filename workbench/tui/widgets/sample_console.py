@@ -54,9 +54,10 @@ class SampleSettings:
 class SampleExchange(Static):
     """One prompt and its answer, growing as pieces arrive."""
 
-    def __init__(self, prompt: str, source: str):
+    def __init__(self, prompt: str, source: str, waiting: str = ""):
         super().__init__(classes="exchange")
-        self.prompt, self.source = prompt, source
+        self.prompt, self.source, self.waiting = prompt, source, waiting
+        self.weights_steps: list[int] = []  # a live answer: the steps whose weights decoded its pieces
         self.text = ""
         self.final: dict | None = None  # the done=True event (answer/expected/correct for addition)
         self.error: tuple[str, str] | None = None
@@ -68,7 +69,11 @@ class SampleExchange(Static):
         return self.final is None and self.error is None and not self.cancelled
 
     def redraw(self) -> None:
-        parts = [Text.assemble(("› ", "bold"), (self.prompt, "bold"), (f"   {self.source}", "dim"))]
+        source = self.source
+        if self.weights_steps:  # the weights may change between two slices of a live answer
+            first, last = self.weights_steps[0], self.weights_steps[-1]
+            source += f", weights of step {first:,}" if first == last else f", weights of steps {first:,}-{last:,}"
+        parts = [Text.assemble(("› ", "bold"), (self.prompt, "bold"), (f"   {source}", "dim"))]
         if self.final and "correct" in self.final:  # addition: the answer and its verdict say it all
             verdict = (
                 ("✓ right", "bold green")
@@ -84,7 +89,8 @@ class SampleExchange(Static):
         elif self.cancelled:
             parts.append(Text("(cancelled)", style="dim"))
         elif self.final is None:
-            parts.append(Text("…  (esc cancels)", style="dim"))
+            waiting = f"{self.waiting}  " if self.waiting and not self.text else ""
+            parts.append(Text(f"…  {waiting}(esc cancels)", style="dim"))
         self.update(Group(*parts))
 
 
@@ -215,8 +221,9 @@ class SampleConsole(Vertical):
 
     # -- answers, fed by the run screen -----------------------------------
 
-    def begin(self, sample_id: str, prompt: str, source: str) -> None:
-        exchange = SampleExchange(prompt, source)
+    def begin(self, sample_id: str, prompt: str, source: str, waiting: str = "") -> None:
+        """`waiting`: what the answer waits for, when that is long (a heavy live model)."""
+        exchange = SampleExchange(prompt, source, waiting)
         self._exchanges[sample_id] = exchange
         history = self.query_one("#history", VerticalScroll)
         history.mount(exchange)
@@ -227,6 +234,8 @@ class SampleConsole(Vertical):
         if exchange is None or exchange.cancelled:
             return  # someone else's prompt (another app attached to the same run), or one cancelled
         exchange.text += event.get("text", "")
+        if "weights_step" in event:
+            exchange.weights_steps.append(event["weights_step"])
         if event.get("cancelled"):  # ended by the trainer (a stop, another app's cancel)
             exchange.cancelled = True
         elif event.get("done"):
