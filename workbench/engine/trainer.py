@@ -558,7 +558,10 @@ class Trainer:
             if not self._advance_sample(budget_s=0.05):  # nothing to decode: wait a little
                 time.sleep(0.05)
             self._report_system()
-            stop, pause, save = self.vote([self.stop_requested, self.pause_requested, self.checkpoint_requested])
+            # the same four flags as at every boundary (the vote's answer is the previous call's flags)
+            flags = [self.stop_requested, self.pause_requested, self.checkpoint_requested, False]
+            stop, pause, save, due = self.vote(flags)
+            self.step_event_due = self.step_event_due or due
             self.checkpoint_requested = False
             if save:
                 self._save_last(rng_at_step_start)
