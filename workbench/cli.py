@@ -267,7 +267,9 @@ def data_cmd(
     workers: int = typer.Option(0, "--workers", help="tokenizer processes (0: all cores)"),
     shard_tokens: str = typer.Option("100M", "--shard-tokens", help="tokens per train shard, e.g. 100M"),
     val_tokens: str | None = typer.Option(
-        None, "--val-tokens", help="tokens in the val shard, written first (default: --shard-tokens)"
+        None,
+        "--val-tokens",
+        help="tokens in the val shard, written first (default: --shard-tokens; a tenth of a smaller source)",
     ),
 ) -> None:
     """Turn a corpus into GPT-2 token shards (llm.c .bin); resumes if interrupted."""

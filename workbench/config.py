@@ -176,8 +176,9 @@ class DataConfig:
 class TrainConfig:
     batch_size: int | None = setting(
         12,
-        "sequences per micro-step per process; auto: the largest that fits, probed on the GPU (16 at most "
-        "elsewhere), with tokens_per_step kept exact",
+        "sequences per micro-step per process; auto: the largest that fits, probed on the GPU; on a CPU the "
+        "largest whose micro-step takes about 1.5 s (timed at start-up: requests wait for the next micro-step), "
+        "16 at most; tokens_per_step kept exact",
     )
     grad_accum: int = setting(0, "micro-steps per optimizer step; 0: derived from tokens_per_step")
     tokens_per_step: int = setting(0, "global tokens per optimizer step (gradient accumulation); 0: one micro-step")
@@ -204,6 +205,8 @@ class TrainConfig:
     eval_every: int = setting(250, "steps between evals (and the last step)")
     eval_steps: int = setting(20, "val batches per eval")
     log_every: int = setting(10, "steps per step event (loss, lr, tokens/sec ...)")
+    progress_every_s: float = setting(5.0, "a long step sends a progress event (micro-step i of n) at least this often")
+    step_event_every_s: float = setting(30.0, "and a step event comes at least this often, whatever log_every says")
     ckpt_every: int = setting(0, "save last.pt every N steps; 0: at every eval (and always at the end)")
     keep_last: int = setting(0, "also keep the N most recent last.pt states as ckpt-STEP.pt (0: none)")
     threads: int = setting(
@@ -256,6 +259,11 @@ class TrainConfig:
                 f"train.{', '.join(counts)} and eval_tasks_limit cannot be negative.",
                 "use 0 to turn them off (threads: 0 = automatic)",
             )
+        for name in ("progress_every_s", "step_event_every_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"train.{name} must be > 0 seconds, got {getattr(self, name)}.", f"try --set train.{name}=5"
+                )
         if self.muon_lr <= 0:
             raise ConfigError(f"train.muon_lr must be > 0, got {self.muon_lr}.", "try --set train.muon_lr=0.02")
         if not 0.0 < self.decay_fraction <= 1.0:

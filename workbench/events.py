@@ -29,13 +29,16 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # metrics: task metrics such as {"accuracy": 1.0, "accuracy_all": 1.0}
     "eval": ("step", "val_loss", "metrics"),
     # a sampling request's output, streamed: `text` is the new piece, `done` closes it
-    # (`cancelled: true` on the last piece of a cancelled request)
+    # (`cancelled: true` on the last piece of a cancelled request; weights_step: a live sample's step)
     "sample": ("id", "text", "done"),
     "checkpoint": ("step", "path"),
     # state: starting | compiling | training | evaluating | sampling | paused | stopping | finished | crashed
     "status": ("state",),
+    # extras: level; threads (CPU: the threads used from now on, when the trainer's share of the cores changed)
     "log": ("message",),
-    # long jobs outside training (data prep, `gptbench eval`): stage, done and total (null if unknown)
+    # long jobs: stage, done and total (null if unknown). Data prep, `gptbench eval`, and a training
+    # step that takes long: stage micro_step, done of total micro-steps, with step (the step in
+    # progress), tokens_seen and micro_s (seconds per micro-step so far)
     "progress": ("stage", "done", "total"),
     # kind: config | data | oom | nan | disk | checkpoint | prompt | internal ...
     "error": ("kind", "message", "hint"),

@@ -25,6 +25,8 @@ ANSWERED_BY = {
     "pause": ("paused", "stopping", "finished", "crashed"),
     "resume": ("starting", "compiling", "training", "evaluating", "sampling", "stopping", "finished", "crashed"),
 }
+# A request that may wait longer than this for the next micro-step boundary says so.
+LONG_WAIT_S = 5.0
 # How a run ended, by run_finished's reason (what the runs table calls it).
 OUTCOMES = {"completed": "completed", "stopped": "stopped", "error": "error"}
 
@@ -87,6 +89,8 @@ class RunState:
         self.series = {m.key: Series() for m in metrics.plotted()}
         self.task_series: dict[str, Series] = {}  # the task's eval metrics (addition: accuracy, accuracy_all)
         self.system: dict | None = None  # the latest system event
+        self.progress: dict | None = None  # the step in progress, while a long one reports its micro-steps
+        self.cpu_threads: int | None = None  # the CPU threads the trainer uses now, once it changed them
         self.requested: str | None = None  # a command sent and not yet answered by a status event
         self.events = 0  # events applied (bad ones included)
         self.bad_events = 0  # events that did not parse as their type (a corrupt events.jsonl)
@@ -141,6 +145,8 @@ class RunState:
         # elapsed_s goes on across resumes (the trainer keeps it in the checkpoint), so curves never jump back.
         step, elapsed = int(e["step"]), float(e.get("elapsed_s") or 0.0)
         self.last_step = e
+        if self.progress and self.progress["step"] <= step:
+            self.progress = None
         if self.session_first_step is None:
             self.session_first_step = e
         for m in metrics.of_event("step"):
@@ -180,8 +186,16 @@ class RunState:
         if self.requested and self.status in ANSWERED_BY[self.requested]:
             self.requested = None
 
+    def _on_progress(self, e: dict) -> None:
+        if e["stage"] == "micro_step":
+            self.progress = e
+
     def _on_system(self, e: dict) -> None:
         self.system = e
+
+    def _on_log(self, e: dict) -> None:
+        if "threads" in e:  # the trainer took another share of the CPU cores
+            self.cpu_threads = e["threads"]
 
     def _on_checkpoint(self, e: dict) -> None:
         self.last_checkpoint = e
@@ -265,7 +279,35 @@ class RunState:
         return max(0.0, (self.max_steps - b["step"]) * per_step)
 
     @property
+    def micro_step(self) -> str | None:
+        """ "step 3 · micro 7/32" while a long step reports its micro-steps."""
+        p = self.progress
+        if not p or self.is_over:
+            return None
+        return f"step {p['step']:,} · micro {p['done']}/{p['total']}"
+
+    @property
+    def boundary_wait(self) -> str | None:
+        """How long a request or a live sample waits for the next micro-step boundary ("~40 s"),
+        when that is long: at most one micro-step, at the pace the trainer reported."""
+        p = self.progress
+        if not p or self.is_over or p.get("micro_s", 0) < LONG_WAIT_S:
+            return None
+        seconds = p["micro_s"]
+        return f"~{seconds:.0f} s" if seconds < 90 else f"~{units.duration(seconds)}"
+
+    @property
+    def device_name(self) -> str | None:
+        """The device as run_started names it, with the CPU threads in use now."""
+        started = self.started or {}
+        if self.cpu_threads and started.get("device") == "cpu":
+            return f"cpu ({self.cpu_threads} thread{'s' if self.cpu_threads != 1 else ''})"
+        return started.get("device_name") or started.get("device")
+
+    @property
     def tokens_seen(self) -> int | None:
+        if self.progress:  # a long step's micro-steps so far
+            return self.progress["tokens_seen"]
         if not self.last_step:
             return None
         seen = self.last_step.get("tokens_seen")

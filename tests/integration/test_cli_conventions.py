@@ -137,3 +137,16 @@ def test_labels_are_stored_listed_and_meta_records_the_users_command(tmp_path):
     for args, words in {("--name", " "): "--name is empty", ("--tag", ""): "--tag is empty"}.items():
         bad = gptbench("run", "addition", "--headless", *args, cwd=tmp_path)
         assert bad.returncode == 2 and words in one_line(bad.stderr) and "hint:" in bad.stderr
+
+
+def test_presets_at_80_columns_have_no_squeezed_column_and_no_blank_rows():
+    out = gptbench("presets", env={"COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.rstrip("\n").splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in out.stdout
+    rows = [line for line in lines if line.strip().startswith(("addition", "gpt2-124m", "shakespeare-char"))]
+    assert len(rows) == 6  # each preset's figures, then its description
+    described = " ".join(" ".join(lines[lines.index(rows[3]) :]).split())
+    assert "2-digit addition (minGPT's adder), scored by exact match on held-out problems" in described
+    figures = lines[lines.index(rows[0]) : lines.index(rows[2]) + 1]
+    assert len(figures) == 3  # no wrapped, blank rows between them

@@ -20,8 +20,10 @@ from workbench import presets
 from workbench.engine import checkpoint
 from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops, setup_device
 from workbench.engine.distributed import World
-from workbench.engine.micro_batch import candidates, choose_micro_batch, largest_fitting
+from workbench.engine.micro_batch import candidates, choose_micro_batch, largest_fitting, timed_on_cpu
 from workbench.engine.model import GPT, sample
+from workbench.presets import load
+from workbench.presets import resolve as resolve_preset
 from workbench.runs import read_events
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -287,7 +289,19 @@ def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
     started = of_kind(events, "run_started")[0]
     assert started["micro_batch"] == 16 and started["grad_accum"] == 2  # 1024 = 32 seqs of 32
     assert started["config"]["train"]["batch_size"] is None  # the config keeps auto; the choice is this run's
-    assert any("micro-batch 16 (auto" in e["message"] for e in of_kind(events, "log"))
+    assert any("micro-batch 16 (auto: timed on the CPU" in e["message"] for e in of_kind(events, "log"))
+
+
+def test_on_cpu_auto_takes_the_largest_micro_batch_within_the_time_aimed_at():
+    """A micro-step must end often enough for requests to land: sizes go by the measured time."""
+    tiny = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32"]
+    cfg = resolve_preset(load("shakespeare-char"), tiny, "cpu")
+    cfg.model.vocab_size = 65
+    model = GPT(cfg.model)
+    world = World()
+    assert timed_on_cpu(model, cfg, world, 24)[0] == 12  # a tiny model: the largest divisor up to 16
+    size, how = timed_on_cpu(model, cfg, world, 24, target_s=0.0)  # nothing is that fast: the smallest
+    assert size == 1 and how.startswith("timed on the CPU: one sequence's micro-step took ")
 
 
 # ----------------------------------------------------------- small things

@@ -158,6 +158,22 @@ def test_prep_mistakes_get_a_sentence_and_a_hint(tmp_path, jsonl):
         run_prep(mixed, tmp_path / "c")
 
 
+def test_a_small_corpus_just_works_with_a_tenth_as_val(tmp_path, jsonl, documents):
+    shards = tmp_path / "shards"
+    out = gptbench("data", str(jsonl), "--out", str(shards), "--workers", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    tokens = len(expected_tokens(documents))
+    said = [line for line in out.stdout.splitlines() if "a tenth" in line]
+    assert said == [
+        f"the source has {tokens:,} tokens, fewer than the 100,000,000 of a val shard: "
+        f"val gets a tenth ({tokens // 10:,}), train the rest (--val-tokens sets it)"
+    ], out.stdout
+    state = json.loads((shards / PREP_FILE).read_text())
+    assert [s["tokens"] for s in state["shards"]] == [tokens // 10, tokens - tokens // 10] and state["finished"]
+    corpus = load_corpus(DataConfig(path=str(shards), tokenizer="gpt2"))
+    assert np.concatenate(corpus.val + corpus.train).tolist() == expected_tokens(documents).tolist()
+
+
 def test_gpt2_preset_without_its_shards_says_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     run_dir = tmp_path / "run"
@@ -166,6 +182,7 @@ def test_gpt2_preset_without_its_shards_says_how_to_get_them(tmp_path, monkeypat
     text = " ".join((out.stdout + out.stderr).split())
     for words in ("FineWeb-Edu", "gptbench data fineweb-edu", "hour", "profile=shakespeare", "data.path=PATH"):
         assert words in text
+    assert "error at step" not in text and "best val loss" not in text  # the error only: there was no run
     assert "run_started" not in {e["event"] for e in read_events(run_dir)}  # stopped before the model was built
 
 

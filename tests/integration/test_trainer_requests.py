@@ -422,3 +422,48 @@ def test_cpu_threads_are_shared_with_other_gptbench_processes(finished_run, tmp_
     assert started["threads"] == max(1, cores // 2)  # the trainer and the sampler share the cores
     pinned = of_kind(read_events(run_dir), "run_started")[0]
     assert pinned["threads"] == 1  # the test suite pins OMP_NUM_THREADS=1: an explicit count wins
+
+
+def test_a_long_step_reports_its_micro_steps_and_steps_come_by_the_clock(tmp_path):
+    """progress between micro-steps, step events by wall time whatever log_every says (the intervals made
+    short here; by default 5 s and 30 s)."""
+    run_dir = tmp_path / "run"
+    slow = LONG_STEP + [
+        "train.max_steps=6",
+        "train.log_every=1000",
+        "train.progress_every_s=0.02",
+        "train.step_event_every_s=0.05",
+    ]
+    out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(slow))
+    assert out.returncode == 0, out.stdout + out.stderr
+    events = read_events(run_dir)
+    progress = [e for e in of_kind(events, "progress") if e["stage"] == "micro_step"]
+    assert progress, [e["event"] for e in events]
+    tokens_per_micro = 32  # one sequence of block_size 32
+    for e in progress:
+        assert e["total"] == 96 and 1 <= e["done"] < 96 and 1 <= e["step"] <= 6 and e["micro_s"] > 0
+        assert e["tokens_seen"] == (e["step"] - 1) * 3072 + e["done"] * tokens_per_micro
+    steps = [e["step"] for e in of_kind(events, "step")]
+    assert len(steps) >= 3 and steps[-1] == 6  # log_every=1000, yet steps come by the clock
+    assert "micro" in out.stdout  # the headless line shows them: "step 3 · micro 7/96"
+
+
+def test_a_live_sample_says_whose_weights_decoded_it(tmp_path):
+    live = LiveTrainer(tmp_path / "run", "shakespeare-char", LONG_STEP + ["train.max_steps=200"])
+    try:
+        live.wait_for(lambda e: e["event"] == "step" and e["step"] >= 2, "step 2")
+        live.send("sample", id="w", prompt="ROMEO:", max_new_tokens=8)
+        done = live.wait_for(lambda e: e["event"] == "sample" and e.get("done"), "the answer")
+        # log_every=1: every piece comes from the weights of the last step logged before it
+        logged = 0
+        for e in list(live.seen):
+            if e["event"] == "step":
+                logged = e["step"]
+            elif e["event"] == "sample" and e["id"] == "w":
+                assert e["weights_step"] == logged, (e, logged)
+        assert done["weights_step"] >= 2
+        live.send("stop")
+        assert live.process.wait(timeout=60) == 130
+    finally:
+        if live.process.poll() is None:
+            live.process.kill()

@@ -263,6 +263,12 @@ async def test_commands_show_as_requested_and_a_stop_that_hangs_is_offered_a_kil
             assert "stop requested" in visible_text(app) and "Waiting" in visible_text(app)
             await until(pilot, lambda: "Still running after 2 s" in visible_text(app), "the offer to kill")
             assert app.is_running and trainer.poll() is None  # never quits leaving a trainer asked to stop
+            # a stopped trainer writes nothing: what the offer says of resuming is what is on disk
+            offer = " ".join(str(app.screen.query_one("#stopping-text").render()).split())
+            if (screen.run_dir / LAST_CKPT).exists():
+                assert "its last checkpoint stays, `gptbench run --resume` goes on from it" in offer
+            else:
+                assert "it has saved no checkpoint yet (no last.pt)" in offer
             await pilot.press("k")
             await until(pilot, lambda: not app.is_running, "the app to quit after the kill")
         finally:

@@ -1,5 +1,6 @@
 """The picker: launching on purpose, edits that are never dropped, errors that go when the value is fixed."""
 
+import re
 from contextlib import asynccontextmanager
 
 import pytest
@@ -8,6 +9,7 @@ from screen_text import until, visible_text
 from workbench.tui.app import GPTBenchApp
 from workbench.tui.screens import picker as picker_module
 from workbench.tui.screens.confirm_launch import ConfirmLaunchScreen
+from workbench.tui.screens.help import HelpScreen
 from workbench.tui.screens.picker import PickerScreen
 
 
@@ -54,6 +56,22 @@ async def test_enter_edits_and_only_l_launches():
         assert launches.calls == [("addition", [])]
 
 
+async def test_escape_goes_from_the_config_back_to_the_presets_and_help_says_so():
+    async with picker_app() as (pilot, picker, _):
+        await pilot.press("enter")
+        await until(pilot, lambda: picker.focused.id == "config-table", "the config")
+        await pilot.press("enter", "x")  # editing a key: escape cancels the edit first
+        await until(pilot, lambda: picker.focused.id == "config-input", "the edit box")
+        await pilot.press("escape")
+        await until(pilot, lambda: picker.focused.id == "config-table", "the keys again")
+        await pilot.press("escape")
+        await until(pilot, lambda: picker.focused.id == "preset-list", "the preset list")
+        assert picker.overrides == {}
+        await pilot.press("enter", "question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
+        assert re.search(r"esc\s+Presets\s+Back to the preset list", visible_text(pilot.app))
+
+
 async def test_a_run_of_hours_asks_first_naming_the_estimate_and_the_device():
     async with picker_app() as (pilot, picker, launches):
         app = pilot.app
@@ -65,9 +83,13 @@ async def test_a_run_of_hours_asks_first_naming_the_estimate_and_the_device():
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is picker, "the picker again")
         assert launches.calls == []
+        for keys in (("l", "enter"), ("l", "l", "escape")):  # enter cancels; l again does nothing
+            await pilot.press(*keys)
+            await until(pilot, lambda: app.screen is picker, "the picker again")
+            assert launches.calls == []
         await pilot.press("l")
         await until(pilot, lambda: isinstance(app.screen, ConfirmLaunchScreen), "the question again")
-        await pilot.press("l")
+        await pilot.press("y")  # the one key that launches
         await until(pilot, lambda: launches.calls == [("gpt2-124m", [])], "the launch")
 
 
@@ -99,3 +121,22 @@ async def test_an_error_goes_as_soon_as_the_value_is_fixed():
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert "Hint" not in visible_text(app) and picker.overrides == {}
+
+
+@pytest.mark.parametrize(
+    "key, typed, hint",
+    [
+        ("model.n_head", "many", "Hint: model.n_head takes a whole number."),
+        ("model.n_head", "0", "Hint: model.n_head takes a whole number, at least 1."),
+        ("train.beta1", "2", "Hint: train.beta1 takes a number, in [0, 1)."),
+        ("train.grad_clip", "x", "Hint: train.grad_clip takes a number."),
+        ("train.dtype", "fp8", "Hint: train.dtype takes one of auto, float32, bfloat16, float16."),
+    ],
+)
+async def test_a_hint_says_what_the_edited_key_takes_not_a_cli_line(key, typed, hint):
+    async with picker_app() as (pilot, picker, _):
+        await edit(pilot, key, *typed)
+        shown = picker.query_one("#config-error")
+        await until(pilot, lambda: "Hint" in str(shown.render()), "the hint")
+        text = str(shown.render())
+        assert text.endswith(hint) and "--set" not in text

@@ -93,7 +93,7 @@ def prepare_data(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file.", "give a folder (it is created if needed).")
     shards = parse_count("--shard-tokens", shard_tokens)
-    val = parse_count("--val-tokens", val_tokens) if val_tokens else shards
+    val = parse_count("--val-tokens", val_tokens) if val_tokens else None  # None: the prep's default
     args = [
         source,
         "--out",
@@ -106,8 +106,7 @@ def prepare_data(
         str(workers),
         "--shard-tokens",
         str(shards),
-        "--val-tokens",
-        str(val),
+        *(["--val-tokens", str(val)] if val is not None else []),
         "--command",
         command,
         *(["--name", name] if name else []),

@@ -111,6 +111,11 @@ class HeadlessView:
             task = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
             val = f"{e['val_loss']:.4f}" if e["val_loss"] is not None else "nan"
             return f"[cyan]eval[/] step {e['step']} | val loss [bold]{val}[/]{task}"
+        if kind == "progress" and e["stage"] == "micro_step":  # a long step, between its micro-steps
+            return (
+                f"[dim]step {e['step']} · micro {e['done']}/{e['total']} | {units.count(e['tokens_seen'])} tokens | "
+                f"{e['micro_s']:.1f} s/micro-step[/]"
+            )
         if kind == "log":
             return f"[dim]{escape(e['message'])}[/]"
         if kind == "error":
@@ -118,6 +123,8 @@ class HeadlessView:
         if kind == "status" and e["state"] in ("compiling", "paused", "stopping"):
             return f"[dim]{e['state']}…[/]"
         if kind == "run_finished":
+            if e["reason"] == "error" and not self.state.started:
+                return None  # refused before training: its error said it all
             best = f"{e['best_val_loss']:.4f}" if e["best_val_loss"] is not None else "-"
             task = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
             took = units.duration(self.state.elapsed_s)

@@ -18,7 +18,9 @@ documents), encoded in order by a pool of --workers processes.
 
 Writing: llm.c shards (header + uint16): first val_000000.bin with
 --val-tokens tokens, then train_000001.bin, ... of --shard-tokens, the last
-one shorter. Each is written to a temporary file and renamed. After each,
+one shorter. Without --val-tokens, a source smaller than the val shard's
+default size gets a tenth of its tokens as val and the rest as train. Each
+is written to a temporary file and renamed. After each,
 prep.json records how far the stream got: the documents consumed, how many
 tokens of the next one the shard already took, and the `datasets` stream's own
 state, so an interrupted prep resumes where its last shard ended, and a
@@ -189,9 +191,17 @@ class ShardWriter:
     """Fills shards with documents' tokens; saves the state after every shard."""
 
     def __init__(
-        self, out: Path, state: dict, snapshots: dict, lock: threading.Lock, emit: Emit, total_docs: int | None
+        self,
+        out: Path,
+        state: dict,
+        snapshots: dict,
+        lock: threading.Lock,
+        emit: Emit,
+        total_docs: int | None,
+        val_given: bool = True,
     ):
         self.out, self.state, self.snapshots, self.lock, self.emit = out, state, snapshots, lock, emit
+        self.val_given = val_given  # --val-tokens was given (else a small source gets a tenth as val)
         self.settings = Settings(**state["settings"])
         self.docs = state["docs_done"]  # documents started so far
         self.first_offset = state["doc_offset"]  # the first document's tokens already in an earlier shard
@@ -224,6 +234,8 @@ class ShardWriter:
 
     def finish(self) -> None:
         tokens = self.state["tokens"] + self.fill
+        if not self.state["shards"] and not self.val_given and tokens >= 2:
+            self._split_small_source(tokens)
         if not self.state["shards"]:
             suggestion = max(1, tokens // 10)
             raise ConfigError(
@@ -241,6 +253,20 @@ class ShardWriter:
         self.state["finished"] = True
         save_state(self.out, self.state)
         self.progress()
+
+    def _split_small_source(self, tokens: int) -> None:
+        """The whole source fits in the default val shard: a tenth of it is val, the rest train."""
+        val = max(1, tokens // 10)
+        self.emit(
+            "log",
+            message=f"the source has {tokens:,} tokens, fewer than the {self.settings.val_tokens:,} of a val shard: "
+            f"val gets a tenth ({val:,}), train the rest (--val-tokens sets it)",
+        )
+        source = self.buffer[: self.fill].copy()
+        self.buffer, self.fill = source[:val], val
+        # Both shards are written together, at the end: a prep stopped before has written nothing to resume.
+        self._write(docs_done=self.docs, doc_offset=0)
+        self.buffer, self.fill = source[val:], tokens - val
 
     def progress(self) -> None:
         self.last_progress = time.time()
@@ -310,8 +336,10 @@ def save_state(out: Path, state: dict) -> None:
     os.replace(tmp, out / PREP_FILE)
 
 
-def prepare(settings: Settings, out: Path, workers: int, emit: Emit, command: str) -> dict:
-    """Prepare (or finish preparing) the shards of `settings.source` in `out`. Returns the final state."""
+def prepare(settings: Settings, out: Path, workers: int, emit: Emit, command: str, val_given: bool = True) -> dict:
+    """Prepare (or finish preparing) the shards of `settings.source` in `out`. Returns the final state.
+
+    `val_given`: settings.val_tokens was asked for; if not, a source smaller than it gets a tenth as val."""
     out.mkdir(parents=True, exist_ok=True)
     state = load_state(out, settings, command)
     if state["finished"]:
@@ -331,7 +359,7 @@ def prepare(settings: Settings, out: Path, workers: int, emit: Emit, command: st
     if state["docs_done"]:
         emit("log", message=f"resuming after {len(state['shards'])} shards ({state['docs_done']:,} documents)")
     snapshots, lock = {}, threading.Lock()
-    writer = ShardWriter(out, state, snapshots, lock, emit, count_documents(settings, stream))
+    writer = ShardWriter(out, state, snapshots, lock, emit, count_documents(settings, stream), val_given)
     texts = itertools.islice(
         documents(stream, settings.text_field, resumed_at, snapshots, lock), state["docs_done"] - resumed_at, None
     )
@@ -366,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text-field", default="text")
     p.add_argument("--workers", type=int, default=0, help="tokenizer processes (0: all cores)")
     p.add_argument("--shard-tokens", type=int, default=100_000_000)
-    p.add_argument("--val-tokens", type=int, default=None, help="default: --shard-tokens")
+    p.add_argument(
+        "--val-tokens", type=int, default=None, help="default: --shard-tokens, or a tenth of a smaller source"
+    )
     p.add_argument("--command", default="", help="the command line to repeat to resume, for messages")
     args = p.parse_args(argv)
 
@@ -381,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     command = args.command or f"python -m workbench.data.prepare {' '.join(sys.argv[1:])}"
     try:
-        prepare(settings, args.out, args.workers or os.cpu_count() or 1, emit, command)
+        prepare(settings, args.out, args.workers or os.cpu_count() or 1, emit, command, args.val_tokens is not None)
     except ConfigError as exc:
         emit("error", kind="data", message=exc.message, hint=exc.hint)
         return 2

@@ -11,10 +11,18 @@
 Idle and aside time are measured around the work (`with clock.idle():`), on
 the host, after the device has caught up where it matters (the trainer syncs
 first), so no per-step host sync is needed here.
+
+A heavy step (many micro-steps, seconds to minutes each) still reports: the
+clock says when a progress event is due between micro-steps (every
+progress_every_s) and when a step event is due whatever log_every says (every
+step_event_every_s of wall time), and how long a micro-step takes. Host time
+too: on a GPU it is how fast micro-steps are queued, which the device's pace
+bounds once the queue is full.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,17 +30,22 @@ from dataclasses import dataclass
 
 
 class RunClock:
-    def __init__(self):
+    def __init__(self, progress_every_s: float = math.inf, step_event_every_s: float = math.inf):
+        """progress_every_s, step_event_every_s: train.* (the trainer passes them; by default never by the clock)."""
         self.elapsed_before = self.active_before = 0.0  # earlier sessions of a resumed run
         self.session_start = time.time()
         self.idle_s = 0.0  # this session: paused or sampling
         self.aside_s = 0.0  # this session: evaluating or saving
         self._idle_depth = 0  # a sample decoded during a pause is one idle time, not two
         self.interval: Interval | None = None  # None until the session's first step is done
+        self.progress_every_s, self.step_event_every_s = progress_every_s, step_event_every_s
+        self.last_report = self.last_step_event = time.perf_counter()  # the last progress or step event
+        self.start_step()
 
     def start_session(self) -> None:
         """The loop begins: this session's elapsed time counts from now."""
         self.session_start = time.time()
+        self.last_report = self.last_step_event = time.perf_counter()
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.time() - self.session_start
@@ -74,6 +87,34 @@ class RunClock:
         busy = time.perf_counter() - i.start - (self.idle_s + self.aside_s - i.kept_out_before)
         self.start_interval(step)
         return step - i.first_step, max(busy, 1e-9)
+
+    # -- heavy steps: reports by the wall clock ---------------------------------
+
+    def start_step(self) -> None:
+        """A step begins: its micro-steps are timed from now."""
+        self.step_start, self.kept_out_at_step_start = time.perf_counter(), self.idle_s + self.aside_s
+
+    def micro_s(self, done: int) -> float:
+        """The mean time of the step's first `done` micro-steps, paused, sampling and saving time left out."""
+        kept_out = self.idle_s + self.aside_s - self.kept_out_at_step_start
+        return max(time.perf_counter() - self.step_start - kept_out, 0.0) / done
+
+    def progress_due(self) -> bool:
+        """progress_every_s since the last progress or step event: True, and the progress event counts as sent."""
+        now = time.perf_counter()
+        if now - self.last_report < self.progress_every_s:
+            return False
+        self.last_report = now
+        return True
+
+    def step_event_due(self) -> bool:
+        """step_event_every_s of wall time since the last step event: log a step, whatever log_every says.
+        Each rank's own clock: the ranks agree on it through the vote (Requests.at_boundary)."""
+        return time.perf_counter() - self.last_step_event >= self.step_event_every_s
+
+    def step_event_sent(self) -> None:
+        """A step event went out: the next progress and step events are timed from now."""
+        self.last_report = self.last_step_event = time.perf_counter()
 
     # -- checkpoint ------------------------------------------------------------
 

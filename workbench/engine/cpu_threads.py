@@ -47,3 +47,10 @@ def fair_threads(requested: int = 0) -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return max(1, available_cores() // engine_processes())
+
+
+def why_threads_changed(old: int, new: int) -> str:
+    """For the log line that says the share changed: who came or went."""
+    processes = engine_processes()
+    who = "another gptbench process started" if new < old else "a gptbench process ended"
+    return f"{who}: {processes} share {available_cores()} cores"

@@ -13,10 +13,17 @@ the allocator's fragmentation. The first that fits wins. The probe runs the eage
 model; torch.compile's fused kernels need less memory, never more. Elsewhere
 there is no out-of-memory to probe for (a CPU swaps), so auto means the
 largest power of two up to OTHER_DEVICES_MAX that divides the step.
+
+On a CPU, auto also goes by time (`timed_on_cpu`): requests (pause, stop, a
+sample) wait for the next boundary between micro-steps, so a micro-step of
+minutes makes the trainer look hung. The probe times one micro-step of one
+sequence and takes the largest size whose micro-step should take about
+MICRO_STEP_TARGET_S.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -28,6 +35,7 @@ from .distributed import World
 
 CUDA_MAX = 128
 OTHER_DEVICES_MAX = 16
+MICRO_STEP_TARGET_S = 1.5  # CPU: about how long one micro-step of the chosen size takes
 HEADROOM = 0.9  # use at most this fraction of the GPU's memory while probing
 
 
@@ -65,6 +73,8 @@ def sequences_per_process(cfg: Config, world: World) -> int:
 def choose_micro_batch(model: torch.nn.Module, cfg: Config, setup: DeviceSetup, world: World) -> tuple[int, str]:
     """(micro-batch size, how it was chosen) for batch_size=auto. Every rank gets the same."""
     sequences = sequences_per_process(cfg, world)
+    if setup.kind == "cpu":
+        return timed_on_cpu(model, cfg, world, sequences)
     if setup.kind != "cuda":
         size = candidates(sequences, OTHER_DEVICES_MAX)[0]
         return size, f"the largest divisor of the step up to {OTHER_DEVICES_MAX} on {setup.kind}"
@@ -117,3 +127,29 @@ def _fits_on_gpu(model: torch.nn.Module, size: int, cfg: Config, setup: DeviceSe
         del reserve
         model.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()
+
+
+def timed_on_cpu(
+    model: torch.nn.Module, cfg: Config, world: World, sequences: int, target_s: float = MICRO_STEP_TARGET_S
+) -> tuple[int, str]:
+    """The largest divisor of the step (up to OTHER_DEVICES_MAX) whose micro-step should take about
+    target_s, from the time of a forward and backward pass of one sequence (after one
+    untimed pass: the first allocates). Time grows about linearly with the sequences."""
+    sizes = candidates(sequences, OTHER_DEVICES_MAX)
+    with torch.random.fork_rng(devices=[]):  # the probe must not move the training RNG
+        x = torch.randint(cfg.model.vocab_size, (1, cfg.model.block_size))
+        for _ in range(2):  # the second pass is the one timed
+            start = time.perf_counter()
+            _, loss = model(x, x)
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+        per_sequence = time.perf_counter() - start
+    size = next((n for n in sizes if n * per_sequence <= target_s), sizes[-1])
+    if world.distributed:  # every rank takes the smallest choice: the step stays the same everywhere
+        agreed = torch.tensor([size])
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        size = int(agreed.item())
+    return size, (
+        f"timed on the CPU: one sequence's micro-step took {per_sequence:.2f} s, "
+        f"so {size} take about {size * per_sequence:.1f} s (aiming at {target_s} s)"
+    )

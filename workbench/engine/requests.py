@@ -9,6 +9,10 @@ vote on a CPU process group (distributed.FlagVote).
 A live sample is decoded from the live model in slices at those boundaries,
 each about SAMPLE_SHARE of the time since the last boundary, so training keeps
 its pace while the answer streams; the time is the clock's idle time.
+
+The vote also carries one flag of the clock's: a step event is due by the wall
+clock (train.step_event_every_s). Logging a step is a collective, so every rank
+must log the same one: `step_event_due` is what the ranks agreed on.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Requests:
         self.samples: deque[SampleRequest] = deque()
         self.live_sample: SampleSession | None = None
         self.last_boundary = time.perf_counter()
+        self.step_event_due = False  # agreed by every rank: the next step is logged, for the wall clock
 
     def read_commands(self, step: int) -> None:
         """Turn the commands that arrived on the FIFO into requests (rank 0 only)."""
@@ -62,18 +67,24 @@ class Requests:
             elif name == "sample_cancel":
                 self._cancel_sample(str(cmd.get("id")), step)
 
-    def agree(self) -> tuple[bool, bool, bool]:
-        """(stop, pause, checkpoint) as every rank takes them; a checkpoint request is honoured once."""
-        stop, pause, save = self.vote([self.stop, self.pause, self.checkpoint])
+    def agree(self, step_event_due: bool = False) -> tuple[bool, bool, bool]:
+        """(stop, pause, checkpoint) as every rank takes them; a checkpoint request is honoured once.
+
+        Every vote carries the same four flags (the vote's answer is the previous call's flags);
+        the fourth, a step event due by the wall clock, is kept in `step_event_due` until the
+        trainer logs a step.
+        """
+        stop, pause, save, due = self.vote([self.stop, self.pause, self.checkpoint, step_event_due])
         self.checkpoint = False
+        self.step_event_due = self.step_event_due or due
         return stop, pause, save
 
     def at_boundary(self, step: int) -> tuple[bool, bool, bool]:
         """Between micro-steps, steps and eval batches: read commands, decode a slice of the live
-        sample, and agree on (stop, pause, checkpoint)."""
+        sample, and agree on (stop, pause, checkpoint) and on a step event due by the wall clock."""
         self.read_commands(step)
         self.advance_sample(step, since=self.last_boundary)
-        return self.agree()
+        return self.agree(step_event_due=self.clock.step_event_due())
 
     def mark_boundary(self) -> None:
         """The boundary's work is done (a checkpoint, a pause): the next sample slice is measured from now."""

@@ -15,6 +15,10 @@ Speed rules this file follows:
 - The clock (clock.py) keeps time spent paused, sampling, evaluating or saving
   out of tokens/sec, and the session's first step (compile, warm-up) too;
   paused and sampling time is kept out of `active_s`, which the ETA uses.
+- A heavy step still reports, timed on the host (clock.py, no device sync):
+  a progress event between micro-steps every train.progress_every_s, and a
+  step event every train.step_event_every_s whatever log_every says (the
+  ranks agree on that step through the vote, requests.py).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE,
 from ..system_monitor import SystemMonitor
 from . import checkpoint
 from .clock import RunClock
-from .cpu_threads import fair_threads
+from .cpu_threads import fair_threads, why_threads_changed
 from .data import build_dataset
 from .device import DeviceSetup
 from .distributed import (
@@ -125,7 +129,8 @@ class Trainer:
         self.last_saved_step = -1
         self.best_val_loss: float | None = None
         self.last_metrics: dict = {}
-        self.clock = RunClock()
+        # a heavy step still reports: progress between micro-steps, step events by the wall clock
+        self.clock = RunClock(progress_every_s=t.progress_every_s, step_event_every_s=t.step_event_every_s)
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -149,7 +154,7 @@ class Trainer:
             self.vote,
             self.clock,
             start_sample=lambda req: SampleSession(
-                self.model, self.dataset.tokenizer, self.dataset.task, req, self.setup, self.log.emit
+                self.model, self.dataset.tokenizer, self.dataset.task, req, self.setup, self._emit_sample
             ),
             emit=self.log.emit,
             sync_device=self._sync_device,
@@ -215,9 +220,11 @@ class Trainer:
                 self._sync_device()
                 self.clock.start_interval(self.step)
             last = self.step == t.max_steps
-            log_now = self.step % t.log_every == 0 or last
+            # a step event also comes by the wall clock (train.step_event_every_s), on the step every rank agreed on
+            log_now = self.step % t.log_every == 0 or last or self.requests.step_event_due
             if log_now:
                 self._emit_step()
+                self.requests.step_event_due = False
 
             evaluate = self.step % t.eval_every == 0 or last
             if evaluate or (t.ckpt_every and self.step % t.ckpt_every == 0):
@@ -251,7 +258,10 @@ class Trainer:
         set_lr(self.optimizer, self.schedule.lr(self.step), self.cfg.train)
         rng_at_start = checkpoint.rng_state() if self.grad_accum > 1 else None
         total = torch.zeros((), device=self.setup.device)
+        self.clock.start_step()
         for micro in range(self.grad_accum):
+            if micro:
+                self._report_progress(micro)
             if micro and self._boundary(rng_at_start):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.stream.rewind_step()
@@ -279,6 +289,25 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------ step events
+
+    def _report_progress(self, micro: int) -> None:
+        """A long step says how far it got (micro-step `micro` of grad_accum done), every train.progress_every_s.
+
+        micro_s, the mean time of this step's micro-steps so far (see RunClock.micro_s), tells the
+        app how long a request waits for the next boundary.
+        """
+        if not self.clock.progress_due():
+            return
+        micro_tokens = self.tokens_per_step // self.grad_accum
+        self.log.emit(
+            "progress",
+            stage="micro_step",
+            done=micro,
+            total=self.grad_accum,
+            step=self.step + 1,  # the step in progress
+            tokens_seen=self.step * self.tokens_per_step + micro * micro_tokens,
+            micro_s=round(self.clock.micro_s(micro), 3),
+        )
 
     def _read_back(self) -> None:
         """Bring the pending losses (mean over ranks) and norms to the host; refuse to go on past a NaN.
@@ -320,6 +349,7 @@ class Trainer:
             tokens_seen=self.step * self.tokens_per_step,
             **extra,
         )
+        self.clock.step_event_sent()
         self._share_cpu_threads()
         self._report_system()
 
@@ -526,6 +556,13 @@ class Trainer:
             self.log.emit("status", state="training", step=self.step)
         return stop
 
+    def _emit_sample(self, event: str, **fields) -> None:
+        """The live sample's events; each piece says the step whose weights decoded it (a slice
+        runs between micro-steps: the weights are those of the last completed step)."""
+        if event == "sample":
+            fields["weights_step"] = self.step
+        self.log.emit(event, **fields)
+
     def _stop(self) -> str:
         self.log.emit("status", state="stopping", step=self.step)
         self.requests.cancel_live_sample()
@@ -544,7 +581,14 @@ class Trainer:
         self.threads_checked = time.monotonic()
         threads = fair_threads(self.cfg.train.threads)
         if threads != torch.get_num_threads():
-            self.log.log(f"cpu threads {torch.get_num_threads()} -> {threads}")
+            old = torch.get_num_threads()
+            # `threads` (an extra of the log event): the count the app shows from now on
+            self.log.emit(
+                "log",
+                message=f"cpu threads {old} -> {threads}: {why_threads_changed(old, threads)}",
+                level="info",
+                threads=threads,
+            )
             torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------ finish

@@ -61,6 +61,7 @@ class GPTBenchApp(App):
         self.run_screens: dict[Path, RunScreen] = {}  # the installed ones, by run dir
         self.quitting = False
         self.stop_timeout_s = STOP_TIMEOUT_S
+        self.sample_settings: dict[str, dict[str, str]] = {}  # Talk's settings as last typed, per preset
 
     def on_mount(self) -> None:
         self.push_screen(PickerScreen())

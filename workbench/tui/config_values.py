@@ -6,8 +6,14 @@ compare screen's config diff all read configs through these.
 
 from __future__ import annotations
 
+import re
+import types
+import typing
+
 from .. import presets
-from ..config import all_keys
+from ..config import SECTIONS, all_keys, choices
+
+KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
 
 
 def shown(value) -> str:
@@ -57,3 +63,24 @@ def changed_keys(values: dict[str, str], preset: dict[str, str]) -> list[str]:
         for k, v in values.items()
         if k in preset and preset[k] != v and preset[k] != "auto" and not (k == "model.vocab_size" and preset[k] == "0")
     ]
+
+
+def allowed_values(key: str, message: str = "") -> str:
+    """What `key` takes, in words, for the picker's hints: its choices or its type, with the range
+    that an error `message` about this key states ("train.beta1 must be in [0, 1), got 2.0.")."""
+    section, _, name = key.partition(".")
+    typ = typing.get_type_hints(SECTIONS[section]).get(name, str) if section in SECTIONS else str
+    auto = typing.get_origin(typ) in (typing.Union, types.UnionType) and type(None) in typing.get_args(typ)
+    if auto:
+        typ = next(a for a in typing.get_args(typ) if a is not type(None))
+    listed = typing.get_origin(typ) is list
+    allowed = choices(key) if section in SECTIONS else None
+    if allowed:
+        words = "one or more of " if listed else "one of "
+        words += ", ".join(allowed) + (" (comma-separated, empty for none)" if listed else "")
+    else:
+        words = "a comma-separated list (empty for none)" if listed else KINDS.get(typ, "text")
+    stated = re.match(rf"{re.escape(key)} must be (.+?), got ", message)
+    if stated and not any(kind in stated.group(1) for kind in ("integer", "number", "one of", "true or false")):
+        words += f", {stated.group(1)}"
+    return words + (", or auto" if auto else "")

@@ -11,10 +11,14 @@ from textual.widgets import Button, Static
 
 
 class ConfirmLaunchScreen(ModalScreen[bool]):
-    """Dismisses with True (launch) or False."""
+    """Dismisses with True (launch) or False.
 
+    Cancel is the default (focused: enter cancels), and launching takes `y`, a key of
+    its own: `l` pressed twice, or `l` and then enter, must not start a run of days."""
+
+    AUTO_FOCUS = "#cancel"
     BINDINGS = [
-        Binding("l,y", "choose(True)", "Launch", id="confirm.launch"),
+        Binding("y", "choose(True)", "Launch anyway", id="confirm.launch"),
         Binding("escape,n", "choose(False)", "Cancel", id="confirm.cancel"),
     ]
 
@@ -30,8 +34,8 @@ class ConfirmLaunchScreen(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Static(self.text, id="confirm-text")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Launch (l)", id="launch", variant="warning")
                 yield Button("Cancel (esc)", id="cancel", variant="primary")
+                yield Button("Launch anyway (y)", id="launch", variant="warning")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option
 
 from ... import presets
 from ...config import Config, ConfigError
-from ..config_values import flat_values
+from ..config_values import allowed_values, flat_values
 from ..estimate import guess_device_kind, rough_duration, train_seconds
 from ..widgets.config_editor import ConfigEditor
 from ..widgets.preset_details import PresetDetails
@@ -147,13 +147,21 @@ class PickerScreen(WorkbenchScreen):
         try:
             self._resolve(candidate)
         except ConfigError as exc:
-            self.query_one(ConfigEditor).show_error(exc.message, exc.hint)
+            # The CLI's hints say what to type after --set, with an example value; here, what the key takes.
+            hint = (
+                exc.hint if "--" not in exc.hint else f"{message.key} takes {allowed_values(message.key, exc.message)}."
+            )
+            self.query_one(ConfigEditor).show_error(exc.message, hint)
             return
         if isinstance(message, ConfigEditor.EditChanged):
             self.query_one(ConfigEditor).show_valid()
             return
         self.edits[self.current] = candidate
         self._show()
+
+    @on(ConfigEditor.Back)
+    def _back_to_presets(self) -> None:
+        self.query_one("#preset-list").focus()
 
     @on(ConfigEditor.KeyReset)
     def _reset(self, message: ConfigEditor.KeyReset) -> None:

@@ -13,6 +13,18 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ...runs import LAST_CKPT
+
+
+def what_a_kill_keeps(screens: list) -> str:
+    """The truth about resuming after a kill: it depends on a last.pt being there."""
+    saved = [s.run_dir.name for s in screens if (s.run_dir / LAST_CKPT).exists()]
+    if len(saved) == len(screens):
+        return "its last checkpoint stays, `gptbench run --resume` goes on from it."
+    if not saved:
+        return "it has saved no checkpoint yet (no last.pt), so a kill loses its training so far."
+    return f"{', '.join(saved)} can go on from last.pt (`gptbench run --resume`); the others saved none yet."
+
 
 class QuitScreen(ModalScreen[str]):
     """Dismisses with "stop", "leave" or "cancel"."""
@@ -61,7 +73,7 @@ class StoppingScreen(ModalScreen[str]):
             "k",
             "choose('kill')",
             "Kill",
-            tooltip="Kill the trainer now (its last checkpoint stays)",
+            tooltip="Kill the trainer now (its last checkpoint, if any, stays)",
             id="stopping.kill",
         ),
         Binding("w", "wait", "Wait longer", tooltip="Count down again", id="stopping.wait"),
@@ -102,11 +114,12 @@ class StoppingScreen(ModalScreen[str]):
         return self.left_s <= 0
 
     def _show(self) -> None:
-        runs = "\n".join(f"  {s.run_dir.name}: {s.state.badge}" for s in self.screens if s.trainer_running)
+        running = [s for s in self.screens if s.trainer_running]
+        runs = "\n".join(f"  {s.run_dir.name}: {s.state.badge}" for s in running)
         if self.overdue:
             text = (
                 f"Still running after {self.timeout_s:.0f} s:\n{runs}\n\n"
-                "Kill: end the trainer now; its last checkpoint stays, `gptbench run --resume` goes on from it.\n"
+                f"Kill: end the trainer now; {what_a_kill_keeps(running)}\n"
                 "Wait longer: count down again."
             )
         else:

@@ -135,7 +135,7 @@ class RunScreen(PlotScreen):
             with TabPane("Watch", id="watch"):
                 yield RunDashboard(self.state, id="dashboard")
             with TabPane("Talk", id="talk"):
-                yield SampleConsole(id="console")
+                yield SampleConsole(id="console", kept=self.app.sample_settings)
             with TabPane("Config", id="config"):
                 yield RunConfig(id="run-config")
         yield Footer(compact=True)
@@ -216,7 +216,7 @@ class RunScreen(PlotScreen):
         dashboard.add_log(logged, stderr)
         kinds = {e["event"] for e in applied}
         if "run_started" in kinds:
-            console.set_task(addition=self.state.config.get("data", {}).get("kind") == "addition")
+            console.set_task(self.state.preset, addition=self.state.config.get("data", {}).get("kind") == "addition")
             self._load_config()
         if "checkpoint" in kinds:
             self._show_checkpoints()
@@ -247,6 +247,7 @@ class RunScreen(PlotScreen):
         finished = self.state.finished
         if finished is None or finished["reason"] == "error":
             self.state.mark_crashed(message.exit_code, message.stderr_tail)
+            self.query_one(RunDashboard).add_note(f"crashed: the trainer exited with code {message.exit_code}")
         self._run_changed()
         self.app.run_ended(self)
 
@@ -266,6 +267,7 @@ class RunScreen(PlotScreen):
             and not state.crash
         ):
             state.mark_crashed(None, [])
+            self.query_one(RunDashboard).add_note("crashed: the trainer is gone and never said it finished")
 
     def _run_changed(self) -> None:
         self._show_checkpoints()
@@ -416,7 +418,14 @@ class RunScreen(PlotScreen):
         sample_id = uuid.uuid4().hex[:8]
         fields = dict(id=sample_id, prompt=message.prompt, **message.settings.command_fields())
         if self.trainer_running:
-            console.begin(sample_id, message.prompt, f"live model, step {self.state.step}")
+            # The trainer answers between micro-steps; its pieces say whose weights decoded them.
+            wait = self.state.boundary_wait
+            console.begin(
+                sample_id,
+                message.prompt,
+                "live model",
+                waiting=f"waits for the next micro-step boundary, {wait}" if wait else "",
+            )
             self.live_samples.add(sample_id)
             if not self._send("sample", **fields):
                 console.fail(sample_id, "The trainer is not listening.", "it may have just finished; try again.")

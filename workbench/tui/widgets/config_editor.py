@@ -26,7 +26,17 @@ class ConfigEditor(Vertical):
     HELP_TITLE = "config (enter edits the selected key)"
     BINDINGS = [
         Binding("d", "reset_key", "Reset key", tooltip="Drop your edit of the selected key", id="config.reset"),
+        Binding(
+            "escape",
+            "back",
+            "Presets",
+            tooltip="Back to the preset list (while editing: cancel the edit)",
+            id="config.back",
+        ),
     ]
+
+    class Back(Message):
+        """escape on the keys: the picker goes back to its preset list."""
 
     class EditSubmitted(Message):
         def __init__(self, key: str, value: str):
@@ -133,9 +143,11 @@ class ConfigEditor(Vertical):
         self.query_one("#config-error", Static).update("")
         self._show_help()
 
-    def key_escape(self) -> None:
+    def action_back(self) -> None:
         if self.editing:
             self._end_edit()
+        else:
+            self.post_message(self.Back())
 
     def action_reset_key(self) -> None:
         table = self.query_one(DataTable)

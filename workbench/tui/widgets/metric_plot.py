@@ -13,6 +13,7 @@ the elapsed time; escape puts the cursor away.
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -26,6 +27,19 @@ from ...run_state import Series
 from ..curve_styles import CurveStyle
 from ..plot_math import downsample, ema, log_ticks, nice_ticks, spread, tick_labels, time_ticks
 from ..plot_options import PlotOptions
+
+WAITING = "waiting for data…"
+
+
+def packed(parts: list[str], separator: str, width: int) -> list[str]:
+    """`parts` joined by `separator` into lines of at most `width` (a part longer than that keeps a line)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(separator) + len(part) <= width:
+            lines[-1] += separator + part
+        else:
+            lines.append(part)
+    return lines
 
 
 @dataclass
@@ -87,6 +101,9 @@ class MetricPlot(PlotextPlot, can_focus=True):
         self.options = PlotOptions()
         self.cursor_step: int | None = None
         self.has_data = False  # the last frame drew a curve (not "waiting for data")
+        self.empty_text = WAITING  # what the plot says while it has no points (the dashboard sets it)
+        self.heading = metric  # the title with the options or the cursor's readout
+        self.note = ""  # the part of the heading that the border title cannot hold
         self._drawn: tuple | None = None
         self._update_title()
 
@@ -101,7 +118,13 @@ class MetricPlot(PlotextPlot, can_focus=True):
         self.refresh_if_stale()
 
     def _fingerprint(self) -> tuple:
-        return (self.options, self.cursor_step, self.app.no_color, *(c.series.version for c in self.curves))
+        return (
+            self.options,
+            self.cursor_step,
+            self.app.no_color,
+            self.empty_text,
+            *(c.series.version for c in self.curves),
+        )
 
     @property
     def stale(self) -> bool:
@@ -152,7 +175,7 @@ class MetricPlot(PlotextPlot, can_focus=True):
         views = self.views()
         self.has_data = bool(views)
         if not views:
-            return Text("waiting for data…", style="dim")
+            return Text(self.empty_text, style="dim")
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -188,15 +211,25 @@ class MetricPlot(PlotextPlot, can_focus=True):
             plt.xticks(x_ticks, tick_labels(x_ticks))
         log = self.options.log_scale and self.loggable
         y_lo, y_hi = spread(min(all_y), max(all_y), log)
-        plt.ylim(y_lo, y_hi)
         y_count = max(2, self.size.height // 3)
         if log:
+            # plotext takes the log of the data and the ticks, but not of the limits.
             plt.yscale("log")
+            plt.ylim(math.log10(y_lo), math.log10(y_hi))
             y_ticks = log_ticks(y_lo, y_hi, y_count)
         else:
+            plt.ylim(y_lo, y_hi)
             y_ticks = nice_ticks(y_lo, y_hi, y_count)
         plt.yticks(y_ticks, tick_labels(y_ticks))
-        return super().render()
+        note_rows = self.note.count("\n") + 1 if self.note else 0
+        if not note_rows or self.size.height - note_rows < 3:
+            return super().render()
+        # PlotextPlot.render, under the note.
+        plt.plotsize(self.size.width, self.size.height - note_rows)
+        plt._set_size(self.size.width, self.size.height - note_rows)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        style = "bold" if self.cursor_step is not None else "dim"
+        return Text.assemble((self.note, style), "\n", Text.from_ansi(plt.build()))
 
     # -- the value cursor -----------------------------------------------------
 
@@ -251,9 +284,22 @@ class MetricPlot(PlotextPlot, can_focus=True):
         return " · ".join(parts)
 
     def _update_title(self) -> None:
+        """The heading goes in the border title; what a narrow plot's title cannot hold goes on
+        a line of its own above the curves, so the cursor's values are never cut."""
         readout = self.readout()
         if readout:
-            self.border_title = f"{self.metric} ▸ {readout}"
-            return
-        described = self.options.describe(smoothable=any(c.smooth for c in self.curves), loggable=self.loggable)
-        self.border_title = f"{self.metric} · {described}" if described else self.metric
+            detail = f"▸ {readout}"
+        else:
+            detail = self.options.describe(smoothable=any(c.smooth for c in self.curves), loggable=self.loggable)
+        separator = " " if readout else " · "
+        self.heading = f"{self.metric}{separator}{detail}" if detail else self.metric
+        # The border keeps a corner on each side of its title.
+        fits = not self.size.width or len(self.heading) <= self.size.width - 2
+        self.border_title = self.heading if fits else self.metric
+        note = "" if fits else "\n".join(packed(detail.split(" · "), " · ", self.size.width))
+        if note != self.note:
+            self.note = note
+            self.refresh()
+
+    def on_resize(self) -> None:
+        self._update_title()

@@ -16,7 +16,7 @@ from ... import metrics
 from ...run_state import RunState
 from ..curve_styles import metric_style
 from .crash_panel import CrashPanel
-from .metric_plot import Curve, MetricPlot
+from .metric_plot import WAITING, Curve, MetricPlot
 from .run_stats import RunStats, RunStatsLine
 from .system_pane import SystemPane
 from .trainer_log import TrainerLog
@@ -94,6 +94,11 @@ class RunDashboard(Vertical):
         log.add_stderr(stderr)
         self._refresh_lines()
 
+    def add_note(self, line: str) -> None:
+        """A line of the app's own in the log: what happened to the run that no event says."""
+        self.query_one(TrainerLog).add_line(Text(line, style="bold red"))
+        self._refresh_lines()
+
     def _refresh_lines(self) -> None:
         if self.is_showing("log-line"):
             last = self.query_one(TrainerLog).last_line
@@ -114,6 +119,12 @@ class RunDashboard(Vertical):
             self.query_one(RunStats).show(self.state)
         if self.is_showing("system"):
             self.query_one(SystemPane).show(self.state)
+        if self.state.is_over:
+            empty = "no steps were logged before the run ended"
+        else:  # a long first step shows how far it got
+            empty = f"{self.state.micro_step}…" if self.state.micro_step else WAITING
+        for plot in self.query(MetricPlot):
+            plot.empty_text = empty
         crash = self.query_one(CrashPanel)
         if crash.display != (self.state.crash is not None):
             crash.display = self.state.crash is not None

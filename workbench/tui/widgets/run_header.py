@@ -22,13 +22,17 @@ class RunHeader(Horizontal):
 
     def show(self, state: RunState, source: str) -> None:
         """`source` says where the events come from: launched here, attached, replay."""
-        if (state.badge, state.status, state.preset, source) == self._shown:
+        wait = state.boundary_wait if state.requested else None  # "pause requested: after this micro-step, ~40 s"
+        if (state.badge, state.status, state.preset, source, wait) == self._shown:
             return  # called on every redraw tick; the header rarely changes
-        self._shown = (state.badge, state.status, state.preset, source)
+        self._shown = (state.badge, state.status, state.preset, source, wait)
         badge = self.query_one("#status-badge", Static)
         badge.update(f" {state.badge.upper()} ")
         badge.set_classes("status-requested" if state.requested else f"status-{state.status}")
         title = Text.assemble(
-            (state.name, "bold"), (f"  {state.preset}" if state.preset else ""), (f"  · {source}", "dim")
+            (f"after this micro-step, {wait}  " if wait else "", "bold"),  # the badge says what was requested
+            (state.name, "bold"),
+            (f"  {state.preset}" if state.preset else ""),
+            (f"  · {source}", "dim"),
         )
         self.query_one("#run-title", Static).update(title, layout=False)

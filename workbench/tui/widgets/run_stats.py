@@ -28,6 +28,7 @@ class RunStats(Static):
         started = state.started or {}
         rows = [
             ("step", f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
+            *([("in progress", state.micro_step)] if state.micro_step else []),
             ("elapsed", units.duration(state.elapsed_s)),
             ("ETA", units.duration(state.eta_s)),
             ("tokens", units.count(state.tokens_seen)),
@@ -38,7 +39,7 @@ class RunStats(Static):
                 rows.append((m.stat, m.text(step.get(m.key))))
         rows.append(("best val", units.number(state.best_val_loss)))
         rows += [(metrics.task_label(name), units.number(value)) for name, value in state.metrics.items()]
-        device = started.get("device_name") or started.get("device")
+        device = state.device_name
         rows += [
             ("device", device or units.DASH),
             ("dtype", started.get("dtype") or units.DASH),
@@ -64,8 +65,13 @@ class RunStatsLine(Static):
     def show(self, state: RunState) -> None:
         step = state.last_step or {}
         headline = next(iter(state.metrics.items()), None)  # the task's metric (addition: held-out accuracy)
+        of = f"/{state.max_steps:,}" if state.max_steps else ""
+        micro = state.progress if state.micro_step else None  # a long step in progress: "step 3/100 · micro 7/32"
         parts = [
-            ("step", f"{state.step:,}/{state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
+            (
+                "step",
+                f"{micro['step']:,}{of} · micro {micro['done']}/{micro['total']}" if micro else f"{state.step:,}{of}",
+            ),
             ("loss", units.number(step.get("loss"), 3)),
             ("val", units.number(state.best_val_loss, 3)),
             *([(metrics.task_label(headline[0]), units.number(headline[1], 3))] if headline else []),

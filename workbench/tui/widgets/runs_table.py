@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -41,7 +42,7 @@ class RunsTable(DataTable):
             self.add_row(
                 "✓" if s.path in self.marked else "",
                 s.path.name,
-                Text(s.status, style=STATUS_STYLE.get(s.status, "")),
+                Text(s.status, style=self.status_style(s.status)),
                 f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                 units.number(s.best_val_loss),
                 s.metric_text,
@@ -51,6 +52,12 @@ class RunsTable(DataTable):
             )
         if current in self.summaries:
             self.move_cursor(row=self.get_row_index(str(current)))
+
+    def status_style(self, status: str) -> Style:
+        style = Style.parse(STATUS_STYLE.get(status, ""))
+        # NO_COLOR turns colours into greys, and a dark red into a grey that vanishes on the
+        # dark table: keep only the weight (bold, dim).
+        return style.without_color if self.app.no_color else style
 
     @property
     def cursor_path(self) -> Path | None:

@@ -24,6 +24,15 @@ from ...config import ConfigError
 # vocabulary is how "no top-k cut" travels in a sample command.
 NO_TOP_K = 2**31 - 1
 
+# What the prompt box offers as an example, per preset (any other preset: per kind of data).
+EXAMPLE_PROMPTS = {"addition": "23+58", "shakespeare-char": "ROMEO:", "gpt2-124m": "The meaning of life is"}
+TEXT_EXAMPLE = "Once upon a time"
+
+
+def prompt_placeholder(preset: str, addition: bool) -> str:
+    example = EXAMPLE_PROMPTS.get(preset) or ("23+58" if addition else TEXT_EXAMPLE)
+    return f"prompt, enter samples (e.g. {example}); esc back to the dashboard"
+
 
 @dataclass
 class SampleSettings:
@@ -45,9 +54,10 @@ class SampleSettings:
 class SampleExchange(Static):
     """One prompt and its answer, growing as pieces arrive."""
 
-    def __init__(self, prompt: str, source: str):
+    def __init__(self, prompt: str, source: str, waiting: str = ""):
         super().__init__(classes="exchange")
-        self.prompt, self.source = prompt, source
+        self.prompt, self.source, self.waiting = prompt, source, waiting
+        self.weights_steps: list[int] = []  # a live answer: the steps whose weights decoded its pieces
         self.text = ""
         self.final: dict | None = None  # the done=True event (answer/expected/correct for addition)
         self.error: tuple[str, str] | None = None
@@ -59,7 +69,11 @@ class SampleExchange(Static):
         return self.final is None and self.error is None and not self.cancelled
 
     def redraw(self) -> None:
-        parts = [Text.assemble(("› ", "bold"), (self.prompt, "bold"), (f"   {self.source}", "dim"))]
+        source = self.source
+        if self.weights_steps:  # the weights may change between two slices of a live answer
+            first, last = self.weights_steps[0], self.weights_steps[-1]
+            source += f", weights of step {first:,}" if first == last else f", weights of steps {first:,}-{last:,}"
+        parts = [Text.assemble(("› ", "bold"), (self.prompt, "bold"), (f"   {source}", "dim"))]
         if self.final and "correct" in self.final:  # addition: the answer and its verdict say it all
             verdict = (
                 ("✓ right", "bold green")
@@ -75,7 +89,8 @@ class SampleExchange(Static):
         elif self.cancelled:
             parts.append(Text("(cancelled)", style="dim"))
         elif self.final is None:
-            parts.append(Text("…  (esc cancels)", style="dim"))
+            waiting = f"{self.waiting}  " if self.waiting and not self.text else ""
+            parts.append(Text(f"…  {waiting}(esc cancels)", style="dim"))
         self.update(Group(*parts))
 
 
@@ -109,10 +124,13 @@ class SampleConsole(Vertical):
             super().__init__()
             self.checkpoint = checkpoint
 
-    def __init__(self, *, id: str | None = None):
+    def __init__(self, *, id: str | None = None, kept: dict[str, dict[str, str]] | None = None):
+        """`kept`: the sampling settings as last typed, per preset (the app's, shared by every run's console)."""
         super().__init__(id=id)
         self._exchanges: dict[str, SampleExchange] = {}
         self._available: list[str] = ["best", "last"]  # checkpoints there are to sample from
+        self.kept = {} if kept is None else kept
+        self.preset = ""
 
     def compose(self) -> ComposeResult:
         defaults = SampleSettings()
@@ -134,16 +152,26 @@ class SampleConsole(Vertical):
         yield Select(
             [("best.pt", "best"), ("last.pt", "last")], value="best", allow_blank=False, id="checkpoint", compact=True
         )
-        yield Input(placeholder="prompt, enter samples (addition: 23+58); esc back to the dashboard", id="prompt")
+        yield Input(placeholder=prompt_placeholder("", addition=False), id="prompt")
 
     def on_mount(self) -> None:
         self.query_one("#greedy-note").display = False
 
-    def set_task(self, addition: bool) -> None:
-        """Addition shows why there are no sampling settings instead of settings that would be ignored."""
+    def set_task(self, preset: str, addition: bool) -> None:
+        """The run's preset: its example prompt, and the settings last typed for it.
+        Addition shows why there are no sampling settings instead of settings that would be ignored."""
+        self.preset = preset
+        self.query_one("#prompt", Input).placeholder = prompt_placeholder(preset, addition)
         self.query_one("#greedy-note").display = addition
         for widget in self.query("#sample-settings > Label, #sample-settings > .setting"):
             widget.display = not addition
+        for field, value in self.kept.get(preset, {}).items():
+            self.query_one(f"#{field}", Input).value = value
+
+    @on(Input.Changed, ".setting")
+    def _setting_changed(self, event: Input.Changed) -> None:
+        if self.preset:
+            self.kept.setdefault(self.preset, {})[event.input.id] = event.value
 
     def show_checkpoints(self, visible: bool, available: list[str]) -> None:
         """Only a finished run samples from a checkpoint (`available`: "best", "last"); a live one uses the training
@@ -193,8 +221,9 @@ class SampleConsole(Vertical):
 
     # -- answers, fed by the run screen -----------------------------------
 
-    def begin(self, sample_id: str, prompt: str, source: str) -> None:
-        exchange = SampleExchange(prompt, source)
+    def begin(self, sample_id: str, prompt: str, source: str, waiting: str = "") -> None:
+        """`waiting`: what the answer waits for, when that is long (a heavy live model)."""
+        exchange = SampleExchange(prompt, source, waiting)
         self._exchanges[sample_id] = exchange
         history = self.query_one("#history", VerticalScroll)
         history.mount(exchange)
@@ -205,6 +234,8 @@ class SampleConsole(Vertical):
         if exchange is None or exchange.cancelled:
             return  # someone else's prompt (another app attached to the same run), or one cancelled
         exchange.text += event.get("text", "")
+        if "weights_step" in event:
+            exchange.weights_steps.append(event["weights_step"])
         if event.get("cancelled"):  # ended by the trainer (a stop, another app's cancel)
             exchange.cancelled = True
         elif event.get("done"):

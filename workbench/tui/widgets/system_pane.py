@@ -33,29 +33,33 @@ class SystemPane(Static):
             )
             self.update(Text(f"no readings yet: {why}", style="dim"), layout=False)
             return
+        # Once the trainer is gone its readings are history, not the machine now: say so on every one.
+        was = "was " if state.is_over else ""
         rows = [
-            ("CPU", f"{e['cpu_percent']}% of {e['cpu_count']} cores"),
-            ("RAM", f"{e['ram_used_gb']:.1f} / {e['ram_total_gb']:.1f} GB"),
-            ("trainer", f"{e['rss_gb']:.2f} GB resident"),
+            ("CPU", f"{was}{e['cpu_percent']}% of {e['cpu_count']} cores"),
+            ("RAM", f"{was}{e['ram_used_gb']:.1f} / {e['ram_total_gb']:.1f} GB"),
+            ("trainer", f"exited, was {e['rss_gb']:.2f} GB" if was else f"{e['rss_gb']:.2f} GB resident"),
         ]
         for gpu in e["gpus"]:
             rows += [
                 (f"GPU {gpu['index']}", gpu.get("name") or units.DASH),
-                ("  util", number_or_dash(gpu.get("util_percent"), "{}%")),
+                ("  util", was + number_or_dash(gpu.get("util_percent"), "{}%")),
                 (
                     "  memory",
-                    f"{number_or_dash(gpu.get('mem_used_gb'), '{:.1f}')} / "
+                    f"{was}{number_or_dash(gpu.get('mem_used_gb'), '{:.1f}')} / "
                     f"{number_or_dash(gpu.get('mem_total_gb'), '{:.1f}')} GB",
                 ),
-                ("  power", number_or_dash(gpu.get("power_w"), "{} W")),
-                ("  temp", number_or_dash(gpu.get("temp_c"), "{} °C")),
+                ("  power", was + number_or_dash(gpu.get("power_w"), "{} W")),
+                ("  temp", was + number_or_dash(gpu.get("temp_c"), "{} °C")),
             ]
         if not e["gpus"]:
             rows.append(("GPU", "none"))
         text = Text(overflow="fold")
+        if was:
+            text.append("trainer exited; last readings\n", style="dim")
         for label, value in rows:
             text.append(f"{label:<{LABEL_WIDTH}}", style="dim")
-            text.append(f"{value}\n")
+            text.append(f"{value}\n", style="dim" if was else "")
         if not e["gpus"]:
             text.append(e.get("gpu_note") or "no NVIDIA GPU", style="dim")
         text.rstrip()
