@@ -321,7 +321,8 @@ class Config:
     recipe: str = setting(
         "classic",
         "classic: the preset as written; modern: the preset's [recipes.modern.*] tables (rope, rmsnorm, qk_norm, "
-        "relu2, an untied head, softcap, Muon) on top of its profile; single --set keys still win",
+        "relu2, an untied head, softcap, Muon; addition: Muon alone) on top of its profile; single --set keys win; "
+        "`gptbench presets NAME` lists them",
     )
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

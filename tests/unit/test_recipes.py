@@ -147,7 +147,7 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
 # ------------------------------------------------------------------ recipes
 
 
-@pytest.mark.parametrize("name", ["addition", "shakespeare-char", "gpt2-124m"])
+@pytest.mark.parametrize("name", ["shakespeare-char", "gpt2-124m"])
 def test_recipe_modern_sets_its_keys_and_single_keys_win(name):
     from workbench import presets
 
@@ -164,6 +164,13 @@ def test_recipe_modern_sets_its_keys_and_single_keys_win(name):
     assert presets.resolve(preset, ["recipe=modern", "recipe=classic"]).model.position == "learned"  # the last wins
     mixed = presets.resolve(preset, ["recipe=modern", "model.position=learned", "train.optimizer=adamw"])
     assert mixed.model.position == "learned" and mixed.train.optimizer == "adamw" and mixed.model.qk_norm
+
+
+def test_addition_modern_is_muon_on_the_classic_architecture():
+    from workbench import presets
+
+    modern = presets.resolve(presets.load("addition"), ["recipe=modern"])
+    assert modern.train.optimizer == "muon" and modern.model.position == "learned" and modern.model.tie_embeddings
 
 
 def test_an_unknown_recipe_is_refused_with_the_choices():
@@ -192,7 +199,7 @@ def test_config_values_show_the_recipe_and_count_it_as_the_preset():
     from workbench import presets
     from workbench.tui.config_values import changed_keys, flat_values, preset_values
 
-    cfg = presets.resolve(presets.load("addition"), ["recipe=modern", "train.muon_lr=0.05"]).to_dict()
+    cfg = presets.resolve(presets.load("shakespeare-char"), ["recipe=modern", "train.muon_lr=0.05"]).to_dict()
     values = flat_values(cfg)
     assert values["recipe"] == "modern" and values["model.position"] == "rope"
     assert changed_keys(values, preset_values(cfg)) == ["train.muon_lr"]  # the recipe's keys are the preset's
