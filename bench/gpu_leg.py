@@ -332,7 +332,7 @@ def summarize_run(run_dir: Path, started: float) -> dict:
     if run:
         r = run[0]
         out.update(
-            micro_batch=r["config"]["train"]["batch_size"],
+            micro_batch=r.get("micro_batch", r["config"]["train"]["batch_size"]),
             grad_accum=r.get("grad_accum"),
             tokens_per_step=r["tokens_per_step"],
             loss=r.get("loss"),
@@ -341,7 +341,9 @@ def summarize_run(run_dir: Path, started: float) -> dict:
             params=r["params"],
         )
         out["micro_batch_how"] = next((e["message"] for e in of("log") if e["message"].startswith("micro-batch")), None)
-    steady = steps[1:]  # the first interval holds the compile and the warm-up
+    # The trainer times from the end of step 1 (the compile, the warm-up): an interval of that step
+    # alone has no tokens/sec. The first timed interval still holds the allocator's warm-up: skip it too.
+    steady = [e for e in steps if e.get("tokens_per_sec") is not None][1:]
     if steady:
         tok_s = statistics.median(e["tokens_per_sec"] for e in steady)
         mfus = [e["mfu"] for e in steady if e.get("mfu") is not None]
