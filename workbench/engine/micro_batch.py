@@ -147,7 +147,7 @@ def timed_on_cpu(
         agreed = torch.tensor([size])
         dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
         size = int(agreed.item())
-    return size, (
-        f"timed on the CPU: one sequence's micro-step took {per_sequence:.2f} s, "
-        f"so {size} take about {size * per_sequence:.1f} s (aiming at {target_s} s)"
-    )
+    took = f"timed on the CPU: one sequence's micro-step took {per_sequence:.2f} s"
+    if size * per_sequence > target_s:
+        return size, f"{took}, over the {target_s} s aimed at: the smallest micro-batch"
+    return size, f"{took}, so {size} take about {size * per_sequence:.1f} s (aiming at {target_s} s)"
