@@ -167,6 +167,7 @@ class RunState:
 
     def _on_run_finished(self, e: dict) -> None:
         self.finished = e
+        self.progress = None  # a step stopped mid-way is undone: its micro-steps count no more
         self.status = "crashed" if e["reason"] == "error" else "finished"
         if e.get("best_val_loss") is not None:
             self.best_val_loss = e["best_val_loss"]
@@ -246,7 +247,7 @@ class RunState:
 
     @property
     def tokens_seen(self) -> int | None:
-        if self.progress:  # a long step's micro-steps so far
+        if self.progress and not self.is_over:  # a long step's micro-steps so far
             return self.progress["tokens_seen"]
         if not self.last_step:
             return None
