@@ -211,6 +211,7 @@ class RunState:
             raise TypeError(f"metrics is a {type(task).__name__}")
         self.finished = {**e, "step": step}
         self.starting_pid = None
+        self.progress = None  # a step stopped mid-way is undone: its micro-steps count no more
         self.status = "crashed" if e["reason"] == "error" else "finished"
         if e.get("best_val_loss") is not None:
             self.best_val_loss = float(e["best_val_loss"])
@@ -306,7 +307,7 @@ class RunState:
 
     @property
     def tokens_seen(self) -> int | None:
-        if self.progress:  # a long step's micro-steps so far
+        if self.progress and not self.is_over:  # a long step's micro-steps so far
             return self.progress["tokens_seen"]
         if not self.last_step:
             return None

@@ -302,6 +302,7 @@ def test_on_cpu_auto_takes_the_largest_micro_batch_within_the_time_aimed_at():
     assert timed_on_cpu(model, cfg, world, 24)[0] == 12  # a tiny model: the largest divisor up to 16
     size, how = timed_on_cpu(model, cfg, world, 24, target_s=0.0)  # nothing is that fast: the smallest
     assert size == 1 and how.startswith("timed on the CPU: one sequence's micro-step took ")
+    assert how.endswith("over the 0.0 s aimed at: the smallest micro-batch")
 
 
 # ----------------------------------------------------------- small things

@@ -3,6 +3,7 @@ or a live sample waits for, and whose weights answered. The trainer's side is pl
 run directory's events and the real command inbox (workbench.control), so no torch runs."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -58,6 +59,11 @@ async def live(pilot) -> RunScreen:
 async def test_watch_shows_the_micro_step_and_a_request_says_what_it_waits_for(heavy):
     run, inbox = heavy
     app = GPTBenchApp(attach=run)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await live(pilot)
+        await pilot.pause(0.3)
+        assert re.search(r"micro-step\s+7/32 of step 1", visible_text(app))  # the stats panel
+    app = GPTBenchApp(attach=run)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await live(pilot)
         await pilot.pause(0.3)
@@ -71,11 +77,11 @@ async def test_watch_shows_the_micro_step_and_a_request_says_what_it_waits_for(h
         append(run, {"event": "status", "state": "paused", "step": 0})
         await until(pilot, lambda: screen.state.status == "paused", "the pause")
         assert "after this micro-step" not in visible_text(app)
-    app = GPTBenchApp(attach=run)
-    async with app.run_test(size=(200, 50)) as pilot:
-        await live(pilot)
-        await pilot.pause(0.3)
-        assert "step 1 · micro 7/32" in visible_text(app)  # the stats panel
+        assert screen.state.tokens_seen == 7 * 48
+        # stopped there: the step is undone, and its micro-steps count no more
+        append(run, {"event": "run_finished", "reason": "stopped", "step": 0, "best_val_loss": None, "metrics": {}})
+        await until(pilot, lambda: screen.state.finished, "the stop")
+        assert screen.state.tokens_seen is None and screen.state.micro_step is None
 
 
 async def test_talk_on_a_heavy_live_model_says_it_waits_and_whose_weights_answered(heavy):

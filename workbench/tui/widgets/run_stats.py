@@ -28,7 +28,16 @@ class RunStats(Static):
         started = state.started or {}
         rows = [
             ("step", f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"),
-            *([("in progress", state.micro_step)] if state.micro_step else []),
+            *(
+                [
+                    (
+                        "micro-step",
+                        f"{state.progress['done']}/{state.progress['total']} of step {state.progress['step']:,}",
+                    )
+                ]
+                if state.micro_step
+                else []
+            ),
             ("elapsed", units.duration(state.elapsed_s)),
             ("ETA", units.duration(state.eta_s)),
             ("tokens", units.count(state.tokens_seen)),
