@@ -33,6 +33,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -78,6 +79,7 @@ def run(preset: str, sets: list[str], name: str, args, cache: Path) -> dict:
         raise SystemExit(f"{name} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     shutil.copyfile(run_dir / "events.jsonl", args.raw / f"{name}.events.jsonl")
+    shutil.rmtree(run_dir)  # checkpoints: megabytes that the results need not keep
     print(f"  {name}: {wall:.1f}s", flush=True)
     return {"start": start, "wall_s": wall, "events": [json.loads(line) for line in lines]}
 
@@ -129,7 +131,7 @@ def main() -> int:
     stem = f"{date.today()}-recipes"
     args.raw = args.out / stem
     args.raw.mkdir(parents=True, exist_ok=True)
-    cache = seeded_cache(args.raw)
+    cache = seeded_cache(Path(tempfile.mkdtemp(prefix="gptbench-recipes-")))  # never in results/ (shared data)
     text = [f"train.eval_every={args.eval_every}"] + ([f"train.max_steps={args.max_steps}"] if args.max_steps else [])
     print(f"shakespeare-char, OMP_NUM_THREADS={args.threads}: classic vs {len(args.variants)} variants", flush=True)
     table = []
