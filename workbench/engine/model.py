@@ -257,7 +257,8 @@ class GPT(nn.Module):
         )
         assert config.block_size > 0, "ModelConfig.block_size must be at least 1"
         self.config = config
-        self.loss = loss
+        # soft-capped logits take the plain path: the fused loss knows no cap
+        self.loss = "plain" if config.logit_softcap else loss
         # The embedding and the head have padded_vocab_size rows (a multiple of 64,
         # for fast matmuls). The extra rows are never a real token: their logits are
         # sliced off before the loss and before anyone can sample them.
@@ -339,7 +340,7 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if targets is None:
             return self._logits(x), None
-        if self.loss == "plain" or self.config.logit_softcap:
+        if self.loss == "plain":
             # float32 softmax: bf16 logits lose the small probabilities
             return None, plain_cross_entropy(self._logits(x), targets, self.config.vocab_size)
         # float32 softmax inside, a chunk of rows at a time

@@ -100,11 +100,9 @@ class Trainer:
         # fork covers the device's RNG too (manual_seed reseeds every device),
         # so each rank keeps its own dropout stream from the seed above.
         accelerators = [setup.device] if setup.kind in ("cuda", "mps") else []
-        # soft-capped logits take the plain path: the fused loss knows no cap
-        self.loss = "plain" if cfg.model.logit_softcap else resolve_loss(t.loss, setup.kind)
         with torch.random.fork_rng(devices=accelerators, device_type=setup.kind if accelerators else "cuda"):
             torch.manual_seed(t.seed)
-            self.model = GPT(cfg.model, loss=self.loss).to(setup.device)
+            self.model = GPT(cfg.model, loss=resolve_loss(t.loss, setup.kind)).to(setup.device)
         if cfg.model.init_from != "scratch" and resume_from is None:  # a resume's weights are in its checkpoint
             with main_process_first(world, "load the pretrained weights"):  # one process fills the download cache
                 self.notes.append(init_from(self.model, cfg, self.dataset.tokenizer))
@@ -181,7 +179,7 @@ class Trainer:
             device_name=self.setup.name,
             dtype=self.setup.dtype,
             compile=self.setup.compile,
-            loss=self.loss,
+            loss=self.model.loss,  # as the model takes it (soft-capped logits: plain)
             world_size=self.world.size,
             tokens_per_step=self.tokens_per_step,
             micro_batch=self.micro_batch,
