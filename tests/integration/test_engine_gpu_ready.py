@@ -20,7 +20,14 @@ from workbench import presets
 from workbench.engine import checkpoint
 from workbench.engine.device import PEAK_FLOPS, autocast_dtype, peak_flops, setup_device
 from workbench.engine.distributed import World
-from workbench.engine.micro_batch import candidates, choose_micro_batch, largest_fitting, timed_on_cpu
+from workbench.engine.micro_batch import (
+    by_time,
+    candidates,
+    choose_micro_batch,
+    largest_fitting,
+    time_one_sequence,
+    timed_how,
+)
 from workbench.engine.model import GPT, sample
 from workbench.presets import load
 from workbench.presets import resolve as resolve_preset
@@ -260,8 +267,45 @@ def test_gpt2_124m_architecture_takes_a_step_on_cpu(tmp_path):
     assert 10.0 < step["loss"] < 11.5  # ~ln(50257) = 10.8 at initialisation
     peak_gb = of_kind(events, "run_finished")[-1]["peak_rss_gb"]
     print(f"gpt2-124m, B=1, T=1024, one step + eval + checkpoints on CPU: peak RSS {peak_gb:.2f} GB")
-    # weights 0.5 GB + grads 0.5 + AdamW 1.0 + activations; (B, T, V) logits are never kept for backward
+    # The whole run's envelope: weights 0.5 GB + grads 0.5 + AdamW 1.0 + activations and a checkpoint's
+    # copy. Too coarse to see the logits (0.2 GB here): the next test measures those.
     assert peak_gb < 4.5
+
+
+def peak_and_largest_allocation(fn) -> tuple[int, int]:
+    """Bytes: the most held at once above the start, and the largest single allocation, while fn runs
+    (the CPU allocator's own records, also inside custom ops)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    allocations = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = largest = 0
+    for event in sorted(allocations, key=lambda e: e.start_ns()):
+        live += event.nbytes()  # frees are negative
+        peak, largest = max(peak, live), max(largest, event.nbytes())
+    return peak, largest
+
+
+@pytest.mark.parametrize("loss", ["fused", "plain"])
+def test_gpt2_logits_are_never_held_in_full_by_the_fused_loss(loss):
+    """At GPT-2's vocabulary and block, one sequence's float32 logits are 1024 x 50,304 x 4 = 206 MB:
+    the fused loss holds a chunk of them at a time, the plain loss (the regression) all of them."""
+    narrow = ["profile=shakespeare", "model.n_layer=1", "model.n_head=2", "model.n_embd=64"]
+    cfg = resolve_preset(load("gpt2-124m"), narrow, "cpu")
+    model = GPT(cfg.model, loss=loss)
+    x = torch.randint(cfg.model.vocab_size, (1, cfg.model.block_size))
+    logits_bytes = x.numel() * model.lm_head.weight.shape[0] * 4  # the padded vocabulary's float32 logits
+
+    def step():
+        model(x, x)[1].backward()
+
+    step()  # first calls allocate once-only buffers: measure the second
+    model.zero_grad(set_to_none=True)
+    peak, largest = peak_and_largest_allocation(step)
+    print(f"{loss}: peak {peak / 2**20:.0f} MB, largest {largest / 2**20:.0f} MB, logits {logits_bytes / 2**20:.0f} MB")
+    never_in_full = largest < logits_bytes / 2 and peak < 1.5 * logits_bytes
+    assert never_in_full == (loss == "fused"), (peak, largest, logits_bytes)
 
 
 def test_micro_batch_auto_halves_until_it_fits_and_divides_the_step():
@@ -274,6 +318,7 @@ def test_micro_batch_auto_halves_until_it_fits_and_divides_the_step():
 
 
 def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
+    """The one check of auto on a real run: a size the rule may give, whatever this machine's speed."""
     tiny = [
         "profile=shakespeare",
         "model.n_layer=1",
@@ -287,22 +332,36 @@ def test_gpt2_preset_chooses_its_micro_batch_on_cpu(tmp_path):
     ]
     _, events = train(tmp_path, "auto", tiny, preset="gpt2-124m")
     started = of_kind(events, "run_started")[0]
-    assert started["micro_batch"] == 16 and started["grad_accum"] == 2  # 1024 = 32 seqs of 32
+    size = started["micro_batch"]
+    assert size in candidates(32, 16) and size * started["grad_accum"] == 32  # 1024 = 32 seqs of 32
     assert started["config"]["train"]["batch_size"] is None  # the config keeps auto; the choice is this run's
-    assert any("micro-batch 16 (auto: timed on the CPU" in e["message"] for e in of_kind(events, "log"))
+    assert any(f"micro-batch {size} (auto: timed on the CPU" in e["message"] for e in of_kind(events, "log"))
 
 
 def test_on_cpu_auto_takes_the_largest_micro_batch_within_the_time_aimed_at():
-    """A micro-step must end often enough for requests to land: sizes go by the measured time."""
+    """A micro-step must end often enough for requests to land: the rule, given the measured time."""
+    sizes = candidates(24, 16)  # [12, 6, 3, 1]
+    assert by_time(sizes, 0.001, 1.5) == 12  # a tiny model: the largest divisor up to 16
+    assert by_time(sizes, 0.2, 1.5) == 6  # 12 would take 2.4 s, 6 take 1.2 s
+    assert by_time(sizes, 0.5, 1.5) == 3  # exactly the time aimed at still fits
+    assert by_time(sizes, 2.0, 1.5) == 1  # nothing is that fast: the smallest
+    assert timed_how(6, 0.2, 1.5) == (
+        "timed on the CPU: one sequence's micro-step took 0.20 s, so 6 take about 1.2 s (aiming at 1.5 s)"
+    )
+    assert timed_how(1, 2.0, 1.5).endswith("took 2.00 s, over the 1.5 s aimed at: the smallest micro-batch")
+
+
+def test_the_cpu_timing_probe_measures_a_pass_and_leaves_the_rng_alone():
     tiny = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32"]
     cfg = resolve_preset(load("shakespeare-char"), tiny, "cpu")
     cfg.model.vocab_size = 65
     model = GPT(cfg.model)
-    world = World()
-    assert timed_on_cpu(model, cfg, world, 24)[0] == 12  # a tiny model: the largest divisor up to 16
-    size, how = timed_on_cpu(model, cfg, world, 24, target_s=0.0)  # nothing is that fast: the smallest
-    assert size == 1 and how.startswith("timed on the CPU: one sequence's micro-step took ")
-    assert how.endswith("over the 0.0 s aimed at: the smallest micro-batch")
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    seconds = time_one_sequence(model, cfg, target_s=1.5)
+    assert 0 < seconds < float("inf") and torch.equal(torch.rand(4), expected)
+    assert all(p.grad is None for p in model.parameters())  # the probe leaves no gradients behind
 
 
 # ----------------------------------------------------------- small things
@@ -354,15 +413,33 @@ def test_top_k_zero_and_top_p_one_mean_off():
 # ---------------------------------------------------------------- CUDA leg
 
 
+def fused_adamw_groups(run_dir) -> list[bool]:
+    """How the run's optimizer ran, from its checkpoint: each AdamW group's `fused` flag."""
+    state = checkpoint.load(run_dir / "last.pt")["optimizer"]
+    adamw = state.get("adamw", state)  # Muon + AdamW keep each part under its name
+    return [group["fused"] for group in adamw["param_groups"]]
+
+
+def test_runs_step_with_fused_adamw_on_the_cpu(tmp_path):
+    """The flag the CUDA test below reads, read here the same way (fused AdamW runs on the CPU too)."""
+    run_dir, _ = train(tmp_path, "cpu", TINY_CHAR + ["train.max_steps=2", "train.eval_every=1000"])
+    assert fused_adamw_groups(run_dir) == [True, True]
+
+
 @cuda
 def test_cuda_resume_compile_bf16_and_fused_adamw(tmp_path):
     base = TINY_CHAR + ["train.device=cuda", "train.compile=true", "train.eval_every=10"]
     run_dir, events = train(tmp_path, "cuda", base + ["train.max_steps=20"], timeout=600)
-    started = of_kind(events, "run_started")[0]
+    started, finished = of_kind(events, "run_started")[0], of_kind(events, "run_finished")[-1]
     assert started["device"].startswith("cuda") and started["dtype"] in ("bfloat16", "float16")
+    assert started["compile"] is True and finished["compiled_graphs"] == 2 and finished["compile_s"] > 0
+    assert fused_adamw_groups(run_dir) == [True, True]
     out = gptbench("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=40"]), timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert of_kind(read_events(run_dir), "run_finished")[-1]["step"] == 40
+    events = read_events(run_dir)
+    resumed, finished = of_kind(events, "run_started")[-1], of_kind(events, "run_finished")[-1]
+    assert resumed["compile"] is True and finished["step"] == 40 and finished["compiled_graphs"] == 2
+    assert fused_adamw_groups(run_dir) == [True, True]  # the resumed optimizer kept the fused kernel
 
 
 @cuda

@@ -74,19 +74,22 @@ def test_stop_mid_accumulation_keeps_the_last_step_and_resumes_exactly(tmp_path)
         gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(LONG_STEP)).returncode == 0
     )
 
-    live = LiveTrainer(split, "shakespeare-char", LONG_STEP)
+    # a progress event at every boundary between micro-steps: they count how far the step got
+    live = LiveTrainer(split, "shakespeare-char", LONG_STEP + ["train.progress_every_s=1e-9"])
     try:
-        first = live.wait_for(lambda e: e["event"] == "step", "step 1")
+        live.wait_for(lambda e: e["event"] == "step", "step 1")
         sent = time.time()
         live.send("stop")
         finished = live.wait_for(lambda e: e["event"] == "run_finished", "run_finished")
-        latency = time.time() - sent
         assert live.process.wait(timeout=60) == 130
     finally:
         live.process.kill()
-    step_seconds = first["elapsed_s"]  # the first step took this long (96 micro-steps)
     assert finished["reason"] == "stopped" and finished["step"] in (1, 2)
-    assert latency < max(1.0, step_seconds / 2), (latency, step_seconds)  # landed between micro-steps
+    # Landed between micro-steps, whatever this machine's speed: the one running when the stop came
+    # and maybe one more (the trainer's clock and ours are the same clock), not the rest of 96.
+    after = [e for e in live.seen if e["event"] == "progress" and e["t"] > sent + 0.0005]  # t: ms
+    assert len(after) <= 2, [(e["step"], e["done"]) for e in after]
+    assert any(e["event"] == "progress" for e in live.seen)  # they were reported: the count can fail
     assert torch.load(split / "last.pt", weights_only=True)["step"] == finished["step"]
 
     out = gptbench("run", "--headless", "--resume", str(split))
@@ -135,15 +138,13 @@ def test_stop_during_a_long_eval_lands_between_eval_batches(tmp_path):
     try:
         live.wait_for(lambda e: e.get("state") == "evaluating", "an eval")
         time.sleep(0.5)
-        sent = time.time()
         live.send("stop")
+        # a million eval batches would take many minutes: finishing within this wait is the stop's doing
         finished = live.wait_for(lambda e: e["event"] == "run_finished", "run_finished", timeout=60)
-        latency = time.time() - sent
         assert live.process.wait(timeout=60) == 130
     finally:
         live.process.kill()
     assert finished["reason"] == "stopped" and finished["step"] == 10
-    assert latency < 5.0, latency  # a million eval batches would take many minutes
     assert not of_kind(read_events(run_dir), "eval")  # the unfinished eval reports nothing
     assert torch.load(run_dir / "last.pt", weights_only=True)["step"] == 10
 

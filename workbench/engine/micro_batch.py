@@ -133,9 +133,18 @@ def timed_on_cpu(
     model: torch.nn.Module, cfg: Config, world: World, sequences: int, target_s: float = MICRO_STEP_TARGET_S
 ) -> tuple[int, str]:
     """The largest divisor of the step (up to OTHER_DEVICES_MAX) whose micro-step should take about
-    target_s, from the time of a forward and backward pass of one sequence. Time grows about
-    linearly with the sequences."""
-    sizes = candidates(sequences, OTHER_DEVICES_MAX)
+    target_s, from the time of a forward and backward pass of one sequence."""
+    per_sequence = time_one_sequence(model, cfg, target_s)
+    size = by_time(candidates(sequences, OTHER_DEVICES_MAX), per_sequence, target_s)
+    if world.distributed:  # every rank takes the smallest choice: the step stays the same everywhere
+        agreed = torch.tensor([size])
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        size = int(agreed.item())
+    return size, timed_how(size, per_sequence, target_s)
+
+
+def time_one_sequence(model: torch.nn.Module, cfg: Config, target_s: float) -> float:
+    """Seconds of a forward and backward pass of one sequence (the faster of two when it is quick)."""
     with torch.random.fork_rng(devices=[]):  # the probe must not move the training RNG
         x = torch.randint(cfg.model.vocab_size, (1, cfg.model.block_size))
         # One pass where it is slow: on GPT-2 it takes as long as a micro-step of one sequence (~15 s on
@@ -150,12 +159,17 @@ def timed_on_cpu(
             per_sequence = min(per_sequence, time.perf_counter() - start)
             if per_sequence > 2 * target_s:  # slow enough that one-time costs hardly count
                 break
-    size = next((n for n in sizes if n * per_sequence <= target_s), sizes[-1])
-    if world.distributed:  # every rank takes the smallest choice: the step stays the same everywhere
-        agreed = torch.tensor([size])
-        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
-        size = int(agreed.item())
+    return per_sequence
+
+
+def by_time(sizes: list[int], per_sequence: float, target_s: float) -> int:
+    """The rule, once the time is known: the largest size whose micro-step takes at most target_s
+    (time grows about linearly with the sequences), else the smallest."""
+    return next((n for n in sizes if n * per_sequence <= target_s), sizes[-1])
+
+
+def timed_how(size: int, per_sequence: float, target_s: float) -> str:
     took = f"timed on the CPU: one sequence's micro-step took {per_sequence:.2f} s"
     if size * per_sequence > target_s:
-        return size, f"{took}, over the {target_s} s aimed at: the smallest micro-batch"
-    return size, f"{took}, so {size} take about {size * per_sequence:.1f} s (aiming at {target_s} s)"
+        return f"{took}, over the {target_s} s aimed at: the smallest micro-batch"
+    return f"{took}, so {size} take about {size * per_sequence:.1f} s (aiming at {target_s} s)"
