@@ -36,7 +36,6 @@ import psutil
 
 from ..config import ConfigError
 from ..runs import require_run_dir
-from ..tui.app import VIEW_ONLY_ENV
 
 log = logging.getLogger("gptbench.serve")
 TUNNEL_HINT = "ssh -L {port}:localhost:{port} user@{machine}"
@@ -45,6 +44,8 @@ APP_EXIT_S = 5  # at shutdown, how long app processes get to exit before they ar
 
 def app_command(run_dir: Path | None, view_only: bool) -> str:
     """The shell command textual-serve runs per tab: `exec`, so the app itself is the server's child."""
+    from ..tui.app import VIEW_ONLY_ENV  # textual: only once serving (headless verbs never load it)
+
     argv = [sys.executable, "-m", "workbench"]
     if run_dir is not None:
         argv += ["attach", str(run_dir.resolve())]
