@@ -296,6 +296,16 @@ def test_without_the_token_nothing_is_served_and_no_app_starts(serve):
     wait_for(lambda: server.apps() == [], "the app process to end with its websocket", 60)
 
 
+def test_every_interface_says_to_tunnel_and_answers_to_the_machines_name(serve):
+    server = serve("--host", "0.0.0.0")
+    said = "".join(server.printed)
+    assert f"ssh -L {server.port}:localhost:{server.port} user@" in said
+    assert server.url.startswith(f"http://127.0.0.1:{server.port}/?token=")
+    page = f"/?token={server.token}"
+    assert http(server.port, page, {"Host": f"{socket.gethostname()}:{server.port}"})[0] == 200
+    assert http(server.port, page, {"Host": f"evil.example:{server.port}"})[0] == 403
+
+
 def test_view_only_refuses_a_launch_in_the_page(serve, browser):
     server = serve("--view-only")
     tab = Tab(browser, server.url)

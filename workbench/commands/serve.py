@@ -26,6 +26,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import os
 import secrets
 import shlex
 import socket
@@ -159,10 +160,18 @@ def serve(run_dir: Path | None, host: str, port: int, view_only: bool) -> int:
             for child in alive:
                 child.kill()
 
-    try:
-        GuardedServer(app_command(run_dir, view_only), host=host, port=port, title="gptbench").serve()
-    except OSError as exc:  # the port is taken, or the address is not this machine's
-        raise ConfigError(
-            f"Could not listen on {host}:{port}: {exc.strerror or exc}.", "pick another port, e.g. --port 8023."
-        ) from None
+    check_can_listen(host, port)  # before the URL is printed
+    GuardedServer(app_command(run_dir, view_only), host=host, port=port, title="gptbench").serve()
     return 0
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """A taken port, or an address that is not this machine's, as one sentence."""
+    try:
+        socket.create_server((host, port)).close()  # SO_REUSEADDR, as aiohttp binds
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(
+            f"Could not listen on {host}:{port}: {why}.",
+            "pick a free port (--port 8023) and an address of this machine (--host 127.0.0.1).",
+        ) from None
