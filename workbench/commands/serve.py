@@ -11,7 +11,8 @@ app can launch, stop and kill training:
   process is started. Another site's page can neither read the cookie nor
   send it (SameSite=Strict), so it cannot open the websocket in your browser;
 - a Host check against DNS rebinding: a page on a name that an attacker points
-  at 127.0.0.1 sends that name in Host and is refused;
+  at 127.0.0.1 sends that name in Host and is refused; an Origin naming
+  another site is refused too;
 - 127.0.0.1 by default; `--host 0.0.0.0` says to tunnel over SSH instead;
 - `--view-only`: the app processes refuse every control (GPTBenchApp.allows).
 
@@ -27,6 +28,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import shlex
 import socket
@@ -53,6 +55,10 @@ def app_command(run_dir: Path | None, view_only: bool) -> str:
     if view_only:
         argv = ["env", f"{VIEW_ONLY_ENV}=1", *argv]
     return "exec " + shlex.join(argv)
+
+
+# host, host:port, [v6], [v6]:port; nothing else reaches the page's template
+HOST_HEADER = re.compile(r"([\w.-]+|\[[0-9a-fA-F:.]+\])(:\d+)?")
 
 
 def allowed_hosts(host: str) -> set[str]:
@@ -90,7 +96,9 @@ def serve(run_dir: Path | None, host: str, port: int, view_only: bool) -> int:
     hosts = allowed_hosts(host)
 
     def host_ok(value: str | None) -> bool:
-        name = (URL(f"http://{value}").host or "") if value else ""
+        if not value or not HOST_HEADER.fullmatch(value):
+            return False
+        name = URL(f"http://{value}").host or ""
         return is_ip(name) or name.lower() in hosts
 
     def token_ok(value: str | None) -> bool:
@@ -158,7 +166,10 @@ def serve(run_dir: Path | None, host: str, port: int, view_only: bool) -> int:
                     pass
             _, alive = await asyncio.to_thread(psutil.wait_procs, children, APP_EXIT_S)
             for child in alive:
-                child.kill()
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass
 
     check_can_listen(host, port)  # before the URL is printed
     GuardedServer(app_command(run_dir, view_only), host=host, port=port, title="gptbench").serve()
