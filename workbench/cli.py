@@ -7,6 +7,7 @@
     gptbench runs [DIR] [--json]
     gptbench logs RUN_DIR [-f]    a run's log lines, following it live
     gptbench attach RUN_DIR       the app, on one run
+    gptbench serve [RUN_DIR]      the app (or one run) in a browser, behind a token
     gptbench export RUN_DIR --format hf|llmc|csv|tensorboard --out PATH
     gptbench bench [PRESET ...]   speed benchmarks
     gptbench data SOURCE --out DIR   a corpus -> GPT-2 token shards
@@ -237,6 +238,21 @@ def attach_cmd(run_dir: Path = typer.Argument(..., help="a run directory (runnin
     if damaged:  # printed before the app takes the screen: it is there again when the app quits
         print(damage_note(run_dir, damaged), file=sys.stderr)
     run_app(attach=run_dir)
+
+
+@app.command("serve")
+def serve_cmd(
+    run_dir: Path | None = typer.Argument(None, help="serve `attach` on this run instead of the whole app"),
+    host: str = typer.Option("127.0.0.1", "--host", help="the address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8022, "--port", help="the port to listen on"),
+    view_only: bool = typer.Option(
+        False, "--view-only", help="watching and sampling only: no launch, pause, stop, resume or config edits"
+    ),
+) -> None:
+    """Serve the app to a browser: one app process per tab, behind a token in the printed URL."""
+    from .commands.serve import serve
+
+    run_verb(serve, run_dir, host, port, view_only)
 
 
 @app.command("bench")

@@ -18,8 +18,10 @@ back) because they hold the trainer's pipe; the others are made on demand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from textual.actions import parse as parse_action
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -40,6 +42,11 @@ from .screens.runs import RunsScreen
 # After "stop and quit", how long to wait for trainers to checkpoint and exit before offering to kill them.
 STOP_TIMEOUT_S = 60
 
+# What a view-only app (`gptbench serve --view-only`) refuses: the actions that start, steer or end
+# training or change a config. Watching, sampling and moving around stay.
+CONTROL_ACTIONS = frozenset({"launch", "pause", "resume", "stop", "checkpoint", "resume_run", "reset_key"})
+VIEW_ONLY_ENV = "GPTBENCH_VIEW_ONLY"  # set to 1 by `gptbench serve --view-only` for its app processes
+
 
 class GPTBenchApp(App):
     CSS_PATH = "app.tcss"
@@ -53,9 +60,16 @@ class GPTBenchApp(App):
     # How every plot is drawn; the run and compare screens watch it.
     plot_options: reactive[PlotOptions] = reactive(PlotOptions())
 
-    def __init__(self, attach: Path | None = None, preset: str | None = None, overrides: list[str] = ()):
-        """`attach`: open that run. `preset`: launch it (with `overrides`) at once."""
+    def __init__(
+        self,
+        attach: Path | None = None,
+        preset: str | None = None,
+        overrides: list[str] = (),
+        view_only: bool = False,
+    ):
+        """`attach`: open that run. `preset`: launch it (with `overrides`) at once. `view_only`: watch, never steer."""
         super().__init__()
+        self.view_only = view_only
         self.attach = attach
         self.preset, self.overrides = preset, list(overrides)
         self.run_screens: dict[Path, RunScreen] = {}  # the installed ones, by run dir
@@ -106,6 +120,24 @@ class GPTBenchApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    def allows(self, what: str) -> bool:
+        """False, and a message saying why, for a control in a view-only app."""
+        if self.view_only:
+            self.notify(
+                f"View only: {what} refused. This app was served with `gptbench serve --view-only`: "
+                "watching and sampling only.",
+                severity="warning",
+                timeout=6,
+            )
+        return not self.view_only
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """Every key and palette command passes here, so view-only mode refuses controls in this one place."""
+        name = parse_action(action)[1] if isinstance(action, str) else action[1]
+        if name in CONTROL_ACTIONS and not self.allows(name.replace("_", " ")):
+            return True  # handled: refused
+        return await super().run_action(action, default_namespace, namespaces)
+
     def report_error(self, what: str, error: BaseException | None) -> None:
         """The one path for failures in the background: a notification; the traceback goes to the Textual log."""
         self.log.error(what, error)
@@ -154,4 +186,5 @@ def run_app(attach: Path | None = None, preset: str | None = None, overrides: li
         require_run_dir(attach)
     if preset is not None:
         presets.resolve(presets.load(preset), list(overrides), guess_device_kind())
-    GPTBenchApp(attach=attach, preset=preset, overrides=overrides).run()
+    view_only = os.environ.get(VIEW_ONLY_ENV) == "1"
+    GPTBenchApp(attach=attach, preset=preset, overrides=overrides, view_only=view_only).run()

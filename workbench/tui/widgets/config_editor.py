@@ -108,6 +108,8 @@ class ConfigEditor(Vertical):
 
     @on(DataTable.RowSelected)
     def _begin_edit(self, event: DataTable.RowSelected) -> None:
+        if not self.app.allows("config edit"):
+            return
         key = str(event.row_key.value)
         self.editing = key
         box = self.query_one("#config-input", Input)
