@@ -45,7 +45,7 @@ from ..events import PROTOCOL_VERSION
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
 from ..system_monitor import SystemMonitor
 from . import checkpoint
-from .clock import RunClock
+from .clock import Pace, RunClock
 from .cpu_threads import fair_threads, why_threads_changed
 from .data import build_dataset
 from .device import DeviceSetup
@@ -121,7 +121,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, t, setup.kind)
         self.scaler = setup.grad_scaler()  # fp16 only; a no-op otherwise
         self.schedule = Schedule(t)
-        self.flops_per_token = flops_per_token(cfg.model, self.model.num_params())
+        peak = setup.peak_flops * world.size if setup.peak_flops else None
+        self.pace = Pace(self.tokens_per_step, flops_per_token(cfg.model, self.model.num_params()), peak)
 
         self.step = 0
         self.last_saved_step = -1
@@ -324,12 +325,7 @@ class Trainer:
 
     def _emit_step(self) -> None:
         self._read_back()  # the one host sync of the interval
-        steps, busy_s = self.clock.end_interval(self.step)
-        # None: the interval held only the session's first step, whose compile and warm-up are no measure
-        tokens_per_sec = steps * self.tokens_per_step / busy_s if steps else None
-        mfu = None
-        if self.setup.peak_flops and tokens_per_sec is not None:
-            mfu = self.flops_per_token * tokens_per_sec / (self.setup.peak_flops * self.world.size)
+        tokens_per_sec, mfu = self.pace.rates(*self.clock.end_interval(self.step))
         extra = {}
         if self.setup.kind == "cuda":
             extra["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
