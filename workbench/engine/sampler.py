@@ -29,7 +29,7 @@ from ..config import Config, ConfigError, DataConfig, TrainConfig
 from ..data.tokenizers import Tokenizer, load_tokenizer
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
 from ..weights_source import is_pretrained
-from . import checkpoint, pretrained
+from . import pretrained, train_state
 from .device import DeviceSetup, setup_device
 from .model import GPT, Decoder
 from .tasks import Task
@@ -289,11 +289,11 @@ def load_run(source: Path, which: str, device: str = "auto") -> LoadedRun:
     cfg.train.device, cfg.train.compile, cfg.train.dtype = device, False, "auto"
     setup = setup_device(cfg.train)
     path = run_dir / (BEST_CKPT if which == "best" else LAST_CKPT)
-    ckpt = checkpoint.load(path)  # on the CPU
-    cfg = Config.from_dict(ckpt["config"])
+    ckpt = train_state.read(path)  # on the CPU
+    cfg = Config.from_dict(train_state.saved_config(ckpt))
     model = GPT(cfg.model)
-    model.load_state_dict(ckpt["model"])
-    step = ckpt["step"]
+    model.load_state_dict(train_state.saved_weights(ckpt))
+    step = train_state.saved_step(ckpt)
     del ckpt  # the optimizer's moments (last.pt) stay off the device and are freed now
     model.to(setup.device).eval()
     return LoadedRun(model, cfg, load_tokenizer(run_dir), setup, step, path)

@@ -16,17 +16,21 @@ Exit codes: 0 completed, 130 stopped (Ctrl-C, SIGTERM or the stop command),
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import signal
+import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
-from .. import presets
+from .. import __version__, presets
 from ..config import Config, ConfigError, estimate_params
 from ..events import encode, make
 from ..metric_sinks import start_follower
-from ..runs import EVENTS_FILE, STDERR_FILE
+from ..runs import CONFIG_FILE, EVENTS_FILE, META_FILE, STDERR_FILE
 from .stderr_log import StderrOutlivingItsReader
 
 EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from .distributed import init_world, shutdown
     from .event_log import EventLog
     from .resume import plan_resume
-    from .trainer import NonFiniteLoss, Trainer, write_run_files
+    from .trainer import NonFiniteLoss, Trainer
 
     if args.dry_run:
         return dry_run(args, stream)
@@ -211,6 +215,43 @@ def dry_run(args: argparse.Namespace, stream) -> int:
         + "\n"
     )
     return 0
+
+
+def write_run_files(trainer) -> None:
+    """config.json, meta.json, tokenizer.json: everything needed to understand or rebuild the run."""
+    import torch
+
+    cfg, run_dir, setup, world = trainer.cfg, trainer.run_dir, trainer.setup, trainer.world
+    trainer.dataset.tokenizer.save(run_dir)
+    (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    meta = {
+        "gptbench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "git_sha": git_sha(),
+        "device": str(setup.device),
+        "device_name": setup.name,
+        "dtype": setup.dtype,
+        "compile": setup.compile,
+        "world_size": world.size,
+        "seed": cfg.train.seed,
+        "host": platform.node(),
+        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by `gptbench run`
+        "started": time.time(),
+    }
+    (run_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def git_sha() -> str | None:
+    """The commit of the gptbench checkout running this (None when installed from a wheel)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _fail(log, trainer, kind: str, message: str, hint: str, code: int) -> int:
