@@ -406,7 +406,8 @@ def train(run_dir: Path, preset: str, overrides: list[str], attention: str | Non
     from workbench.engine.device import detect_kind, setup_device
     from workbench.engine.distributed import init_world
     from workbench.engine.event_log import EventLog
-    from workbench.engine.trainer import Trainer, write_run_files
+    from workbench.engine.trainer import Trainer
+    from workbench.engine.worker import write_run_files
 
     cfg = presets.resolve_run(preset, None, overrides, detect_kind())
     setup = setup_device(cfg.train, 0, estimate_params(cfg.model))

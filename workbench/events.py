@@ -17,6 +17,9 @@ import json
 import time
 from typing import Any
 
+# Version rules: a new event type or a new optional field keeps the version (a reader skips an event
+# it does not know: decode raises ProtocolError, and every reader passes over those lines); a required
+# field renamed, removed or changed in meaning raises it. run_started carries it as `v`.
 PROTOCOL_VERSION = 1
 
 # event type -> fields it always carries (others are optional extras)
@@ -45,6 +48,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # reason: completed | stopped | error; extras: peak_rss_gb, gpu_peak_gb (CUDA), compiled_graphs and
     # compile_s (compiled runs: seconds spent compiling), ranks_in_sync (DDP)
     "run_finished": ("reason", "step", "best_val_loss", "metrics"),
+    # `gptbench run --dry-run`'s answer (worker --dry-run): the resolved config and the device it would run on
+    "dry_run": ("config", "device", "device_name", "dtype", "compile"),
     # the machine every few seconds, when a reading changed (see system_monitor.py): CPU % of all
     # cores, RAM, the trainer's resident memory; gpus: [{index, name, util_percent, mem_used_gb,
     # mem_total_gb, power_w, temp_c}], empty with a `gpu_note` saying why when NVML has none

@@ -1,10 +1,12 @@
-"""Start a trainer subprocess and stream its events: the one path to training.
+"""Start an engine process and stream its events: the parent side of process_frame.py.
 
-The headless command and the app both train through `TrainerProcess`, so what
+Every engine process (the trainer, the evaluator, the exporter, the checkpoint
+sampler, corpus preparation) runs through `EngineProcess`: it writes one JSON
+event per line to its stdout, and its stdout and stderr are read on dedicated
+threads so it never waits on whoever is watching. `run_job` runs one to its end
+for a CLI verb. The headless command and the app both train through it, so what
 prints headless is exactly what the app shows. The trainer runs as
-`python -m workbench.engine.worker` (or under torchrun for several processes),
-writes one JSON event per line to its stdout, and its stdout and stderr are read
-on dedicated threads so the trainer never waits on whoever is watching.
+`python -m workbench.engine.worker` (or under torchrun for several processes).
 
 The app and the headless command start trainers in a session of their own
 (`detach=True`): a terminal's signals (a hangup when SSH drops, Ctrl-C) never
@@ -26,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .control import send_command
@@ -131,8 +133,9 @@ def first_event(process: subprocess.Popen, timeout: float) -> dict | None:
     return None
 
 
-class TrainerProcess:
-    """One training job in a subprocess, with its events delivered to a callback.
+class EngineProcess:
+    """One engine process (a training job, an evaluation, an export, a sampler, a data prep), with its
+    events delivered to a callback.
 
     `on_event` is called on the reader thread for every event, in order. Lines
     on stdout that are not events (they should not happen) arrive as `log`
@@ -162,7 +165,7 @@ class TrainerProcess:
         self.process: subprocess.Popen | None = None
         self._threads: list[threading.Thread] = []
 
-    def start(self) -> TrainerProcess:
+    def start(self) -> EngineProcess:
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             self.argv,
@@ -177,8 +180,8 @@ class TrainerProcess:
             start_new_session=self.detach,
         )
         self._threads = [
-            threading.Thread(target=self._read_stdout, name="trainer-stdout", daemon=True),
-            threading.Thread(target=self._read_stderr, name="trainer-stderr", daemon=True),
+            threading.Thread(target=self._read_stdout, name="engine-stdout", daemon=True),
+            threading.Thread(target=self._read_stderr, name="engine-stderr", daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -243,3 +246,38 @@ class TrainerProcess:
                 os.killpg(self.process.pid, signum)
             except ProcessLookupError:  # it just ended
                 pass
+
+
+@dataclass
+class JobResult:
+    """How an engine process ended: its exit code, its last `error` event, the end of its stderr."""
+
+    code: int
+    error: dict | None = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+def run_job(
+    argv: list[str],
+    on_event: EventHandler,
+    run_dir: Path = Path("."),
+    on_stderr: Callable[[str], None] | None = None,
+    env: dict | None = None,
+    timeout: float | None = None,
+) -> JobResult:
+    """Run an engine process to its end (a CLI verb's job): every event to on_event, in order, on the
+    reader thread; the last `error` event (one sentence and a hint, process_frame.py) in the result."""
+    errors: list[dict] = []
+
+    def deliver(event: dict) -> None:
+        if event["event"] == "error":
+            errors.append(event)
+        on_event(event)
+
+    process = EngineProcess(argv, run_dir, on_event=deliver, on_stderr=on_stderr, env=env).start()
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return JobResult(code, errors[-1] if errors else None, list(process.stderr_tail))

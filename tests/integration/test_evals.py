@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from workbench.config import Config, ModelConfig
 from workbench.data.hf_tokenizer import write_hf_tokenizer
 from workbench.data.tokenizers import GPT2Tokenizer
-from workbench.engine import checkpoint
+from workbench.engine import checkpoint, train_state
 from workbench.engine.model import GPT
 from workbench.engine.tasks.hellaswag import HellaSwag
 from workbench.engine.tasks.perplexity import Perplexity
@@ -172,7 +172,7 @@ def write_run(run_dir, model: GPT) -> None:
     GPT2Tokenizer().save(run_dir)
     checkpoint.save_atomic(
         {
-            "format": checkpoint.FORMAT_VERSION,
+            "format": train_state.FORMAT_VERSION,
             "model": model.state_dict(),
             "config": cfg.to_dict(),
             "step": 7,

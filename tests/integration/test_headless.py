@@ -12,7 +12,7 @@ import time
 import pytest
 from command_line import gptbench
 
-from workbench.launcher import TrainerProcess, trainer_command
+from workbench.launcher import EngineProcess, trainer_command
 from workbench.runs import read_events, summarize
 
 # A char-level model small enough to train in a second or two.
@@ -189,7 +189,7 @@ def test_live_commands_pause_sample_checkpoint_stop(tmp_path):
     run_dir = tmp_path / "live"
     seen: list[dict] = []
     argv = trainer_command("addition", run_dir, ["train.max_steps=100000", "train.log_every=5"])
-    trainer = TrainerProcess(argv, run_dir, on_event=seen.append).start()
+    trainer = EngineProcess(argv, run_dir, on_event=seen.append).start()
 
     def wait_for(pred, what, timeout=60.0):
         deadline = time.time() + timeout

@@ -13,7 +13,8 @@ from workbench.engine.device import setup_device
 from workbench.engine.distributed import World
 from workbench.engine.event_log import EventLog
 from workbench.engine.resume import plan_resume
-from workbench.engine.trainer import Trainer, write_run_files
+from workbench.engine.trainer import Trainer
+from workbench.engine.worker import write_run_files
 
 
 def make_trainer(run_dir, overrides) -> Trainer:

@@ -23,7 +23,7 @@ import pytest
 import torch
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
 
-from workbench.launcher import TrainerProcess, trainer_command
+from workbench.launcher import EngineProcess, trainer_command
 from workbench.runs import read_events
 
 
@@ -33,7 +33,7 @@ class LiveTrainer:
     def __init__(self, run_dir, preset, overrides, resume=False):
         self.seen: list[dict] = []
         argv = trainer_command(preset, run_dir, overrides, resume=resume)
-        self.process = TrainerProcess(argv, run_dir, on_event=self.seen.append, detach=True).start()
+        self.process = EngineProcess(argv, run_dir, on_event=self.seen.append, detach=True).start()
 
     def wait_for(self, pred, what, timeout=120.0) -> dict:
         deadline = time.time() + timeout

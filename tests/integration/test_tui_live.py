@@ -42,7 +42,7 @@ def runs(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def stray_trainers():
     """Trainers a failing test leaves behind get killed, not leaked."""
-    processes: list = []  # anything with kill(): TrainerProcess, Popen
+    processes: list = []  # anything with kill(): EngineProcess, Popen
     yield processes
     for process in processes:
         process.kill()

@@ -81,3 +81,56 @@ def test_follow_events_sees_old_and_new_lines_but_not_torn_ones(tmp_path):
     done.set()
     assert seen == ["one", "two"]
     assert [e["message"] for e in read_events(tmp_path)] == ["one", "two"]
+
+
+def test_an_engine_process_writes_one_flushed_line_per_event_and_outlives_its_reader():
+    import io
+
+    from workbench.process_frame import EventWriter
+
+    out = io.StringIO()
+    writer = EventWriter(out)
+    writer.emit("log", message="hello")
+    assert events.decode(out.getvalue().splitlines()[0])["message"] == "hello"
+
+    class GoneReader(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError
+
+    gone = EventWriter(GoneReader())
+    gone.emit("log", message="nobody listens")  # dropped, not raised
+    assert gone.stream is None
+
+
+def test_one_table_says_how_each_failure_ends_an_engine_process():
+    from workbench.config import ConfigError
+    from workbench.process_frame import failed
+
+    class CheckpointError(ConfigError):  # a ConfigError by its MRO, as the engine's is
+        pass
+
+    class OutOfMemoryError(RuntimeError):  # torch's, matched by its name: this module never imports torch
+        pass
+
+    bad = failed(CheckpointError("No checkpoint at x.", "train first"), bad_input="checkpoint")
+    assert (bad.kind, bad.code, bad.message, bad.hint) == ("checkpoint", 2, "No checkpoint at x.", "train first")
+    oom = failed(OutOfMemoryError("CUDA out of memory"))
+    assert (oom.kind, oom.code, oom.message) == ("oom", 1, "The GPU ran out of memory.")
+    assert (failed(KeyboardInterrupt()).kind, failed(KeyboardInterrupt()).code) == ("stopped", 130)
+    bug = failed(ZeroDivisionError("division by zero"))
+    assert (bug.kind, bug.code, bug.message) == ("internal", 1, "ZeroDivisionError: division by zero")
+
+
+def test_run_process_turns_a_failure_into_one_error_event(capsys):
+    from workbench.config import ConfigError
+    from workbench.process_frame import run_process
+
+    def work(events):
+        events.emit("progress", stage="x", done=1, total=2)
+        raise ConfigError("--data is not a file.", "pass a text file")
+
+    assert run_process(work, bad_input="data") == 2
+    lines = [events.decode(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in lines] == ["progress", "error"]
+    assert lines[1]["kind"] == "data" and lines[1]["hint"] == "pass a text file"
+    assert run_process(lambda events: None, bad_input="data") == 0

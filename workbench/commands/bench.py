@@ -33,7 +33,7 @@ from rich.console import Console
 
 from .. import __version__, presets, units
 from ..config import ConfigError
-from ..launcher import TrainerProcess, sampler_command, trainer_command
+from ..launcher import run_job, sampler_command, trainer_command
 from ..runs import slug
 
 
@@ -98,8 +98,8 @@ PLANS = {
 TINY_LOG = ["train.log_every=2"]
 
 
-def run_job(argv: list[str], run_dir: Path, log: list[str]) -> tuple[list[dict], float]:
-    """Run one subprocess to the end; returns its events and its start time (unix)."""
+def logged_job(argv: list[str], run_dir: Path, log: list[str]) -> tuple[list[dict], float]:
+    """Run one engine process to the end, every line into the raw log; returns its events and start time (unix)."""
     events: list[dict] = []
 
     def on_event(e: dict) -> None:
@@ -107,15 +107,11 @@ def run_job(argv: list[str], run_dir: Path, log: list[str]) -> tuple[list[dict],
         log.append(json.dumps(e))
 
     start = time.time()
-    proc = TrainerProcess(
-        argv, run_dir, on_event=on_event, on_stderr=lambda line: log.append(f"# stderr: {line}")
-    ).start()
-    code = proc.wait()
-    if code != 0:
-        errors = [e for e in events if e["event"] == "error"]
-        reason = errors[-1]["message"] if errors else "\n".join(list(proc.stderr_tail)[-10:])
+    job = run_job(argv, on_event, run_dir, on_stderr=lambda line: log.append(f"# stderr: {line}"))
+    if job.code != 0:
+        reason = job.error["message"] if job.error else "\n".join(job.stderr_tail[-10:])
         raise ConfigError(
-            f"A benchmark job failed (exit {code}): {reason}",
+            f"A benchmark job failed (exit {job.code}): {reason}",
             "the raw log has the details; try `gptbench run` with the same --set.",
         )
     return events, start
@@ -133,7 +129,9 @@ def measure_throughput(name: str, plan: BenchPlan, extra: list[str], tiny: bool,
         "train.eval_steps=1",
         "train.ckpt_every=0",
     ]
-    events, _ = run_job(trainer_command(name, work / f"{name}-throughput", overrides), work / f"{name}-throughput", log)
+    events, _ = logged_job(
+        trainer_command(name, work / f"{name}-throughput", overrides), work / f"{name}-throughput", log
+    )
     started = next(e for e in events if e["event"] == "run_started")
     # the session's first step is not timed: a step event of it alone has no tokens_per_sec
     step_events = [e for e in events if e["event"] == "step" and e["tokens_per_sec"] is not None]
@@ -167,7 +165,7 @@ def measure_time_to_target(
         profile = [f"profile={plan.target_profile}"]
     overrides = [*profile, *plan.target, *(plan.tiny + TINY_LOG if tiny else []), *extra]
     run_dir = work / f"{name}-target"
-    events, start = run_job(trainer_command(name, run_dir, overrides), run_dir, log)
+    events, start = logged_job(trainer_command(name, run_dir, overrides), run_dir, log)
     finished = next(e for e in events if e["event"] == "run_finished")
     hit = next((e for e in events if e["event"] == "log" and e["message"].startswith("target reached")), None)
     evals = [e for e in events if e["event"] == "eval"]
@@ -201,7 +199,7 @@ def measure_decode(run_dir: Path, prompt: str, new_tokens: int, log: list[str]) 
             "0",
         ],
     )
-    events, _ = run_job(argv, run_dir, log)
+    events, _ = logged_job(argv, run_dir, log)
     done = next(e for e in events if e["event"] == "sample" and e["done"])
     return {"new_tokens": done["tokens"], "decode_tokens_per_sec": done["tokens_per_sec"]}
 

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from .. import units
 from ..config import ConfigError
 from ..data.corpus import NAMED, named_corpus_dir
-from ..launcher import TrainerProcess
+from ..launcher import run_job
 from .error_line import print_error
 
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".parquet")
@@ -149,25 +149,26 @@ def _run(args: list[str], out: Path, train: str) -> int:
             progress.console.print(escape(e["message"]), soft_wrap=True)
             if "tokens_per_sec" in e or e.get("already"):
                 outcome["done"] = e
-        elif kind == "error":
-            outcome["error"] = e
 
     argv = [sys.executable, "-m", "workbench.data.prepare", *args]
-    prep = TrainerProcess(argv, out, on_event=on_event)
     previous = signal.signal(signal.SIGINT, lambda *_: None)  # Ctrl-C reaches the prep too: it stops by itself
     try:
         with progress:
-            prep.start()
-            code = prep.wait()
+            job = run_job(argv, on_event, out)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if "error" in outcome:
-        e = outcome["error"]
-        print_error(console, e["message"], e["hint"])
-        return 2
+    code = job.code
+    if job.error and job.error["kind"] == "stopped":  # the shards so far are kept: not a mistake
+        console.print(escape(job.error["message"]), soft_wrap=True)
+        return code
+    if job.error:
+        print_error(console, job.error["message"], job.error["hint"])
+        if job.error["kind"] == "internal":  # a bug: the traceback
+            console.print(escape("\n".join(job.stderr_tail[-15:])), soft_wrap=True)
+        return job.code or 2
     if "done" in outcome:
         console.print(f"shards in {escape(str(out))}; train on them: {escape(train)}", soft_wrap=True)
     elif code not in (0, 130):
         console.print(f"[red bold]error:[/] the data prep exited with code {code}.", soft_wrap=True)
-        console.print(escape("\n".join(list(prep.stderr_tail)[-15:])), soft_wrap=True)
+        console.print(escape("\n".join(job.stderr_tail[-15:])), soft_wrap=True)
     return code

@@ -2,23 +2,20 @@
 
 The trainer resolves the config for the device it finds (the profile depends
 on it), so the dry run asks the trainer process itself (`worker --dry-run`,
-which touches no run directory); this module prints its answer: the resolved
+which touches no run directory, answers with a `dry_run` event); this module prints its answer: the resolved
 config as TOML (a valid `--config` file), then parameters, tokens per step and
 the device as comments.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from .. import presets, units
 from ..config import Config, ConfigError, estimate_params, to_toml
-from ..events import ProtocolError, decode
-from ..launcher import Nodes, trainer_command
+from ..launcher import Nodes, run_job, trainer_command
 from .run import Labels, plan_run
 
 
@@ -37,21 +34,19 @@ def dry_run(
         preset_name, run_dir, overrides, resume=resume is not None, config_file=config_file, dry_run=True
     )
     # One process answers for the world it would be (a resume checks its tokens per step against it).
-    env = {**os.environ, "WORLD_SIZE": str(processes)}
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
-    events = []
-    for line in out.stdout.splitlines():
-        try:
-            events.append(decode(line))
-        except ProtocolError:
-            continue
-    for e in events:
-        if e["event"] == "error":
-            raise ConfigError(e["message"], e["hint"])
-    answer = next((e for e in events if e["event"] == "log" and "config" in e), None)
-    if answer is None:
-        sys.stderr.write(out.stderr[-3000:])
-        raise ConfigError(f"The dry run failed (exit {out.returncode}).", "the trainer's output is above.")
+    answers: list[dict] = []
+    job = run_job(
+        argv,
+        lambda e: answers.append(e) if e["event"] == "dry_run" else None,
+        env={"WORLD_SIZE": str(processes)},
+        timeout=300,
+    )
+    if job.error:
+        raise ConfigError(job.error["message"], job.error["hint"])
+    if not answers:
+        sys.stderr.write("\n".join(job.stderr_tail[-40:]) + "\n")
+        raise ConfigError(f"The dry run failed (exit {job.code}).", "the trainer's output is above.")
+    answer = answers[-1]
     cfg = Config.from_dict(answer["config"])
     vocab = cfg.model.vocab_size or presets.TYPICAL_VOCAB[cfg.data.tokenizer]
     params = estimate_params(replace(cfg.model, vocab_size=vocab))

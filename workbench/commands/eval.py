@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import weights_source
 from ..config import ConfigError
-from ..launcher import TrainerProcess
+from ..launcher import run_job
 from ..tasks import TASKS
 from .error_line import print_error
 
@@ -72,21 +72,20 @@ def evaluate(source: str, task: str, data: Path | None, limit: int, as_json: boo
     def on_event(e: dict) -> None:
         if e["event"] == "progress":
             progress.update(bar, completed=e["done"], total=e["total"])
-        elif e["event"] in ("eval", "error"):
-            seen[e["event"]] = e
+        elif e["event"] == "eval":
+            seen["eval"] = e
 
-    proc = TrainerProcess([sys.executable, "-m", "workbench.engine.evaluate", *args], run_dir, on_event=on_event)
     with progress:
-        proc.start()
-        code = proc.wait()
-    if "error" in seen:
-        e = seen["error"]
-        print_error(console, e["message"], e["hint"])
-        return 2
+        job = run_job([sys.executable, "-m", "workbench.engine.evaluate", *args], on_event, run_dir)
+    if job.error:
+        print_error(console, job.error["message"], job.error["hint"])
+        if job.error["kind"] == "internal":  # a bug: the traceback
+            console.print(escape("\n".join(job.stderr_tail[-15:])), soft_wrap=True)
+        return job.code or 2
     if "eval" not in seen:
-        console.print(f"[red bold]error:[/] the evaluation exited with code {code} before a result.")
-        console.print(escape("\n".join(list(proc.stderr_tail)[-15:])), soft_wrap=True)
-        return code or 1
+        console.print(f"[red bold]error:[/] the evaluation exited with code {job.code} before a result.")
+        console.print(escape("\n".join(job.stderr_tail[-15:])), soft_wrap=True)
+        return job.code or 1
     result = seen["eval"]
     if as_json:
         print(json.dumps(result), flush=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import metrics
 from ..config import ConfigError
-from ..launcher import TrainerProcess
+from ..launcher import run_job
 from ..metric_sinks import TensorBoardSink, scalars
 from ..runs import read_events, require_run_dir
 
@@ -86,12 +86,8 @@ def write_tensorboard(events: list[dict], out: Path) -> int:
 
 
 def _export_weights(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
-    errors: list[dict] = []
-
     def on_event(e: dict) -> None:
-        if e["event"] == "error":
-            errors.append(e)
-        elif e["event"] == "log":
+        if e["event"] == "log":
             print(e["message"], flush=True)
 
     argv = [
@@ -107,14 +103,10 @@ def _export_weights(run_dir: Path, fmt: str, out: Path, checkpoint: str) -> int:
         "--checkpoint",
         checkpoint,
     ]
-    code = (
-        TrainerProcess(argv, run_dir, on_event=on_event, on_stderr=lambda line: print(line, file=sys.stderr))
-        .start()
-        .wait()
-    )
-    if errors:  # said like any other mistake: one sentence and a hint, exit code 2
-        raise ConfigError(errors[-1]["message"], errors[-1]["hint"])
-    return code
+    job = run_job(argv, on_event, run_dir, on_stderr=lambda line: print(line, file=sys.stderr))
+    if job.error:  # said like any other mistake: one sentence and a hint, exit code 2
+        raise ConfigError(job.error["message"], job.error["hint"])
+    return job.code
 
 
 def _empty_folder(out: Path) -> Path:

@@ -1,6 +1,6 @@
 """`gptbench run PRESET --headless`: train with log-friendly output.
 
-The job runs in a trainer subprocess through `launcher.TrainerProcess`, exactly
+The job runs in a trainer subprocess through `launcher.EngineProcess`, exactly
 as under the app; this module only turns its events into lines. Rich styles
 them on a terminal; piped, the same lines come out plain. `--json` prints the
 raw events instead.
@@ -28,7 +28,7 @@ from rich.markup import escape
 
 from .. import metrics, presets, units
 from ..config import ConfigError
-from ..launcher import Nodes, TrainerProcess, first_event, start_in_background, trainer_command
+from ..launcher import EngineProcess, Nodes, first_event, start_in_background, trainer_command
 from ..run_state import RunState
 from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir, write_labels
 from .error_line import error_markup
@@ -233,7 +233,7 @@ def run_headless(
 
     ended = threading.Event()  # the trainer exited, or our output went away
     view = HeadlessView(console, as_json, on_output_closed=ended.set)
-    trainer = TrainerProcess(
+    trainer = EngineProcess(
         argv,
         run_dir,
         on_event=view.on_event,
@@ -271,7 +271,7 @@ class StopForwarder:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, trainer: TrainerProcess):
+    def __init__(self, trainer: EngineProcess):
         self.trainer = trainer
         self.received: list[int] = []
 

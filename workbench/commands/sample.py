@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .. import weights_source
 from ..config import ConfigError
-from ..launcher import TrainerProcess, sampler_command
+from ..launcher import run_job, sampler_command
 from .error_line import print_error
 
 
@@ -56,13 +56,10 @@ def sample(
     if seed is not None:
         args += ["--seed", str(seed)]
     console = Console(highlight=False, stderr=True)
-    failed = False
     started: set[int] = set()
 
     def on_event(e: dict) -> None:
-        nonlocal failed
         if e["event"] == "error":
-            failed = True
             print_error(console, e["message"], e["hint"])
         elif e["event"] == "sample":
             if "correct" in e:  # addition: the answer and the verdict
@@ -77,8 +74,7 @@ def sample(
                     sys.stdout.write("\n" if num_samples == 1 else "\n---------------\n")
             sys.stdout.flush()
 
-    proc = TrainerProcess(
-        sampler_command(run_dir, args), run_dir, on_event=on_event, on_stderr=lambda line: print(line, file=sys.stderr)
-    ).start()
-    code = proc.wait()
-    return 2 if failed and code in (0, 2) else code
+    job = run_job(
+        sampler_command(run_dir, args), on_event, run_dir, on_stderr=lambda line: print(line, file=sys.stderr)
+    )
+    return 2 if job.error and job.code in (0, 2) else job.code

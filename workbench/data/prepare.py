@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError
+from ..process_frame import run_process
 from .corpus import PREP_FILE
 from .shards import write_llmc
 from .tokenizers import GPT2Tokenizer
@@ -400,25 +401,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--command", default="", help="the command line to repeat to resume, for messages")
     args = p.parse_args(argv)
 
-    from ..events import encode, make
-
-    def emit(event: str, **fields) -> None:
-        sys.stdout.write(encode(make(event, **fields)) + "\n")
-        sys.stdout.flush()
-
     settings = Settings(
         args.source, args.name, args.split, args.text_field, args.shard_tokens, args.val_tokens or args.shard_tokens
     )
     command = args.command or f"python -m workbench.data.prepare {' '.join(sys.argv[1:])}"
-    try:
-        prepare(settings, args.out, args.workers or os.cpu_count() or 1, emit, command, args.val_tokens is not None)
-    except ConfigError as exc:
-        emit("error", kind="data", message=exc.message, hint=exc.hint)
-        return 2
-    except KeyboardInterrupt:
-        emit("log", message="stopped; the shards written so far are kept, and the same command resumes after them")
-        return 130
-    return 0
+    workers = args.workers or os.cpu_count() or 1
+    return run_process(
+        lambda events: prepare(settings, args.out, workers, events.emit, command, args.val_tokens is not None),
+        bad_input="data",
+        stopped="Stopped; the shards written so far are kept, and the same command resumes after them.",
+    )
 
 
 if __name__ == "__main__":

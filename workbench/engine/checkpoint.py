@@ -1,10 +1,9 @@
-"""Checkpoints: written atomically, loaded safely.
+"""Checkpoint files: written atomically, loaded safely.
 
-A checkpoint holds everything needed to continue exactly: model and optimizer
-state, the step, the best val loss so far, every RNG state (torch CPU/CUDA and
-the data stream's generator) and the resolved config. It is a plain dict of
-tensors and Python scalars, so it loads with `weights_only=True` (no pickle
-code execution from a file someone handed you).
+What a checkpoint holds, and its keys, is train_state.py's; this module moves
+the dict to and from disk. It is a plain dict of tensors and Python scalars, so
+it loads with `weights_only=True` (no pickle code execution from a file someone
+handed you).
 
 Writes go to a temp file in the same directory, are fsync'ed, then renamed over
 the old file: a crash mid-write never destroys the last good checkpoint.
@@ -22,8 +21,6 @@ import torch
 from ..config import ConfigError
 from ..runs import LAST_CKPT
 
-FORMAT_VERSION = 1
-
 
 class CheckpointError(ConfigError):
     pass
@@ -31,6 +28,11 @@ class CheckpointError(ConfigError):
 
 class CheckpointWriteError(RuntimeError):
     """The disk refused a checkpoint (full, read-only, too large a file). The previous one is intact."""
+
+    hint = (
+        "free disk space or fix the run directory's permissions, then "
+        "--resume: the previous last.pt and best.pt are intact."
+    )
 
     def __init__(self, path: Path, exc: OSError):
         reason = exc.strerror or type(exc).__name__
@@ -118,7 +120,7 @@ def keep_recent(run_dir: Path, step: int, keep: int) -> None:
 
 
 def load(path: Path) -> dict:
-    """The checkpoint at path, every tensor on the CPU.
+    """The checkpoint file at path, every tensor on the CPU (train_state.read checks its format).
 
     Always the CPU, whatever device trained it: RNG states must be CPU
     ByteTensors (`torch.set_rng_state`, `torch.cuda.set_rng_state` and
@@ -137,11 +139,6 @@ def load(path: Path) -> dict:
             f"Checkpoint {path} could not be read ({type(exc).__name__}).",
             "it may be truncated or not a gptbench checkpoint; try the other one (best.pt / last.pt).",
         ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} is not a gptbench checkpoint (format {FORMAT_VERSION}).",
-            "use a checkpoint written by `gptbench run`.",
-        )
     return ckpt
 
 

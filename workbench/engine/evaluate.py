@@ -5,7 +5,8 @@
 
 Emits `progress` events (examples done of all) while it works, then one `eval`
 event: the checkpoint's step, val_loss null, the task's metrics, and the task,
-examples, checkpoint and seconds. A bad input is an `error` event, exit code 2.
+examples, checkpoint and seconds. A failure is an `error` event (process_frame.py):
+bad input exits with code 2.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ import time
 from pathlib import Path
 
 from ..config import ConfigError
-from ..events import encode, make
+from ..process_frame import EventWriter, run_process
 from ..tasks import TASKS
 
 PROGRESS_EVERY_S = 0.5
 
 
-def emit(event: str, **fields) -> None:
-    sys.stdout.write(encode(make(event, **fields)) + "\n")
-    sys.stdout.flush()
-
-
-def evaluate(run_dir: Path, task_name: str, data: Path | None, limit: int, which: str, device: str) -> None:
+def evaluate(
+    run_dir: Path, task_name: str, data: Path | None, limit: int, which: str, device: str, events: EventWriter
+) -> None:
     from .sampler import load_run
     from .tasks import build_task
 
@@ -55,11 +53,11 @@ def evaluate(run_dir: Path, task_name: str, data: Path | None, limit: int, which
         counted["examples"] = total
         if time.time() - last > PROGRESS_EVERY_S or done == total:
             last = time.time()
-            emit("progress", stage=task_name, done=done, total=total)
+            events.emit("progress", stage=task_name, done=done, total=total)
 
     with run.setup.autocast():
         metrics = task.evaluate(run.model, limit, progress=progress)
-    emit(
+    events.emit(
         "eval",
         step=run.step,
         val_loss=None,
@@ -88,12 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
-    try:
-        evaluate(args.run_dir, args.task, args.data, args.limit, args.checkpoint, args.device)
-    except ConfigError as exc:
-        emit("error", kind="config", message=exc.message, hint=exc.hint)
-        return 2
-    return 0
+    return run_process(
+        lambda events: evaluate(args.run_dir, args.task, args.data, args.limit, args.checkpoint, args.device, events),
+        bad_input="config",
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..events import encode, make
+from ..process_frame import EventWriter
 from ..runs import EVENTS_FILE
 
 
@@ -20,7 +21,7 @@ class EventLog:
 
     def __init__(self, run_dir: Path, stream: IO[str] | None, enabled: bool = True):
         self.enabled = enabled
-        self.stream = stream
+        self.live = EventWriter(stream) if stream is not None else None  # drops a reader that went away
         self.path = Path(run_dir) / EVENTS_FILE
         self.file = None  # opened by the first event: a run refused before it writes nothing
         self.written = 0
@@ -50,12 +51,8 @@ class EventLog:
         return evt
 
     def _echo(self, line: str) -> None:
-        if self.stream is not None:
-            try:
-                self.stream.write(line)
-                self.stream.flush()
-            except (BrokenPipeError, ValueError):
-                self.stream = None  # the watcher went away; the file still has everything
+        if self.live is not None:
+            self.live.write(line)  # a watcher that went away is dropped; the file still has everything
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit("log", message=message, level=level)

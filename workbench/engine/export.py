@@ -33,7 +33,7 @@ import torch
 from ..config import ConfigError
 from ..data.hf_tokenizer import write_hf_tokenizer
 from ..data.tokenizers import GPT2Tokenizer, Tokenizer
-from ..events import encode, make
+from ..process_frame import EventWriter, run_process
 from ..runs import require_run_dir
 from ..weights_source import ACTIVATION_TO_HF
 from .model import GPT, HF_CONV1D_WEIGHTS
@@ -240,18 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     args = p.parse_args(argv)
 
-    def emit(event: str, **fields) -> None:
-        print(encode(make(event, **fields)), flush=True)
-
-    try:
+    def export(events: EventWriter) -> None:
         run = load_run(require_run_dir(args.run_dir), args.checkpoint, "cpu")
-        lines = (export_hf if args.format == "hf" else export_llmc)(run.model, run.tokenizer, args.out)
-    except ConfigError as exc:
-        emit("error", kind="export", message=exc.message, hint=exc.hint)
-        return 2
-    for line in lines:
-        emit("log", message=line)
-    return 0
+        for line in (export_hf if args.format == "hf" else export_llmc)(run.model, run.tokenizer, args.out):
+            events.emit("log", message=line)
+
+    return run_process(export, bad_input="export")
 
 
 if __name__ == "__main__":

@@ -97,10 +97,33 @@ class Schedule:
     the curve. `anchor` = (step, lr) restarts the decay from where the run
     was: from lr_anchor at step_anchor down to min_lr at the new max_steps.
     The anchor is stored in the checkpoint so later resumes follow the same curve.
+
+    Its state (a row of train_state.py) is the anchor and the max_steps it decays to.
     """
 
     train: TrainConfig
     anchor: tuple[int, float] | None = None
+    saved_max_steps: int | None = None  # the budget of the loaded state (load_state_dict)
+
+    def state_dict(self) -> dict:
+        return {"anchor": self.anchor, "max_steps": self.train.max_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.anchor = tuple(state["anchor"]) if state["anchor"] else None
+        self.saved_max_steps = state["max_steps"]
+
+    def continue_at(self, step: int) -> str | None:
+        """Resumed at `step` with another max_steps: a cosine decay continues from where it was (and says so)."""
+        if self.saved_max_steps is None:
+            return None
+        anchor = self.extended(step, self.saved_max_steps).anchor
+        if anchor == self.anchor:
+            return None
+        self.anchor = anchor
+        return (
+            f"max_steps {self.saved_max_steps} -> {self.train.max_steps}: the cosine decay continues from "
+            f"lr {anchor[1]:.3g} at step {step} to min_lr at step {self.train.max_steps}"
+        )
 
     def lr(self, step: int) -> float:
         t = self.train

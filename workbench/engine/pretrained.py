@@ -24,7 +24,7 @@ from ..config import Config, ConfigError, ModelConfig
 from ..data.tokenizers import Tokenizer, from_dict
 from ..runs import BEST_CKPT, LAST_CKPT
 from ..weights_source import HF_WEIGHT_FILES, HUB_REPOS, WeightsSource, resolve
-from . import checkpoint
+from . import train_state
 from .model import GPT
 
 
@@ -86,7 +86,7 @@ def locate(source: WeightsSource) -> Path:
 def load_weights(model: GPT, source: WeightsSource, path: Path) -> None:
     """Copy the weights in `path` (from `locate`) into model, built with the source's architecture."""
     if source.kind == "run":
-        state = checkpoint.load(path)["model"]
+        state = train_state.saved_weights(train_state.read(path))
         _crop_positions(state, model.config.block_size)
         model.load_state_dict(state)
         return

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import Config, ConfigError, parse_override, set_value, validate
 from ..runs import CONFIG_FILE, LAST_CKPT, read_json
-from . import checkpoint
+from . import checkpoint, train_state
 
 RESUME_FIXED_TRAIN_KEYS = (
     "seed",
@@ -60,31 +60,27 @@ def plan_resume(run_dir: Path, overrides: list[str], world_size: int = 1) -> tup
     for override in overrides:  # e.g. a longer train.max_steps
         set_value(cfg, *parse_override(override))
     validate(cfg)
-    ckpt = checkpoint.load(run_dir / LAST_CKPT)
-    if "optimizer" not in ckpt:
+    ckpt = train_state.read(run_dir / LAST_CKPT)
+    if not train_state.can_resume(ckpt):
         raise checkpoint.CheckpointError(
             f"{run_dir / LAST_CKPT} holds weights only and cannot resume training.",
             "resume from a last.pt written by `gptbench run`.",
         )
-    checkpointed = Config.from_dict(ckpt["config"])
+    checkpointed = Config.from_dict(train_state.saved_config(ckpt))
     differing = _differing_fixed_keys(checkpointed, cfg)
     if differing:
         raise ConfigError(
             "A resumed run keeps its model, data and optimizer: " + "; ".join(differing) + ".",
             f"only these may change on resume: {', '.join(changeable_keys())}; start a new run for the others.",
         )
-    _check_tokens_per_step(checkpointed, _world_size_of(ckpt), cfg, world_size)
-    if ckpt["step"] >= cfg.train.max_steps:
+    _check_tokens_per_step(checkpointed, train_state.saved_world_size(ckpt), cfg, world_size)
+    step = train_state.saved_step(ckpt)
+    if step >= cfg.train.max_steps:
         raise ConfigError(
-            f"The run already reached step {ckpt['step']} of train.max_steps={cfg.train.max_steps}.",
-            f"resume with a larger budget, e.g. --set train.max_steps={ckpt['step'] * 2}.",
+            f"The run already reached step {step} of train.max_steps={cfg.train.max_steps}.",
+            f"resume with a larger budget, e.g. --set train.max_steps={step * 2}.",
         )
     return cfg, ckpt
-
-
-def _world_size_of(ckpt: dict) -> int:
-    """How many processes wrote the checkpoint: a distributed run keeps each rank's RNG state."""
-    return len(ckpt["rng"].get("per_rank", [None]))
 
 
 def _check_tokens_per_step(checkpointed: Config, saved_world: int, asked: Config, world_size: int) -> None:

@@ -27,9 +27,10 @@ import torch
 
 from ..config import Config, ConfigError, DataConfig, TrainConfig
 from ..data.tokenizers import Tokenizer, load_tokenizer
+from ..process_frame import run_process
 from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
 from ..weights_source import is_pretrained
-from . import checkpoint, pretrained
+from . import pretrained, train_state
 from .device import DeviceSetup, setup_device
 from .model import GPT, Decoder
 from .tasks import Task
@@ -289,11 +290,11 @@ def load_run(source: Path, which: str, device: str = "auto") -> LoadedRun:
     cfg.train.device, cfg.train.compile, cfg.train.dtype = device, False, "auto"
     setup = setup_device(cfg.train)
     path = run_dir / (BEST_CKPT if which == "best" else LAST_CKPT)
-    ckpt = checkpoint.load(path)  # on the CPU
-    cfg = Config.from_dict(ckpt["config"])
+    ckpt = train_state.read(path)  # on the CPU
+    cfg = Config.from_dict(train_state.saved_config(ckpt))
     model = GPT(cfg.model)
-    model.load_state_dict(ckpt["model"])
-    step = ckpt["step"]
+    model.load_state_dict(train_state.saved_weights(ckpt))
+    step = train_state.saved_step(ckpt)
     del ckpt  # the optimizer's moments (last.pt) stay off the device and are freed now
     model.to(setup.device).eval()
     return LoadedRun(model, cfg, load_tokenizer(run_dir), setup, step, path)
@@ -329,23 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args(argv)
+    return run_process(lambda events: serve(args, events.emit), bad_input="checkpoint")
 
-    from ..events import encode, make
 
-    out = sys.stdout
-
-    def emit(event: str, **f) -> dict:
-        evt = make(event, **f)
-        out.write(encode(evt) + "\n")
-        out.flush()
-        return evt
-
-    try:
-        run = load_run(Path(args.run_dir), args.checkpoint, args.device)
-        model, tokenizer, task, setup = run.model, run.tokenizer, run.task(), run.setup
-    except ConfigError as exc:
-        emit("error", kind="checkpoint", message=exc.message, hint=exc.hint)
-        return 2
+def serve(args: argparse.Namespace, emit) -> None:
+    """Answer the prompt on the command line, or (--serve) every sample command on stdin."""
+    run = load_run(Path(args.run_dir), args.checkpoint, args.device)
+    model, tokenizer, task, setup = run.model, run.tokenizer, run.task(), run.setup
     # One decoding step for every request. Serving (the app's console) on CUDA, it
     # is compiled as a CUDA graph that replays the whole step in one launch, while
     # the user types the first prompt; a single answer, or a CPU, would wait longer
@@ -364,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
         stream_sample(model, tokenizer, task, req, setup, emit, decoder)
-        return 0
+        return
     for line in sys.stdin:
         try:
             cmd = json.loads(line)
@@ -372,7 +363,6 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if isinstance(cmd, dict) and cmd.get("cmd") == "sample":
             stream_sample(model, tokenizer, task, SampleRequest.from_command(cmd), setup, emit, decoder)
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """The training loop.
 
-Read it top to bottom: build (data, model, optimizer, maybe resume), then the
-loop, then what happens between steps (logging, evals, checkpoints), then how
-requests (stop, pause, checkpoint, sample) are honoured.
+Read it top to bottom: build (data, model, optimizer, and the TrainState that
+holds them for checkpoints; maybe resume), then the loop, then what happens
+between steps (logging, evals; last.pt when the state says it is due), then
+how requests (stop, pause, checkpoint, sample) are honoured. What a checkpoint
+holds, and when one is written, is train_state.py's; the pace (tokens/sec,
+MFU) is clock.py's.
 
 Speed rules this file follows:
 - No host synchronisation per step. The loss and grad norm of every step stay
@@ -23,29 +26,24 @@ Speed rules this file follows:
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import platform
 import resource
 import signal
-import subprocess
-import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .. import __version__
 from ..config import Config, ConfigError, flops_per_token
 from ..control import CommandInbox
 from ..events import PROTOCOL_VERSION
-from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
+from ..runs import TOKENIZER_FILE, read_json
 from ..system_monitor import SystemMonitor
-from . import checkpoint
-from .clock import RunClock
+from .clock import Pace, RunClock
 from .cpu_threads import fair_threads, why_threads_changed
 from .data import build_dataset
 from .device import DeviceSetup
@@ -53,7 +51,6 @@ from .distributed import (
     FlagVote,
     World,
     any_rank,
-    gather_objects,
     main_process_first,
     mean_across,
     sum_across,
@@ -68,8 +65,17 @@ from .pretrained import init_from
 from .requests import Requests
 from .sampler import SampleSession
 from .tasks import build_task, evaluate_all
+from .train_state import RngState, TrainState
 
 THREADS_CHECK_S = 10.0  # CPU: how often the trainer looks again at its fair share of cores
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an eval tells the loop: a stop cut it short (between its batches), or a target was reached."""
+
+    stopped: bool = False
+    target_reached: bool = False
 
 
 class Trainer:
@@ -121,16 +127,30 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, t, setup.kind)
         self.scaler = setup.grad_scaler()  # fp16 only; a no-op otherwise
         self.schedule = Schedule(t)
-        self.flops_per_token = flops_per_token(cfg.model, self.model.num_params())
-
-        self.step = 0
-        self.last_saved_step = -1
-        self.best_val_loss: float | None = None
-        self.last_metrics: dict = {}
         # a heavy step still reports: progress between micro-steps, step events by the wall clock
         self.clock = RunClock(progress_every_s=t.progress_every_s, step_event_every_s=t.step_event_every_s)
+        peak = setup.peak_flops * world.size if setup.peak_flops else None
+        self.pace = Pace(self.tokens_per_step, flops_per_token(cfg.model, self.model.num_params()), peak)
+        self.last_metrics: dict = {}
+
+        # Everything a checkpoint holds, and when last.pt is written: train_state.py.
+        self.vote = FlagVote(world)
+        self.state = TrainState(
+            cfg,
+            run_dir,
+            world,
+            log,
+            model=self.model,
+            optimizer=self.optimizer,
+            scaler=self.scaler,
+            stream=self.stream,
+            schedule=self.schedule,
+            clock=self.clock,
+            rng=RngState(world, t.seed, self.grad_accum > 1, self.vote.group),
+            before_save=self._read_back,
+        )
         if resume_from is not None:
-            self._restore(resume_from)
+            self.notes += self.state.load(resume_from)
 
         # torch.compile first, then DDP on top (the order nanoGPT uses). fullgraph:
         # a graph break would silently fall back to slow Python; fail loudly instead.
@@ -145,7 +165,6 @@ class Trainer:
             self.train_model = self.compiled
 
         self.system = SystemMonitor() if world.is_main else None
-        self.vote = FlagVote(world)
         # Requests arrive any time (signals, commands); every rank acts on them together at the next boundary.
         self.requests = Requests(
             CommandInbox(run_dir) if world.is_main else None,
@@ -163,6 +182,15 @@ class Trainer:
         self.threads_checked = time.monotonic()
         # Compiling takes long and polls nothing: a stop then interrupts at once (see the signal handlers).
         self.compiling = setup.compile
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps done (the state's: a checkpoint holds it)."""
+        return self.state.step
+
+    @property
+    def best_val_loss(self) -> float | None:
+        return self.state.best_val_loss
 
     # ------------------------------------------------------------------ the run
 
@@ -213,7 +241,7 @@ class Trainer:
             if self.compiling:  # the first step compiled the training graph
                 self.compiling = False
                 self.log.emit("status", state="training", step=self.step + 1)
-            self.step += 1
+            self.state.step += 1
             if self.clock.interval is None:  # the session's first step (compile, warm-up): time from here on
                 self._sync_device()
                 self.clock.start_interval(self.step)
@@ -225,25 +253,20 @@ class Trainer:
                 self.requests.step_event_due = False
 
             evaluate = self.step % t.eval_every == 0 or last
-            if evaluate or (t.ckpt_every and self.step % t.ckpt_every == 0):
+            if evaluate or self.state.save_due(self.step, evaluated=False, target_reached=False, last_step=last):
                 self._read_back()  # waits for the device: the steps so far count as training time
             with self.clock.aside():
-                outcome = self._evaluate(final=last) if evaluate else None
-                if outcome == "target":
-                    self._save_last()
-                elif outcome is None:
-                    if evaluate and not t.ckpt_every:
-                        self._save_last()
-                    if t.ckpt_every and self.step % t.ckpt_every == 0 and not last:
-                        self._save_last()
-            if outcome == "stop":
+                result = self._evaluate(final=last) if evaluate else Evaluation()
+                if not result.stopped:  # a stop saves on its way out
+                    self.state.save_if_due(
+                        self.step, evaluated=evaluate, target_reached=result.target_reached, last_step=last
+                    )
+            if result.stopped:
                 return self._stop()
-            if outcome == "target":
+            if result.target_reached:
                 return "completed"
             if self._boundary():
                 return self._stop()
-        if self.last_saved_step != self.step:
-            self._save_last()
         return "completed"
 
     def _train_step(self) -> bool:
@@ -254,16 +277,16 @@ class Trainer:
         holds the last completed step and a resume is exact.
         """
         set_lr(self.optimizer, self.schedule.lr(self.step), self.cfg.train)
-        rng_at_start = checkpoint.rng_state() if self.grad_accum > 1 else None
+        self.state.rng.begin_step()
         total = torch.zeros((), device=self.setup.device)
         self.clock.start_step()
         for micro in range(self.grad_accum):
             if micro:
                 self._report_progress(micro)
-            if micro and self._boundary(rng_at_start):
+            if micro and self._boundary():
                 self.optimizer.zero_grad(set_to_none=True)
                 self.stream.rewind_step()
-                checkpoint.restore_rng(rng_at_start)
+                self.state.rng.undo_step()
                 return False
             x, y = self.stream.next()
             # DDP all-reduces gradients on every backward; only the last
@@ -283,6 +306,7 @@ class Trainer:
         self.scaler.step(self.optimizer)  # fp16: skipped when a gradient overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        self.state.rng.end_step()
         self.pending.append((total, norm.detach()))
         return True
 
@@ -324,12 +348,7 @@ class Trainer:
 
     def _emit_step(self) -> None:
         self._read_back()  # the one host sync of the interval
-        steps, busy_s = self.clock.end_interval(self.step)
-        # None: the interval held only the session's first step, whose compile and warm-up are no measure
-        tokens_per_sec = steps * self.tokens_per_step / busy_s if steps else None
-        mfu = None
-        if self.setup.peak_flops and tokens_per_sec is not None:
-            mfu = self.flops_per_token * tokens_per_sec / (self.setup.peak_flops * self.world.size)
+        tokens_per_sec, mfu = self.pace.rates(*self.clock.end_interval(self.step))
         extra = {}
         if self.setup.kind == "cuda":
             extra["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(self.setup.device) / 2**30, 2)
@@ -368,8 +387,8 @@ class Trainer:
         self.compiled.train()
 
     @torch.no_grad()
-    def _evaluate(self, final: bool) -> str | None:
-        """Val loss and task metrics; saves best.pt. "target" when a target is reached, "stop" when stopped."""
+    def _evaluate(self, final: bool) -> Evaluation:
+        """Val loss and task metrics; best.pt when the val loss is the best so far."""
         t = self.cfg.train
         self._read_back()  # on every rank, before anything below runs on rank 0 alone
         self.log.emit("status", state="evaluating", step=self.step)
@@ -380,7 +399,7 @@ class Trainer:
             total = torch.zeros((), device=self.setup.device)
             for k in range(math.ceil(t.eval_steps / self.world.size)):  # the same boundaries on every rank
                 if k and self._boundary():
-                    return "stop"
+                    return Evaluation(stopped=True)
                 batch = next(batches, None)  # the last round may have no batch for this rank
                 if batch is None:
                     continue
@@ -397,9 +416,7 @@ class Trainer:
             self.compiled.train()
         self.last_metrics = metrics
         self.log.emit("eval", step=self.step, val_loss=val_loss, metrics=metrics)
-        if self.best_val_loss is None or val_loss < self.best_val_loss:
-            self.best_val_loss = val_loss
-            self._save(BEST_CKPT, with_optimizer=False)
+        self.state.record_val_loss(val_loss)
         if not final:
             self.log.emit("status", state="training", step=self.step)
         hit_loss = t.target_val_loss > 0 and val_loss <= t.target_val_loss
@@ -408,79 +425,10 @@ class Trainer:
         hit_acc = t.target_accuracy > 0 and bool(accuracies) and min(accuracies) >= t.target_accuracy
         if any_rank(self.world, hit_loss or hit_acc, self.setup.device):  # all ranks stop together, or none
             self.log.log(f"target reached at step {self.step}: " + ("val loss" if hit_loss else "accuracy"))
-            return "target"
-        return None
+            return Evaluation(target_reached=True)
+        return Evaluation()
 
-    # -------------------------------------------------------------- checkpoints
-
-    def _save(self, name: str, with_optimizer: bool = True, rng: dict | None = None) -> None:
-        """Write a checkpoint (rank 0; no collectives here). rng: the RNG state last.pt records (see _save_last)."""
-        if with_optimizer:
-            self.last_saved_step = self.step  # on every rank: they decide alike whether a save is due
-        if not self.world.is_main:
-            return
-        ckpt = {
-            "format": checkpoint.FORMAT_VERSION,
-            "model": self.model.state_dict(),
-            "config": self.cfg.to_dict(),
-            "step": self.step,
-            "best_val_loss": self.best_val_loss,
-        }
-        if with_optimizer:
-            ckpt.update(
-                optimizer=self.optimizer.state_dict(),
-                scaler=self.scaler.state_dict(),
-                rng=rng,
-                data=self.stream.state_dict(),  # always the start of a step
-                schedule_anchor=self.schedule.anchor,
-                **self.clock.state_dict(),  # elapsed_s, active_s
-            )
-        path = self.run_dir / name
-        checkpoint.save_atomic(ckpt, path)
-        self.log.emit("checkpoint", step=self.step, path=str(path), kind=name.removesuffix(".pt"))
-
-    def _save_last(self, rng: dict | None = None) -> None:
-        self._read_back()  # never overwrite a good checkpoint with NaN weights
-        rng = rng or checkpoint.rng_state()
-        if self.world.distributed:  # every rank draws its own dropout masks: keep each rank's RNG
-            rng = {"per_rank": gather_objects(self.vote.group, rng)}
-        self._save(LAST_CKPT, rng=rng)
-        if self.cfg.train.keep_last and self.world.is_main:
-            checkpoint.keep_recent(self.run_dir, self.step, self.cfg.train.keep_last)
-
-    def _restore(self, ckpt: dict) -> None:
-        """Continue from a checkpoint loaded on the CPU: load_state_dict puts each tensor where it belongs."""
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(checkpoint.optimizer_state_for(self.optimizer, ckpt["optimizer"]))
-        if self.scaler.is_enabled() and ckpt.get("scaler"):  # a bf16/fp32 run saved an empty (disabled) scaler
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.stream.load_state_dict(ckpt["data"])
-        self._restore_rng(ckpt["rng"], ckpt["step"])
-        self.step = ckpt["step"]
-        self.best_val_loss = ckpt["best_val_loss"]
-        self.clock.load_state_dict(ckpt)
-        anchor = tuple(ckpt["schedule_anchor"]) if ckpt.get("schedule_anchor") else None
-        old_max_steps = ckpt["config"]["train"]["max_steps"]
-        self.schedule = Schedule(self.cfg.train, anchor).extended(self.step, old_max_steps)
-        if self.schedule.anchor != anchor:
-            self.notes.append(
-                f"max_steps {old_max_steps} -> {self.cfg.train.max_steps}: the cosine decay continues from "
-                f"lr {self.schedule.anchor[1]:.3g} at step {self.step} to min_lr at step {self.cfg.train.max_steps}"
-            )
-
-    def _restore_rng(self, rng: dict, step: int) -> None:
-        """This rank's RNG as it was; a rank the checkpoint has no state for gets a fresh, distinct one."""
-        states = rng.get("per_rank", [rng])
-        if self.world.rank < len(states) and (len(states) == self.world.size or not self.world.distributed):
-            checkpoint.restore_rng(states[self.world.rank])
-            return
-        checkpoint.restore_rng(states[0])  # then reseed: same data order, this rank's own dropout masks
-        torch.manual_seed(self.cfg.train.seed + 1_000_003 * step + self.world.rank)
-        if self.world.is_main:
-            self.notes.append(
-                f"resumed on {self.world.size} processes from a checkpoint of {len(states)}: dropout masks are "
-                "drawn afresh, so this continuation is not bit-exact"
-            )
+    # ------------------------------------------------------------ start-up checks
 
     def _check_compile_mode(self) -> None:
         """CUDA graphs (reduce-overhead, max-autotune) hand a graph-owned buffer to .grad, which the
@@ -523,22 +471,20 @@ class Trainer:
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
 
-    def _boundary(self, rng_at_step_start: dict | None = None) -> bool:
+    def _boundary(self) -> bool:
         """Between micro-steps, steps and eval batches: honour requests. True: stop now.
 
-        rng_at_step_start is set mid-step: a checkpoint taken there records the
-        state of the last completed step (RNG as the step began; the data stream
-        always reports the step's start).
+        A checkpoint taken mid-step holds the last completed step (train_state.RngState, batches.py).
         """
         stop, pause, save = self.requests.at_boundary(self.step)
         if save:
-            self._save_last(rng_at_step_start)
+            self.state.save_last()
         if pause and not stop:
-            stop = self._pause(rng_at_step_start)
+            stop = self._pause()
         self.requests.mark_boundary()
         return stop
 
-    def _pause(self, rng_at_step_start: dict | None) -> bool:
+    def _pause(self) -> bool:
         """Sit at this boundary, answering commands and samples, until resumed. True: stop."""
         self.log.emit("status", state="paused", step=self.step)
         self._sync_device()
@@ -547,7 +493,7 @@ class Trainer:
                 stop, pause, save = self.requests.while_paused(self.step)
                 self._report_system()
                 if save:
-                    self._save_last(rng_at_step_start)
+                    self.state.save_last()
                 if stop or not pause:
                     break
         if not stop:
@@ -564,8 +510,7 @@ class Trainer:
     def _stop(self) -> str:
         self.log.emit("status", state="stopping", step=self.step)
         self.requests.cancel_live_sample()
-        if self.last_saved_step != self.step:  # a step undone mid-way is back at the saved state
-            self._save_last()
+        self.state.save_if_due(self.step, last_step=True)  # a step undone mid-way is back at the saved state
         return "stopped"
 
     def _sync_device(self) -> None:
@@ -635,40 +580,8 @@ def compile_seconds() -> float:
 
 
 class NonFiniteLoss(RuntimeError):
+    hint = "lower train.lr or raise train.warmup_steps; last.pt still holds the last good weights."
+
     def __init__(self, step: int):
         super().__init__(f"The loss became NaN or infinite by step {step}.")
         self.step = step
-
-
-def write_run_files(trainer: Trainer) -> None:
-    """config.json, meta.json, tokenizer.json: everything needed to understand or rebuild the run."""
-    cfg, run_dir, setup, world = trainer.cfg, trainer.run_dir, trainer.setup, trainer.world
-    trainer.dataset.tokenizer.save(run_dir)
-    (run_dir / CONFIG_FILE).write_text(json.dumps(trainer.cfg.to_dict(), indent=2) + "\n")
-    meta = {
-        "gptbench": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "git_sha": _git_sha(),
-        "device": str(setup.device),
-        "device_name": setup.name,
-        "dtype": setup.dtype,
-        "compile": setup.compile,
-        "world_size": world.size,
-        "seed": cfg.train.seed,
-        "host": platform.node(),
-        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by `gptbench run`
-        "started": time.time(),
-    }
-    (run_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-
-
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None

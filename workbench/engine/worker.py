@@ -1,6 +1,6 @@
 """The trainer process: `python -m workbench.engine.worker --run-dir D --preset P`.
 
-Started by `launcher.TrainerProcess` (directly, or under torchrun for several
+Started by `launcher.EngineProcess` (directly, or under torchrun for several
 processes). Its stdout carries events and nothing else: anything a library
 prints is moved to stderr, so the stream the UI parses stays clean.
 
@@ -16,20 +16,22 @@ Exit codes: 0 completed, 130 stopped (Ctrl-C, SIGTERM or the stop command),
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import signal
+import subprocess
 import sys
-import traceback
+import time
+from dataclasses import replace
 from pathlib import Path
 
-from .. import presets
+from .. import __version__, presets
 from ..config import Config, ConfigError, estimate_params
-from ..events import encode, make
 from ..metric_sinks import start_follower
-from ..runs import EVENTS_FILE, STDERR_FILE
+from ..process_frame import EXIT_CODES, EventWriter, Failed, failed
+from ..runs import CONFIG_FILE, EVENTS_FILE, META_FILE, STDERR_FILE
 from .stderr_log import StderrOutlivingItsReader
-
-EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
     p.add_argument(
-        "--dry-run", action="store_true", help="resolve the config on this device, print it as a log event, exit"
+        "--dry-run", action="store_true", help="resolve the config on this device, print it as a dry_run event, exit"
     )
     return p.parse_args(argv)
 
@@ -67,12 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that `--help` and bad arguments answer instantly.
     import torch  # noqa: F401  (fail early and clearly if torch is missing)
 
-    from .checkpoint import CheckpointError, CheckpointWriteError
     from .device import detect_kind, setup_device
     from .distributed import init_world, shutdown
     from .event_log import EventLog
     from .resume import plan_resume
-    from .trainer import NonFiniteLoss, Trainer, write_run_files
+    from .trainer import Trainer
 
     if args.dry_run:
         return dry_run(args, stream)
@@ -86,20 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cfg, resume_from = plan_resume(args.run_dir, args.overrides, int(os.environ.get("WORLD_SIZE", 1)))
         except ConfigError as exc:
-            EventLog(args.run_dir, stream, enabled=is_main).tell(
-                "error", kind="config", message=exc.message, hint=exc.hint
-            )
-            return 2
+            refused = failed(exc)
+            EventLog(args.run_dir, stream, enabled=is_main).tell("error", **refused.fields())
+            return refused.code
     elif is_main and (args.run_dir / EVENTS_FILE).exists():
         # Say so on the stream only: this run's events.jsonl belongs to the run it holds.
-        err = make(
+        EventWriter(stream).emit(
             "error",
             kind="config",
             message=f"{args.run_dir} already holds a run.",
             hint="continue it with --resume, or choose another --run-dir.",
         )
-        stream.write(encode(err) + "\n")
-        return 2
+        return EXIT_CODES["bad input"]
     if is_main:
         args.run_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(args.run_dir, stream, enabled=is_main)
@@ -122,56 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         trainer.finish(reason)
         finished = True
         return EXIT_CODES[reason]
-    except (ConfigError, CheckpointError) as exc:
-        return _fail(log, trainer, "config", exc.message, exc.hint, 2)
-    except CheckpointWriteError as exc:
-        return _fail(
-            log,
-            trainer,
-            "disk",
-            str(exc),
-            "free disk space or fix the run directory's permissions, then "
-            "--resume: the previous last.pt and best.pt are intact.",
-            1,
-        )
-    except NonFiniteLoss as exc:
-        return _fail(
-            log,
-            trainer,
-            "nan",
-            str(exc),
-            "lower train.lr or raise train.warmup_steps; last.pt still holds the last good weights.",
-            1,
-        )
-    except torch.OutOfMemoryError:
-        return _fail(
-            log,
-            trainer,
-            "oom",
-            "The GPU ran out of memory.",
-            "lower train.batch_size, or set it to auto (tokens_per_step keeps the step size through "
-            "gradient accumulation); last.pt still holds the last good weights.",
-            1,
-        )
-    except KeyboardInterrupt:
-        return _fail(
-            log,
-            trainer,
-            "stopped",
-            "Stopped before the first training step finished.",
-            "nothing was trained in this session; an earlier last.pt is unchanged.",
-            130,
-        )
-    except Exception as exc:  # a bug: keep the traceback on stderr, one sentence in the events
-        traceback.print_exc()
-        return _fail(
-            log,
-            trainer,
-            "internal",
-            f"{type(exc).__name__}: {exc}",
-            "this is a gptbench bug; the traceback is on stderr.",
-            1,
-        )
+    except (Exception, KeyboardInterrupt) as exc:  # the table of failures (process_frame.py)
+        failure = failed(exc)
+        if failure.kind == "stopped":  # once training runs, a stop is graceful (trainer.py): this is start-up
+            failure = replace(
+                failure,
+                message="Stopped before the first training step finished.",
+                hint="nothing was trained in this session; an earlier last.pt is unchanged.",
+            )
+        return _fail(log, trainer, failure)
     finally:
         if trainer is not None:
             trainer.close()
@@ -185,6 +143,7 @@ def dry_run(args: argparse.Namespace, stream) -> int:
     from .device import detect_kind, setup_device
     from .resume import plan_resume
 
+    events = EventWriter(stream)
     try:
         processes = int(os.environ.get("WORLD_SIZE", 1))  # the world the run would have (commands/dry_run.py)
         cfg = (
@@ -194,37 +153,70 @@ def dry_run(args: argparse.Namespace, stream) -> int:
         )
         setup = setup_device(cfg.train, 0, estimate_params(cfg.model))
     except ConfigError as exc:
-        stream.write(encode(make("error", kind="config", message=exc.message, hint=exc.hint)) + "\n")
-        return 2
-    stream.write(
-        encode(
-            make(
-                "log",
-                message="dry run",
-                config=cfg.to_dict(),
-                device=str(setup.device),
-                device_name=setup.name,
-                dtype=setup.dtype,
-                compile=setup.compile,
-            )
-        )
-        + "\n"
+        refused = failed(exc)
+        events.emit("error", **refused.fields())
+        return refused.code
+    events.emit(
+        "dry_run",
+        config=cfg.to_dict(),
+        device=str(setup.device),
+        device_name=setup.name,
+        dtype=setup.dtype,
+        compile=setup.compile,
     )
     return 0
 
 
-def _fail(log, trainer, kind: str, message: str, hint: str, code: int) -> int:
-    if not log.written and trainer is None and kind == "config" and log.path.exists():
+def write_run_files(trainer) -> None:
+    """config.json, meta.json, tokenizer.json: everything needed to understand or rebuild the run."""
+    import torch
+
+    cfg, run_dir, setup, world = trainer.cfg, trainer.run_dir, trainer.setup, trainer.world
+    trainer.dataset.tokenizer.save(run_dir)
+    (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    meta = {
+        "gptbench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "git_sha": git_sha(),
+        "device": str(setup.device),
+        "device_name": setup.name,
+        "dtype": setup.dtype,
+        "compile": setup.compile,
+        "world_size": world.size,
+        "seed": cfg.train.seed,
+        "host": platform.node(),
+        "argv": json.loads(os.environ.get("GPTBENCH_ARGV", "null")) or sys.argv,  # set by `gptbench run`
+        "started": time.time(),
+    }
+    (run_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def git_sha() -> str | None:
+    """The commit of the gptbench checkout running this (None when installed from a wheel)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _fail(log, trainer, failure: Failed) -> int:
+    if not log.written and trainer is None and failure.kind == "config" and log.path.exists():
         # A resume refused before its first event (e.g. the data's vocabulary
         # changed): the run's record stays as it was.
-        log.tell("error", kind=kind, message=message, hint=hint)
-        return code
-    log.emit("error", kind=kind, message=message, hint=hint)
+        log.tell("error", **failure.fields())
+        return failure.code
+    log.emit("error", **failure.fields())
+    stopped = failure.code == EXIT_CODES["stopped"]
     step = trainer.step if trainer else 0
     best = trainer.best_val_loss if trainer else None
-    log.emit("run_finished", reason="stopped" if code == 130 else "error", step=step, best_val_loss=best, metrics={})
-    log.emit("status", state="crashed" if code != 130 else "finished")
-    return code
+    log.emit("run_finished", reason="stopped" if stopped else "error", step=step, best_val_loss=best, metrics={})
+    log.emit("status", state="finished" if stopped else "crashed")
+    return failure.code
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 from textual.message_pump import MessagePump
 
 from ..events import command
-from ..launcher import TrainerProcess, sampler_command
+from ..launcher import EngineProcess, sampler_command
 from .messages import EventBatch, SamplerExited
 
 
@@ -24,7 +24,7 @@ class CheckpointSampler:
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint  # "best" or "last"
         self.batch = EventBatch(target, "sampler")
-        self.process = TrainerProcess(
+        self.process = EngineProcess(
             sampler_command(self.run_dir, ["--checkpoint", checkpoint, "--serve"]),
             self.run_dir,
             on_event=self.batch.add_event,

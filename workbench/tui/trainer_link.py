@@ -24,7 +24,7 @@ from textual.dom import DOMNode
 from textual.worker import get_current_worker
 
 from ..control import is_live, send_command
-from ..launcher import TrainerProcess
+from ..launcher import EngineProcess
 from ..runs import follow_events
 from .messages import EventBatch, TrainerExited, TrainerLiveness
 
@@ -44,7 +44,7 @@ class LaunchedTrainer:
         self.run_dir = Path(run_dir)
         self.batch = EventBatch(owner, "trainer")
         self.closed = False
-        self.process = TrainerProcess(
+        self.process = EngineProcess(
             argv, self.run_dir, on_event=self.batch.add_event, on_stderr=self.batch.add_stderr, detach=True
         )
 
