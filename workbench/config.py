@@ -666,7 +666,7 @@ def to_toml(cfg: Config, description: str = "") -> str:
 
 
 def keys_markdown() -> str:
-    """README's table of config keys, made from the fields (tests/unit/test_config.py keeps README in step)."""
+    """README's table of config keys, made from the fields (see readme_tables.py)."""
     rows = ["| key | default | allowed | on resume | meaning |", "| --- | --- | --- | --- | --- |"]
     for key in all_keys():
         allowed, within = choices(key), range_of(key)
@@ -687,23 +687,3 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)  # JSON's string escapes are TOML's basic-string escapes
-
-
-# README's key table lives between these lines; `python -m workbench.config README.md` rewrites it.
-README_KEYS_START = "<!-- config keys: made by `python -m workbench.config README.md` from config.py's fields -->\n"
-README_KEYS_END = "\n<!-- end of config keys -->"
-
-
-def readme_with_keys(readme: str) -> str:
-    """README's text with its key table made afresh from the fields."""
-    before, _, rest = readme.partition(README_KEYS_START)
-    _, _, after = rest.partition(README_KEYS_END)
-    return before + README_KEYS_START + keys_markdown() + README_KEYS_END + after
-
-
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    readme = Path(sys.argv[1])
-    readme.write_text(readme_with_keys(readme.read_text(encoding="utf-8")), encoding="utf-8")

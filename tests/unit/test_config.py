@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import config, presets
+from workbench import config, presets, readme_tables
 from workbench.config import Config, ConfigError, estimate_params, parse_override
 from workbench.tasks import TEXT_TASKS
 
@@ -164,8 +164,7 @@ def test_bad_task_settings_name_the_key(preset, override, words):
 
 def test_readme_key_table_is_made_from_the_fields():
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert config.README_KEYS_START in readme and config.README_KEYS_END in readme
-    assert readme == config.readme_with_keys(readme), "run `python -m workbench.config README.md`"
+    assert readme_tables.table_in(readme, "config keys") == config.keys_markdown(), f"run `{readme_tables.COMMAND}`"
 
 
 def test_every_key_documents_itself():
