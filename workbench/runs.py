@@ -213,7 +213,7 @@ class RunSummary:
     step: int = 0
     max_steps: int = 0
     best_val_loss: float | None = None
-    metrics: dict = field(default_factory=dict)
+    task_scores: dict = field(default_factory=dict)  # the eval task's own numbers
     started: float | None = None  # unix time
     damaged_lines: int = 0  # lines of events.jsonl that were not events, skipped
     name: str = ""  # labels.json: the user's name for the run, tags, notes
@@ -226,12 +226,12 @@ class RunSummary:
 
     @property
     def metric_text(self) -> str:
-        return headline_metric(self.metrics)
+        return headline_metric(self.task_scores)
 
 
-def headline_metric(metrics: dict) -> str:
+def headline_metric(task_scores: dict) -> str:
     """The task's headline number (addition: held-out accuracy), e.g. "accuracy 0.9875"."""
-    for key, value in metrics.items():
+    for key, value in task_scores.items():
         return f"{key} {value:.4g}" if isinstance(value, (int, float)) else f"{key} {value}"
     return "-"
 
@@ -262,7 +262,7 @@ def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSumma
         step=state.step,
         max_steps=state.max_steps or (train.get("max_steps", 0) if isinstance(train, dict) else 0),
         best_val_loss=state.best_val_loss,
-        metrics=state.metrics,
+        task_scores=state.task_scores,
         started=state.first_started_t,
         damaged_lines=damaged + state.bad_events,
     )

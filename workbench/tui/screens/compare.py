@@ -128,7 +128,7 @@ class CompareScreen(PlotScreen):
                 outcome,
                 f"{s.step:,}",
                 units.number(s.best_val_loss),
-                headline_metric(s.metrics),
+                headline_metric(s.task_scores),
             )
         self.query_one("#compare-legend", Static).update(legend)
 
