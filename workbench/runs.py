@@ -1,15 +1,4 @@
-"""The run directory: its layout, reading its events, listing runs.
-
-    RUN_DIR/
-      config.json     the fully resolved config (preset, profile, model/data/train)
-      meta.json       versions, git sha, device, seed, command line
-      events.jsonl    every event, one JSON object per line (see events.py)
-      tokenizer.json  how to rebuild the tokenizer (char vocab included)
-      last.pt         the latest checkpoint (every train.ckpt_every steps and at the end)
-      best.pt         the checkpoint with the best val loss so far
-      control.fifo    present while a trainer listens for commands (see control.py)
-      stderr.log      the trainer's stderr, once nobody reads its pipe (--detach, or its terminal closed)
-      labels.json     the user's name, tags and notes for the run (--name, --tag, --notes)
+"""The run directory (its layout: run_files.py): reading its events, listing runs.
 
 Plain Python: the UI lists, replays and follows runs with it. Every reader here
 takes whatever it finds: a run directory is written by a process that can be
@@ -31,16 +20,8 @@ from pathlib import Path
 from .config import ConfigError
 from .control import is_live
 from .events import ProtocolError, decode
+from .run_files import CONFIG_FILE, EVENTS_FILE, LABELS_FILE, read_json
 from .run_state import RunState
-
-EVENTS_FILE = "events.jsonl"
-CONFIG_FILE = "config.json"
-META_FILE = "meta.json"
-TOKENIZER_FILE = "tokenizer.json"
-LAST_CKPT = "last.pt"
-BEST_CKPT = "best.pt"
-STDERR_FILE = "stderr.log"
-LABELS_FILE = "labels.json"
 
 
 def runs_root() -> Path:
@@ -77,15 +58,6 @@ def require_run_dir(path: str | Path) -> Path:
         what = "does not exist" if not p.exists() else "is not a run directory (no events.jsonl or config.json)"
         raise ConfigError(f"{p} {what}.", "pass a directory made by `gptbench run`; `gptbench runs` lists them.")
     return p
-
-
-def read_json(path: Path) -> dict:
-    """The JSON object in `path`, or {} when there is none (missing, unreadable, not an object)."""
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
 
 
 def read_labels(run_dir: str | Path) -> dict:

@@ -20,7 +20,8 @@ import pytest
 from test_headless import TINY_CHAR, gptbench, of_kind, sets
 
 from workbench.control import is_live, send_command
-from workbench.runs import STDERR_FILE, read_events, summarize
+from workbench.run_files import STDERR_FILE
+from workbench.runs import read_events, summarize
 
 CLI = [sys.executable, "-m", "workbench.cli"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..events import encode, make
-from ..runs import EVENTS_FILE
+from ..run_files import EVENTS_FILE
 
 
 class EventLog:

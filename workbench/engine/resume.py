@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config, ConfigError, all_keys, fixed_on_resume, parse_override, set_value, validate, value_of
-from ..runs import CONFIG_FILE, LAST_CKPT, read_json
+from ..run_files import CONFIG_FILE, LAST_CKPT, read_json
 from . import checkpoint
 
 

@@ -27,7 +27,8 @@ import torch
 
 from ..config import Config, ConfigError, DataConfig, TrainConfig
 from ..data.tokenizers import Tokenizer, load_tokenizer
-from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
+from ..run_files import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json
+from ..runs import require_run_dir
 from ..weights_source import is_pretrained
 from . import checkpoint, pretrained
 from .device import DeviceSetup, setup_device

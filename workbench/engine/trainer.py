@@ -42,7 +42,7 @@ from .. import __version__
 from ..config import Config, ConfigError, flops_per_token
 from ..control import CommandInbox
 from ..events import PROTOCOL_VERSION
-from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
+from ..run_files import BEST_CKPT, CONFIG_FILE, LAST_CKPT, META_FILE, TOKENIZER_FILE, read_json
 from ..system_monitor import SystemMonitor
 from . import checkpoint
 from .clock import RunClock

@@ -26,7 +26,7 @@ from .. import presets
 from ..config import Config, ConfigError, estimate_params
 from ..events import encode, make
 from ..metric_sinks import start_follower
-from ..runs import EVENTS_FILE, STDERR_FILE
+from ..run_files import EVENTS_FILE, STDERR_FILE
 from .stderr_log import StderrOutlivingItsReader
 
 EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
