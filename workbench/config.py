@@ -8,13 +8,17 @@ Config is data: values are parsed by the type of the field they land in, never
 evaluated. Every mistake a user can make ends in a `ConfigError` that names the
 key, the bad value and what is allowed.
 
-A key documents itself: its field's type says what it takes (a `Literal[...]`
-lists the allowed values), `setting(default, help)` gives its one line of help
-(shown by `gptbench presets NAME`, the app's config editor and README's key
-table), and its section's `check()` holds the checks of its values; the checks
-across sections are `Config.check()`. A new key is one line:
+A key documents itself, in one line:
 
-    warmup_steps: int = setting(100, "steps of linear warmup")
+    beta1: float = setting(0.9, "AdamW beta1", within="[0, 1)")
+
+Its field's type says what it takes (a `Literal[...]` lists the allowed
+values); `setting()` gives its default, its one line of help (shown by
+`gptbench presets NAME`, the app's config editor and README's key table), the
+range of its values (`within`, checked by `validate` for every key, with one
+shape of error) and whether `--resume` may change it (`resume`: fixed unless
+the key says "changeable"). Checks that tie keys together stay code: a
+section's `check()` within it, `Config.check()` across sections.
 
 This module is plain Python (no torch): the CLI and the UI validate with it
 before anything heavy starts.
@@ -47,12 +51,49 @@ class ConfigError(ValueError):
         return f"{self.message} Hint: {self.hint}" if self.hint else self.message
 
 
-def setting(default: Any, help: str) -> Any:
-    """A config key: its default and one line of help, which `gptbench presets NAME`, the app's
-    config editor and README's key table show. Allowed values are the field's type (`Literal`)."""
+@dataclass(frozen=True)
+class Range:
+    """The interval a key's values lie in, written as in maths: "[0, 1)" takes 0 and not 1, "(0, inf)" any
+    positive number, "[1, inf)" a count of at least one. A value of None ("auto") is never out of range."""
+
+    text: str
+    low: float
+    high: float
+    low_open: bool
+    high_open: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Range:
+        low, _, high = text[1:-1].partition(",")
+        if text[0] not in "[(" or text[-1] not in "])" or not high:
+            raise ValueError(f"a range looks like [0, 1) or (0, inf), not {text!r}")
+        return cls(text, float(low), float(high), text[0] == "(", text[-1] == ")")
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        """In words, for errors and hints: "at least 1", "> 0", "in [0, 1)"."""
+        if self.high == math.inf:
+            low = _toml_value(int(self.low) if self.low.is_integer() else self.low)
+            return f"> {low}" if self.low_open else f"at least {low}"
+        return f"in {self.text}"
+
+
+Resume = Literal["fixed", "changeable"]
+
+
+def setting(default: Any, help: str, within: str = "", resume: Resume = "fixed") -> Any:
+    """A config key: its default, one line of help (shown by `gptbench presets NAME`, the app's config
+    editor and README's key table), the range its values lie in (`within="[0, 1)"`, see Range; allowed
+    values are the field's type, a `Literal`), and whether `--resume` may change it. A key is fixed on
+    resume unless it says otherwise: a key forgotten there is refused, never silently changed."""
+    metadata = {"help": help, "within": Range.parse(within) if within else None, "resume": resume}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 Activation = Literal["gelu_tanh", "gelu", "relu2"]
@@ -70,12 +111,14 @@ TextTask = Literal[TEXT_TASKS]  # see tasks.py
 
 @dataclass
 class ModelConfig:
-    n_layer: int = setting(6, "transformer blocks")
-    n_head: int = setting(6, "attention heads per block (n_embd must be a multiple)")
-    n_embd: int = setting(384, "embedding width")
-    block_size: int = setting(256, "context length in tokens")
-    vocab_size: int = setting(0, "0: taken from the data's tokenizer (padded to a multiple of 64 inside the model)")
-    dropout: float = setting(0.0, "dropout probability, in [0, 1)")
+    n_layer: int = setting(6, "transformer blocks", within="[1, inf)")
+    n_head: int = setting(6, "attention heads per block (n_embd must be a multiple)", within="[1, inf)")
+    n_embd: int = setting(384, "embedding width", within="[1, inf)")
+    block_size: int = setting(256, "context length in tokens", within="[1, inf)")
+    vocab_size: int = setting(
+        0, "0: taken from the data's tokenizer (padded to a multiple of 64 inside the model)", within="[0, inf)"
+    )
+    dropout: float = setting(0.0, "dropout probability", within="[0, 1)")
     bias: bool = setting(True, "biases in Linear layers and LayerNorms (GPT-2 has them)")
     activation: Activation = setting(
         "gelu_tanh",
@@ -88,7 +131,7 @@ class ModelConfig:
     tie_embeddings: bool = setting(
         True, "the LM head shares the token embedding; false: a head of its own, zero-initialised"
     )
-    logit_softcap: float = setting(0.0, "> 0: logits = cap * tanh(logits / cap); 0: off")
+    logit_softcap: float = setting(0.0, "> 0: logits = cap * tanh(logits / cap); 0: off", within="[0, inf)")
     init_from: str = setting(
         "scratch",
         "scratch (random init), gpt2 ... gpt2-xl (the Hugging Face Hub, its cache first), a Hugging Face GPT-2 "
@@ -102,17 +145,11 @@ class ModelConfig:
         return math.ceil(self.vocab_size / 64) * 64 if self.vocab_size else 0
 
     def check(self) -> None:
-        _at_least_one(self, "model", "n_layer", "n_head", "n_embd", "block_size")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"model.n_embd={self.n_embd} is not divisible by model.n_head={self.n_head}.",
                 f"pick n_embd a multiple of {self.n_head} (e.g. {self.n_head * max(1, self.n_embd // self.n_head)}) "
                 "or change n_head.",
-            )
-        if self.logit_softcap < 0:
-            raise ConfigError(
-                f"model.logit_softcap must be >= 0 (0 = off), got {self.logit_softcap}.",
-                "try --set model.logit_softcap=15",
             )
         if self.position == "rope" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(
@@ -120,8 +157,6 @@ class ModelConfig:
                 f"n_embd/n_head = {self.n_embd // self.n_head}.",
                 "pick n_embd and n_head so that n_embd/n_head is even.",
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}.", "try --set model.dropout=0.1")
 
 
 @dataclass
@@ -137,9 +172,9 @@ class DataConfig:
         "build-nanogpt .npy); fineweb-edu = the shards `gptbench data fineweb-edu` prepared; "
         "empty = tiny Shakespeare, downloaded once and sha256-checked",
     )
-    ndigit: int = setting(2, "addition: digits per operand (1 to 9)")
+    ndigit: int = setting(2, "addition: digits per operand", within="[1, 9]")
     holdout: int = setting(500, "addition: problems held out from training")
-    val_fraction: float = setting(0.1, "text: the last fraction of the tokens is the val split")
+    val_fraction: float = setting(0.1, "text: the last fraction of the tokens is the val split", within="(0, 1)")
     on_device: bool | None = setting(
         None,
         "text: keep the corpus on the device (auto: up to 2^30 tokens); bigger ones stay memmapped and the next "
@@ -147,14 +182,7 @@ class DataConfig:
     )
 
     def check(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(
-                f"data.val_fraction must be between 0 and 1, got {self.val_fraction}.",
-                "try --set data.val_fraction=0.1",
-            )
         if self.kind == "addition":
-            if not 1 <= self.ndigit <= 9:
-                raise ConfigError(f"data.ndigit must be between 1 and 9, got {self.ndigit}.", "try --set data.ndigit=2")
             if self.tokenizer != "digits":
                 raise ConfigError(
                     f"data.kind=addition needs data.tokenizer=digits, got {self.tokenizer!r}.",
@@ -174,108 +202,138 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
+    # The optimizer state and the data position depend on seed, optimizer, weight_decay, beta1, beta2 and
+    # dtype (the loss scale): those stay fixed on resume; the budget, schedule, cadence and machine may change.
     batch_size: int | None = setting(
         12,
         "sequences per micro-step per process; auto: the largest that fits, probed on the GPU; on a CPU the "
         "largest whose micro-step takes about 1.5 s (timed at start-up: requests wait for the next micro-step), "
         "16 at most; tokens_per_step kept exact",
+        within="[1, inf)",
+        resume="changeable",
     )
-    grad_accum: int = setting(0, "micro-steps per optimizer step; 0: derived from tokens_per_step")
-    tokens_per_step: int = setting(0, "global tokens per optimizer step (gradient accumulation); 0: one micro-step")
-    max_steps: int = setting(2000, "optimizer steps to train")
-    lr: float = setting(1e-3, "peak learning rate, reached after a linear warmup")
-    min_lr: float = setting(1e-4, "the learning rate at the end of the decay")
-    warmup_steps: int = setting(100, "steps of linear warmup")
+    grad_accum: int = setting(
+        0, "micro-steps per optimizer step; 0: derived from tokens_per_step", within="[0, inf)", resume="changeable"
+    )
+    tokens_per_step: int = setting(
+        0,
+        "global tokens per optimizer step (gradient accumulation); 0: one micro-step",
+        within="[0, inf)",
+        resume="changeable",
+    )
+    max_steps: int = setting(2000, "optimizer steps to train", within="[1, inf)", resume="changeable")
+    lr: float = setting(
+        1e-3, "peak learning rate, reached after a linear warmup", within="(0, inf)", resume="changeable"
+    )
+    min_lr: float = setting(
+        1e-4, "the learning rate at the end of the decay (at most lr)", within="[0, inf)", resume="changeable"
+    )
+    warmup_steps: int = setting(100, "steps of linear warmup", within="[0, inf)", resume="changeable")
     schedule: Schedule = setting(
         "cosine",
         "cosine: to min_lr at max_steps; wsd: warmup, stable, then a linear decay over the last decay_fraction; "
         "constant after warmup",
+        resume="changeable",
     )
-    decay_fraction: float = setting(0.2, "wsd: the last fraction of max_steps decays linearly to min_lr")
+    decay_fraction: float = setting(
+        0.2, "wsd: the last fraction of max_steps decays linearly to min_lr", within="(0, 1]", resume="changeable"
+    )
     optimizer: Optimizer = setting(
         "adamw",
         "adamw, or muon: torch.optim.Muon (momentum 0.95, Nesterov) for the blocks' 2-D weight matrices at "
         "muon_lr, AdamW for the embedding, head, gains and biases at lr",
     )
-    muon_lr: float = setting(0.02, "optimizer=muon: Muon's peak learning rate (train.lr stays AdamW's); same schedule")
-    weight_decay: float = setting(0.1, "AdamW weight decay (2-D weights only)")
-    beta1: float = setting(0.9, "AdamW beta1")
-    beta2: float = setting(0.99, "AdamW beta2")
-    grad_clip: float = setting(1.0, "clip the gradient norm to this (0: off)")
-    eval_every: int = setting(250, "steps between evals (and the last step)")
-    eval_steps: int = setting(20, "val batches per eval")
-    log_every: int = setting(10, "steps per step event (loss, lr, tokens/sec ...)")
-    progress_every_s: float = setting(5.0, "a long step sends a progress event (micro-step i of n) at least this often")
-    step_event_every_s: float = setting(30.0, "and a step event comes at least this often, whatever log_every says")
-    ckpt_every: int = setting(0, "save last.pt every N steps; 0: at every eval (and always at the end)")
-    keep_last: int = setting(0, "also keep the N most recent last.pt states as ckpt-STEP.pt (0: none)")
+    muon_lr: float = setting(
+        0.02,
+        "optimizer=muon: Muon's peak learning rate (train.lr stays AdamW's); same schedule",
+        within="(0, inf)",
+        resume="changeable",
+    )
+    weight_decay: float = setting(0.1, "AdamW weight decay (2-D weights only)", within="[0, inf)")
+    beta1: float = setting(0.9, "AdamW beta1", within="[0, 1)")
+    beta2: float = setting(0.99, "AdamW beta2", within="[0, 1)")
+    grad_clip: float = setting(1.0, "clip the gradient norm to this (0: off)", within="[0, inf)", resume="changeable")
+    eval_every: int = setting(250, "steps between evals (and the last step)", within="[1, inf)", resume="changeable")
+    eval_steps: int = setting(20, "val batches per eval", within="[1, inf)", resume="changeable")
+    log_every: int = setting(
+        10, "steps per step event (loss, lr, tokens/sec ...)", within="[1, inf)", resume="changeable"
+    )
+    progress_every_s: float = setting(
+        5.0,
+        "a long step sends a progress event (micro-step i of n) at least this often",
+        within="(0, inf)",
+        resume="changeable",
+    )
+    step_event_every_s: float = setting(
+        30.0,
+        "and a step event comes at least this often, whatever log_every says",
+        within="(0, inf)",
+        resume="changeable",
+    )
+    ckpt_every: int = setting(
+        0,
+        "save last.pt every N steps; 0: at every eval (and always at the end)",
+        within="[0, inf)",
+        resume="changeable",
+    )
+    keep_last: int = setting(
+        0,
+        "also keep the N most recent last.pt states as ckpt-STEP.pt (0: none)",
+        within="[0, inf)",
+        resume="changeable",
+    )
     threads: int = setting(
         0,
         "CPU threads per process; 0: OMP_NUM_THREADS if set, else the cores this process may use shared among "
         "the gptbench torch processes running",
+        within="[0, inf)",
+        resume="changeable",
     )
     seed: int = setting(1337, "the random seed (data order, init, dropout)")
-    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps", resume="changeable")
     dtype: Dtype = setting(
         "auto",
         "autocast dtype; auto: bf16 on GPUs of compute capability 8.0+, fp16 with loss scaling on older ones, "
         "fp32 on CPU/MPS",
     )
     compile: bool | None = setting(
-        None, "torch.compile(fullgraph=True); auto: on for CUDA and models of 5M+ parameters, where it pays"
+        None,
+        "torch.compile(fullgraph=True); auto: on for CUDA and models of 5M+ parameters, where it pays",
+        resume="changeable",
     )
-    compile_mode: CompileMode = setting("default", "torch.compile's mode")
+    compile_mode: CompileMode = setting("default", "torch.compile's mode", resume="changeable")
     loss: LossKind = setting(
         "auto",
         "fused: the LM head and the cross-entropy a chunk of rows at a time, so the (B, T, vocab) logits never "
         "exist (one opaque op for torch.compile); plain: the full logits and F.cross_entropy; auto: fused for now "
         "(on CUDA it is meant to pick what bench/gpu_leg.sh measures faster: CUDA_AUTO_LOSS in engine/loss.py)",
+        resume="changeable",
     )
-    target_val_loss: float = setting(0.0, "stop once val loss <= this (0: off)")
-    target_accuracy: float = setting(0.0, "stop once the task accuracy >= this (0: off)")
+    target_val_loss: float = setting(0.0, "stop once val loss <= this (0: off)", within="[0, inf)", resume="changeable")
+    target_accuracy: float = setting(
+        0.0, "stop once the task accuracy >= this (0: off)", within="[0, 1]", resume="changeable"
+    )
     eval_tasks: list[TextTask] = setting(
-        [], "task metrics at every eval, e.g. hellaswag,ppl (a TOML array in presets; see Evals)"
+        [],
+        "task metrics at every eval, e.g. hellaswag,ppl (a TOML array in presets; see Evals)",
+        resume="changeable",
     )
-    eval_tasks_limit: int = setting(0, "examples per eval task (0: all; HellaSwag has 10,042)")
+    eval_tasks_limit: int = setting(
+        0, "examples per eval task (0: all; HellaSwag has 10,042)", within="[0, inf)", resume="changeable"
+    )
 
     def check(self) -> None:
-        _at_least_one(self, "train", "max_steps", "eval_every", "eval_steps", "log_every")
-        if self.batch_size is not None:
-            _at_least_one(self, "train", "batch_size")
-        elif not self.tokens_per_step or self.grad_accum:
+        if self.batch_size is None and (not self.tokens_per_step or self.grad_accum):
             raise ConfigError(
                 "train.batch_size=auto needs train.tokens_per_step (the global batch the micro-batches add up to) "
                 "and no fixed train.grad_accum.",
                 "e.g. --set train.tokens_per_step=524288, or give a number: --set train.batch_size=16",
             )
-        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+        if self.min_lr > self.lr:
             raise ConfigError(
-                f"train.lr must be > 0 and train.min_lr in [0, lr]; got lr={self.lr}, min_lr={self.min_lr}.",
-                "try --set train.min_lr=1e-4",
+                f"train.min_lr must be at most train.lr; got lr={self.lr}, min_lr={self.min_lr}.",
+                f"try --set train.min_lr={self.lr / 10:g}",
             )
-        counts = ("warmup_steps", "grad_accum", "tokens_per_step", "ckpt_every", "keep_last", "threads")
-        if min(getattr(self, name) for name in (*counts, "eval_tasks_limit")) < 0:
-            raise ConfigError(
-                f"train.{', '.join(counts)} and eval_tasks_limit cannot be negative.",
-                "use 0 to turn them off (threads: 0 = automatic)",
-            )
-        for name in ("progress_every_s", "step_event_every_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(
-                    f"train.{name} must be > 0 seconds, got {getattr(self, name)}.", f"try --set train.{name}=5"
-                )
-        if self.muon_lr <= 0:
-            raise ConfigError(f"train.muon_lr must be > 0, got {self.muon_lr}.", "try --set train.muon_lr=0.02")
-        if not 0.0 < self.decay_fraction <= 1.0:
-            raise ConfigError(
-                f"train.decay_fraction must be in (0, 1], got {self.decay_fraction}.",
-                "try --set train.decay_fraction=0.2",
-            )
-        for name in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(
-                    f"train.{name} must be in [0, 1), got {getattr(self, name)}.", f"try --set train.{name}=0.95"
-                )
         device = self.device
         if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
             raise ConfigError(
@@ -287,9 +345,9 @@ class TrainConfig:
 class LogConfig:
     """Where metrics go besides events.jsonl (optional extras, see metric_sinks.py)."""
 
-    tensorboard: bool = setting(False, "TensorBoard event files in RUN_DIR/tensorboard")
-    wandb: str = setting("", 'a W&B project name ("": off); WANDB_MODE=offline is honoured')
-    trackio: str = setting("", 'a trackio project name ("": off)')
+    tensorboard: bool = setting(False, "TensorBoard event files in RUN_DIR/tensorboard", resume="changeable")
+    wandb: str = setting("", 'a W&B project name ("": off); WANDB_MODE=offline is honoured', resume="changeable")
+    trackio: str = setting("", 'a trackio project name ("": off)', resume="changeable")
 
     def check(self) -> None:
         for key, package in LOG_PACKAGES.items():
@@ -301,13 +359,6 @@ class LogConfig:
                 )
 
 
-def _at_least_one(section: Any, name: str, *keys: str) -> None:
-    for key in keys:
-        value = getattr(section, key)
-        if value < 1:
-            raise ConfigError(f"{name}.{key} must be at least 1, got {value}.", f"try --set {name}.{key}=1 or more")
-
-
 # log.KEY -> the package that sink needs (optional extras of the same names)
 LOG_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
 
@@ -317,12 +368,16 @@ SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "log
 @dataclass
 class Config:
     preset: str = ""  # set by the preset, not a key
-    profile: str = setting("default", "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)")
+    # profile and recipe name what built the config; on resume the config is config.json's, not rebuilt
+    profile: str = setting(
+        "default", "the preset's profile whose [profiles.NAME.*] tables apply (e.g. cpu, gpu)", resume="changeable"
+    )
     recipe: str = setting(
         "classic",
         "classic: the preset as written; modern: the preset's [recipes.modern.*] tables (rope, rmsnorm, qk_norm, "
         "relu2, an untied head, softcap, Muon; addition: Muon alone) on top of its profile; single --set keys win; "
         "`gptbench presets NAME` lists them",
+        resume="changeable",
     )
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -418,6 +473,33 @@ def _field(key: str) -> dataclasses.Field:
 def help_of(key: str) -> str:
     """The key's line of help ("" for a key without one)."""
     return _field(key).metadata.get("help", "")
+
+
+def default_of(key: str) -> Any:
+    f = _field(key)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def range_of(key: str) -> Range | None:
+    """The interval the key's values lie in, from its field's `within`; None: any value of its type."""
+    return _field(key).metadata.get("within")
+
+
+def fixed_on_resume(key: str) -> bool:
+    """Whether `--resume` refuses a new value for the key (its field's `resume`)."""
+    return _field(key).metadata.get("resume", "fixed") == "fixed"
+
+
+def value_of(cfg: Config, key: str) -> Any:
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(cfg, section) if section else cfg, name)
+
+
+def check_range(key: str, value: Any) -> None:
+    """A ConfigError naming the key, the value and the range when the value lies outside its field's range."""
+    within = range_of(key)
+    if within is not None and value is not None and value not in within:
+        raise ConfigError(f"{key} must be {within}, got {value}.", f"try --set {key}={_toml_value(default_of(key))}")
 
 
 def key_help(key: str) -> str:
@@ -543,7 +625,10 @@ def apply_table(cfg: Config, table: dict, origin: str) -> None:
 
 
 def validate(cfg: Config) -> None:
-    """Checks that need no data and no torch: each section's own, then those across sections. Raises ConfigError."""
+    """Checks that need no data and no torch: every key's range, each section's own checks, then those across
+    sections. Raises ConfigError."""
+    for key in all_keys():
+        check_range(key, value_of(cfg, key))
     for section in SECTIONS:
         getattr(cfg, section).check()
     cfg.check()
@@ -581,15 +666,14 @@ def to_toml(cfg: Config, description: str = "") -> str:
 
 
 def keys_markdown() -> str:
-    """README's table of config keys, made from the fields (tests/unit/test_config.py keeps README in step)."""
-    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
-    defaults = Config().to_dict()
+    """README's table of config keys, made from the fields (see readme_tables.py)."""
+    rows = ["| key | default | allowed | on resume | meaning |", "| --- | --- | --- | --- | --- |"]
     for key in all_keys():
-        section, _, name = key.partition(".")
-        allowed = choices(key)
-        meaning = help_of(key) + (f" ({', '.join(f'`{v}`' for v in allowed)})" if allowed else "")
-        default = _toml_value(defaults[key] if "." not in key else defaults[section][name])
-        rows.append(f"| `{key}` | `{default}` | {meaning.replace('|', '/')} |")
+        allowed, within = choices(key), range_of(key)
+        allowed = ", ".join(f"`{v}`" for v in allowed) if allowed else f"`{within.text}`" if within else ""
+        default = _toml_value(default_of(key))
+        resume = "fixed" if fixed_on_resume(key) else "may change"
+        rows.append(f"| `{key}` | `{default}` | {allowed} | {resume} | {help_of(key).replace('|', '/')} |")
     return "\n".join(rows)
 
 
@@ -603,23 +687,3 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)  # JSON's string escapes are TOML's basic-string escapes
-
-
-# README's key table lives between these lines; `python -m workbench.config README.md` rewrites it.
-README_KEYS_START = "<!-- config keys: made by `python -m workbench.config README.md` from config.py's fields -->\n"
-README_KEYS_END = "\n<!-- end of config keys -->"
-
-
-def readme_with_keys(readme: str) -> str:
-    """README's text with its key table made afresh from the fields."""
-    before, _, rest = readme.partition(README_KEYS_START)
-    _, _, after = rest.partition(README_KEYS_END)
-    return before + README_KEYS_START + keys_markdown() + README_KEYS_END + after
-
-
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    readme = Path(sys.argv[1])
-    readme.write_text(readme_with_keys(readme.read_text(encoding="utf-8")), encoding="utf-8")

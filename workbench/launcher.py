@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .control import send_command
 from .events import ProtocolError, decode, make
-from .runs import STDERR_FILE
+from .run_files import STDERR_FILE
 
 EventHandler = Callable[[dict], None]
 

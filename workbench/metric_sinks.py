@@ -32,7 +32,8 @@ from pathlib import Path
 from . import metrics
 from .config import LOG_PACKAGES, LogConfig
 from .events import ProtocolError, decode
-from .runs import CONFIG_FILE, EVENTS_FILE, pid_alive, read_json, read_labels
+from .run_files import CONFIG_FILE, EVENTS_FILE, read_json
+from .runs import pid_alive, read_labels
 
 TENSORBOARD_DIR = "tensorboard"
 SINKS_LOG = "metric_sinks.log"  # what the sinks say after the run has ended

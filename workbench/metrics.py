@@ -1,7 +1,8 @@
 """Every metric a run reports, one row each: what it is called, how it reads, where it goes.
 
 The trainer puts a metric into its `step` or `eval` event under `key`; this
-table is all the rest of the code knows about it. The dashboard's plots and
+table is all the rest of the code knows about it, README's table of those
+events' fields included (`fields_markdown`). The dashboard's plots and
 stats, the compare view, the TensorBoard / W&B / trackio sinks, the CSV export
 and the headless line all read it, so adding a metric is the trainer's emit
 plus one row here.
@@ -25,6 +26,7 @@ from . import units
 class Metric:
     key: str  # its field in the event, and its CSV column
     label: str  # what people read: plot titles, the compare view
+    doc: str  # what the value is, for README's table of the event's fields
     event: str = "step"  # the event that carries it: step (every log_every steps) or eval
     short: str = ""  # the curve's name in a plot's legend and value cursor
     stat: str | None = None  # its row in the dashboard's stats panel (None: not shown there)
@@ -42,11 +44,19 @@ class Metric:
 
 METRICS: tuple[Metric, ...] = (
     # The clock and the token count: CSV columns only (the plots' x axis is elapsed_s).
-    Metric("elapsed_s", "elapsed", text=units.duration),
-    Metric("tokens_seen", "tokens seen", text=units.count),
+    Metric("elapsed_s", "elapsed", "wall time since the run began, across resumes", text=units.duration),
+    Metric(
+        "active_s",
+        "active",
+        "the same without paused and sampling time: what the ETA uses",
+        text=units.duration,
+        csv=False,
+    ),
+    Metric("tokens_seen", "tokens seen", "tokens trained on since the run began", text=units.count),
     Metric(
         "loss",
         "train loss",
+        "the mean train loss over the steps since the last step event",
         short="train",
         stat="loss",
         headless=lambda v: f"loss [bold]{v:.4f}[/]",
@@ -57,6 +67,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "val_loss",
         "val loss",
+        "the mean loss over `train.eval_steps` val batches",
         event="eval",
         short="val",
         tag="val/loss",
@@ -68,6 +79,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "lr",
         "learning rate",
+        "the learning rate of the last step (AdamW's; Muon's is `train.muon_lr` on the same schedule)",
         short="lr",
         headless=lambda v: f"lr {v:.2e}",
         tag="train/lr",
@@ -79,6 +91,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "grad_norm",
         "grad norm",
+        "the mean gradient norm over the interval, before clipping",
         short="grad norm",
         headless=lambda v: f"grad {v:.3f}",
         tag="train/grad_norm",
@@ -88,6 +101,8 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "tokens_per_sec",
         "tokens/sec",
+        "tokens trained per second over the interval, with time paused, sampling, evaluating or saving left out, "
+        "and the session's first step, which compiles and warms up: null for an interval of that step alone",
         short="tok/s",
         stat="tok/s",
         text=units.count,
@@ -100,6 +115,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "mfu",
         "model FLOPs utilization",
+        "model FLOPs per second over the GPU's dense 16-bit peak: null off-GPU, and on a GPU without a published peak",
         stat="MFU",
         text=units.percent,
         headless=lambda v: "MFU   - " if v is None else f"MFU {v * 100:4.1f}%",
@@ -109,6 +125,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "gpu_mem_gb",
         "GPU memory (GB)",
+        "CUDA only: the peak GPU memory allocated, GB",
         stat="GPU mem",
         text=lambda v: units.DASH if v is None else f"{v:.1f} GB",
         optional=True,  # CUDA only
@@ -125,6 +142,25 @@ PLOTS = {"loss": "loss", "lr": "learning rate", "grad_norm": "grad norm", "token
 
 # The sinks' name of an eval task's metric (addition's accuracy: val/accuracy).
 TASK_TAG = "val/{}"
+
+
+# Besides its metrics, a step or eval event carries its step, and an eval the task's own numbers.
+STEP_FIELD = {"step": "the optimizer steps done", "eval": "the step whose weights were evaluated"}
+TASK_FIELD = (
+    'the task\'s numbers (addition: `{"accuracy": ..., "accuracy_all": ...}`; `train.eval_tasks` add '
+    "`hellaswag_acc_norm`, `hellaswag_acc`, `ppl`, `ppl_loss`)"
+)
+
+
+def fields_markdown() -> str:
+    """README's table of the step and eval events' fields, made from the rows (see readme_tables.py)."""
+    rows = ["| event | field | what it is |", "| --- | --- | --- |"]
+    for event, step in STEP_FIELD.items():
+        fields = [("step", step), *((m.key, m.doc) for m in of_event(event))]
+        if event == "eval":
+            fields.append(("metrics", TASK_FIELD))
+        rows += [f"| `{event}` | `{key}` | {doc.replace('|', '/')} |" for key, doc in fields]
+    return "\n".join(rows)
 
 
 def of_event(event: str) -> tuple[Metric, ...]:

@@ -81,7 +81,7 @@ class RunState:
         self.eval_step = 0  # the step of the latest eval
         self.session_first_step: dict | None = None  # this session's first step event: where the ETA's pace starts
         self.best_val_loss: float | None = None
-        self.metrics: dict = {}
+        self.task_scores: dict = {}  # the eval task's own numbers (addition: accuracy), not metrics.py's rows
         self.last_checkpoint: dict | None = None
         self.last_error: dict | None = None
         self.finished: dict | None = None  # the run_finished of the run's last start (None: not finished)
@@ -171,7 +171,7 @@ class RunState:
                 self.series[m.key].add(step, elapsed, e.get(m.key))
         if val is not None and (self.best_val_loss is None or val < self.best_val_loss):
             self.best_val_loss = val
-        self.metrics = task or self.metrics
+        self.task_scores = task or self.task_scores
         for name, value in task.items():
             if metrics.is_number(value):
                 self.task_series.setdefault(name, Series()).add(step, elapsed, value)
@@ -215,7 +215,7 @@ class RunState:
         self.status = "crashed" if e["reason"] == "error" else "finished"
         if e.get("best_val_loss") is not None:
             self.best_val_loss = float(e["best_val_loss"])
-        self.metrics = task or self.metrics
+        self.task_scores = task or self.task_scores
         if e["reason"] == "error":
             self.crash = Crash(exit_code=None, stderr_tail=[], error=self.last_error)
         self.last_t = e.get("t", self.last_t)

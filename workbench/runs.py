@@ -1,15 +1,4 @@
-"""The run directory: its layout, reading its events, listing runs.
-
-    RUN_DIR/
-      config.json     the fully resolved config (preset, profile, model/data/train)
-      meta.json       versions, git sha, device, seed, command line
-      events.jsonl    every event, one JSON object per line (see events.py)
-      tokenizer.json  how to rebuild the tokenizer (char vocab included)
-      last.pt         the latest checkpoint (every train.ckpt_every steps and at the end)
-      best.pt         the checkpoint with the best val loss so far
-      control.fifo    present while a trainer listens for commands (see control.py)
-      stderr.log      the trainer's stderr, once nobody reads its pipe (--detach, or its terminal closed)
-      labels.json     the user's name, tags and notes for the run (--name, --tag, --notes)
+"""The run directory (its layout: run_files.py): reading its events, listing runs.
 
 Plain Python: the UI lists, replays and follows runs with it. Every reader here
 takes whatever it finds: a run directory is written by a process that can be
@@ -31,16 +20,8 @@ from pathlib import Path
 from .config import ConfigError
 from .control import is_live
 from .events import ProtocolError, decode
+from .run_files import CONFIG_FILE, EVENTS_FILE, LABELS_FILE, read_json
 from .run_state import RunState
-
-EVENTS_FILE = "events.jsonl"
-CONFIG_FILE = "config.json"
-META_FILE = "meta.json"
-TOKENIZER_FILE = "tokenizer.json"
-LAST_CKPT = "last.pt"
-BEST_CKPT = "best.pt"
-STDERR_FILE = "stderr.log"
-LABELS_FILE = "labels.json"
 
 
 def runs_root() -> Path:
@@ -77,15 +58,6 @@ def require_run_dir(path: str | Path) -> Path:
         what = "does not exist" if not p.exists() else "is not a run directory (no events.jsonl or config.json)"
         raise ConfigError(f"{p} {what}.", "pass a directory made by `gptbench run`; `gptbench runs` lists them.")
     return p
-
-
-def read_json(path: Path) -> dict:
-    """The JSON object in `path`, or {} when there is none (missing, unreadable, not an object)."""
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
 
 
 def read_labels(run_dir: str | Path) -> dict:
@@ -213,7 +185,7 @@ class RunSummary:
     step: int = 0
     max_steps: int = 0
     best_val_loss: float | None = None
-    metrics: dict = field(default_factory=dict)
+    task_scores: dict = field(default_factory=dict)  # the eval task's own numbers
     started: float | None = None  # unix time
     damaged_lines: int = 0  # lines of events.jsonl that were not events, skipped
     name: str = ""  # labels.json: the user's name for the run, tags, notes
@@ -226,12 +198,12 @@ class RunSummary:
 
     @property
     def metric_text(self) -> str:
-        return headline_metric(self.metrics)
+        return headline_metric(self.task_scores)
 
 
-def headline_metric(metrics: dict) -> str:
+def headline_metric(task_scores: dict) -> str:
     """The task's headline number (addition: held-out accuracy), e.g. "accuracy 0.9875"."""
-    for key, value in metrics.items():
+    for key, value in task_scores.items():
         return f"{key} {value:.4g}" if isinstance(value, (int, float)) else f"{key} {value}"
     return "-"
 
@@ -262,7 +234,7 @@ def summarize(run_dir: str | Path, events: list[dict] | None = None) -> RunSumma
         step=state.step,
         max_steps=state.max_steps or (train.get("max_steps", 0) if isinstance(train, dict) else 0),
         best_val_loss=state.best_val_loss,
-        metrics=state.metrics,
+        task_scores=state.task_scores,
         started=state.first_started_t,
         damaged_lines=damaged + state.bad_events,
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, ConfigError
-from .runs import BEST_CKPT, LAST_CKPT, TOKENIZER_FILE, read_json
+from .run_files import BEST_CKPT, LAST_CKPT, TOKENIZER_FILE, read_json
 
 # The four GPT-2s OpenAI released, by their Hub names (the unprefixed names are
 # the old aliases; a cache filled by transformers' from_pretrained("gpt2") uses them).

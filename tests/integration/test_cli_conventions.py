@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from command_line import gptbench
+from command_line import gptbench, sets
 
 from workbench import __version__, presets
 from workbench.config import Config
@@ -100,7 +100,7 @@ def test_config_file_layers_over_a_preset_and_its_mistakes_are_explained(tmp_pat
 
 
 def test_labels_are_stored_listed_and_meta_records_the_users_command(tmp_path):
-    sets = [a for o in ["train.max_steps=10", "train.eval_every=10", "train.log_every=10"] for a in ("--set", o)]
+    short = sets(["train.max_steps=10", "train.eval_every=10", "train.log_every=10"])
     out = gptbench(
         "run",
         "addition",
@@ -113,7 +113,7 @@ def test_labels_are_stored_listed_and_meta_records_the_users_command(tmp_path):
         "cpu",
         "--notes",
         "checks the labels",
-        *sets,
+        *short,
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_headless import TINY_CHAR, gptbench, of_kind, sets
+from command_line import gptbench, of_kind, sets, train_tiny
 
 from workbench.events import encode, make
 from workbench.runs import read_events, summarize
@@ -97,13 +97,7 @@ def test_an_events_file_without_its_run_started(tmp_path):
 def test_a_torn_line_left_by_a_killed_trainer_stays_one_damaged_line(tmp_path):
     """A resumed trainer ends the torn line first, so its own events are not glued onto it."""
     run_dir = tmp_path / "torn"
-    common = TINY_CHAR + ["train.eval_every=1000"]
-    assert (
-        gptbench(
-            "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(common + ["train.max_steps=10"])
-        ).returncode
-        == 0
-    )
+    train_tiny(run_dir, ["train.eval_every=1000", "train.max_steps=10"])
     with open(run_dir / "events.jsonl", "a") as f:
         f.write('{"event":"step","step":11,"loss":2.')  # killed mid-write
     assert summarize(run_dir).damaged_lines == 0  # could be a live writer's half line: not counted yet
@@ -117,15 +111,7 @@ def test_a_torn_line_left_by_a_killed_trainer_stays_one_damaged_line(tmp_path):
 
 def test_a_checkpoint_cut_in_half(tmp_path):
     run_dir = tmp_path / "ckpt"
-    out = gptbench(
-        "run",
-        "shakespeare-char",
-        "--headless",
-        "--run-dir",
-        str(run_dir),
-        *sets(TINY_CHAR + ["train.max_steps=10", "train.eval_every=10"]),
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = train_tiny(run_dir, ["train.max_steps=10", "train.eval_every=10"])
     best = run_dir / "best.pt"
     best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-from test_headless import gptbench, of_kind, sets
+from command_line import gptbench, of_kind, sets
 
 from workbench.runs import read_events
 

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_headless import TINY_CHAR, gptbench, of_kind, sets
+from command_line import TINY_CHAR, gptbench, of_kind, sets, train_tiny
 
 from workbench.control import is_live, send_command
-from workbench.runs import STDERR_FILE, read_events, summarize
+from workbench.run_files import STDERR_FILE
+from workbench.runs import read_events, summarize
 
 CLI = [sys.executable, "-m", "workbench.cli"]
 
@@ -260,15 +261,7 @@ def test_detach_returns_at_once_and_logs_follows_the_run(tmp_path, trainers):
 
 def test_logs_prints_what_the_headless_run_printed(tmp_path):
     run_dir = tmp_path / "same"
-    ran = gptbench(
-        "run",
-        "shakespeare-char",
-        "--headless",
-        "--run-dir",
-        str(run_dir),
-        *sets(TINY_CHAR + ["train.max_steps=40", "train.eval_every=20"]),
-    )
-    assert ran.returncode == 0, ran.stdout + ran.stderr
+    ran = train_tiny(run_dir, ["train.max_steps=40", "train.eval_every=20"])
     for args in (["logs", str(run_dir)], ["logs", "-f", str(run_dir)]):
         logged = gptbench(*args)
         assert logged.returncode == 0 and logged.stdout == ran.stdout

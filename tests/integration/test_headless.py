@@ -10,31 +10,10 @@ import sys
 import time
 
 import pytest
-from command_line import gptbench
+from command_line import TINY_CHAR, gptbench, of_kind, sets, train_tiny
 
 from workbench.launcher import EngineProcess, trainer_command
 from workbench.runs import read_events, summarize
-
-# A char-level model small enough to train in a second or two.
-TINY_CHAR = [
-    "model.n_layer=1",
-    "model.n_head=2",
-    "model.n_embd=32",
-    "model.block_size=32",
-    "train.batch_size=8",
-    "train.eval_steps=2",
-    "train.log_every=5",
-    "train.warmup_steps=0",
-    "train.lr=3e-3",
-]
-
-
-def sets(overrides: list[str]) -> list[str]:
-    return [a for o in overrides for a in ("--set", o)]
-
-
-def of_kind(events: list[dict], kind: str) -> list[dict]:
-    return [e for e in events if e["event"] == kind]
 
 
 def test_addition_preset_reaches_100_percent(tmp_path):
@@ -56,15 +35,7 @@ def test_addition_preset_reaches_100_percent(tmp_path):
 
 def test_shakespeare_char_trains_samples_and_rejects_unknown_characters(tmp_path):
     run_dir = tmp_path / "shk"
-    out = gptbench(
-        "run",
-        "shakespeare-char",
-        "--headless",
-        "--run-dir",
-        str(run_dir),
-        *sets(TINY_CHAR + ["train.max_steps=40", "train.eval_every=20"]),
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    train_tiny(run_dir, ["train.max_steps=40", "train.eval_every=20"])
     events = read_events(run_dir)
     started = of_kind(events, "run_started")[0]
     assert started["config"]["profile"] == "cpu" and started["device"] == "cpu" and started["compile"] is False
@@ -124,20 +95,10 @@ def test_resume_continues_exactly(tmp_path):
     import torch
 
     # a constant learning rate, so the schedule does not depend on max_steps
-    common = TINY_CHAR + ["model.dropout=0.1", "train.min_lr=3e-3", "train.eval_every=1000", "train.log_every=5"]
+    common = ["model.dropout=0.1", "train.min_lr=3e-3", "train.eval_every=1000", "train.log_every=5"]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert (
-        gptbench(
-            "run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(common + ["train.max_steps=60"])
-        ).returncode
-        == 0
-    )
-    assert (
-        gptbench(
-            "run", "shakespeare-char", "--headless", "--run-dir", str(split), *sets(common + ["train.max_steps=30"])
-        ).returncode
-        == 0
-    )
+    train_tiny(straight, common + ["train.max_steps=60"])
+    train_tiny(split, common + ["train.max_steps=30"])
     again = gptbench("run", "--headless", "--resume", str(split), *sets(["train.max_steps=60"]))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resumed at step 30" in again.stdout
@@ -287,13 +248,7 @@ def test_nan_keeps_the_last_good_checkpoint(tmp_path):
     import torch
 
     run_dir = tmp_path / "nan"
-    base = TINY_CHAR + ["train.eval_every=1000"]
-    assert (
-        gptbench(
-            "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(base + ["train.max_steps=10"])
-        ).returncode
-        == 0
-    )
+    train_tiny(run_dir, ["train.eval_every=1000", "train.max_steps=10"])
     good = torch.load(run_dir / "last.pt", weights_only=True)
     out = gptbench(
         "run",

@@ -1,7 +1,9 @@
 """What each layer may import, checked in a fresh interpreter per layer.
 
 - `data/` (corpora, shards, tokenizers) loads neither torch nor textual: the
-  prep workers and the CLI read token data without paying for either.
+  prep workers and the CLI read token data without paying for either. Of the
+  core it takes the facts (config, run_files), not the fold of events into run
+  state (run_state, and runs.py, which lists runs with it).
 - `commands/`, the top-level modules and `tui/` never load torch: the app and
   the CLI start instantly and the UI never stalls on training work.
 - Headless code (`commands/` and the top-level modules) never loads textual.
@@ -48,6 +50,12 @@ def test_each_layer_loads_only_what_it_may(layer, forbidden):
     modules = [m for m in modules_of(layer) if m != "workbench.__main__"]
     assert modules
     assert not loaded_after_import(modules) & forbidden
+
+
+def test_data_loads_only_the_core_facts():
+    loaded = loaded_after_import(modules_of("data"), depth=2)
+    assert "workbench.run_files" in loaded  # the check below would pass vacuously if names changed
+    assert not loaded & {"workbench.run_state", "workbench.runs", "workbench.engine", "workbench.tui"}
 
 
 @pytest.mark.parametrize("layer", ["commands", "tui", ""], ids=["commands", "tui", "top-level"])

@@ -17,7 +17,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from command_line import gptbench  # noqa: E402
+from command_line import gptbench, sets  # noqa: E402
 
 from workbench.data.tokenizers import GPT2Tokenizer  # noqa: E402
 from workbench.engine.sampler import load_run  # noqa: E402
@@ -34,10 +34,6 @@ TINY = [
     "train.warmup_steps=0",
 ]
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
-
-
-def sets(overrides: list[str]) -> list[str]:
-    return [a for o in overrides for a in ("--set", o)]
 
 
 def tiny_hf_gpt2(folder: Path, seed: int = 0, **config) -> transformers.GPT2LMHeadModel:

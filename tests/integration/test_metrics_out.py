@@ -10,27 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
-from command_line import gptbench
+from command_line import TINY_CHAR, gptbench, sets
 
 from workbench.runs import read_events
 
-TINY = [
-    "model.n_layer=1",
-    "model.n_head=2",
-    "model.n_embd=32",
-    "model.block_size=32",
-    "train.batch_size=8",
-    "train.eval_steps=2",
-    "train.log_every=5",
-    "train.warmup_steps=0",
-    "train.max_steps=20",
-    "train.eval_every=10",
-]
+TINY = [*TINY_CHAR, "train.max_steps=20", "train.eval_every=10"]
 
 
 def train(run_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    sets = [a for o in [*TINY, *overrides] for a in ("--set", o)]
-    return gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets, env=env)
+    """The tiny run, with the sinks `overrides` turn on; its outcome is the test's to check."""
+    return gptbench(
+        "run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets([*TINY, *overrides]), env=env
+    )
 
 
 def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -71,8 +62,8 @@ def test_csv_and_tensorboard_exports_hold_every_logged_metric(tmp_path):
 
 def test_addition_task_metrics_become_csv_columns(tmp_path):
     run_dir = tmp_path / "add"
-    sets = [a for o in ["train.max_steps=20", "train.eval_every=10", "train.log_every=10"] for a in ("--set", o)]
-    assert gptbench("run", "addition", "--headless", "--run-dir", str(run_dir), *sets).returncode == 0
+    short = sets(["train.max_steps=20", "train.eval_every=10", "train.log_every=10"])
+    assert gptbench("run", "addition", "--headless", "--run-dir", str(run_dir), *short).returncode == 0
     target = tmp_path / "m.csv"
     out = gptbench("export", str(run_dir), "--format", "csv", "--out", str(target))
     assert out.returncode == 0 and "2 rows" in out.stdout
@@ -116,11 +107,7 @@ def test_live_sinks_get_the_runs_metrics(tmp_path):
         "sink test",
         "--tag",
         "ci",
-        *[
-            a
-            for o in [*TINY, "log.tensorboard=true", "log.wandb=gptbench-tests", "log.trackio=gptbench-tests"]
-            for a in ("--set", o)
-        ],
+        *sets([*TINY, "log.tensorboard=true", "log.wandb=gptbench-tests", "log.trackio=gptbench-tests"]),
         env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_headless import TINY_CHAR, gptbench, of_kind, sets
+from command_line import gptbench, of_kind, sets, train_tiny
 
 from workbench.runs import read_events
 
@@ -85,9 +85,8 @@ def test_muon_under_ddp_matches_one_process_and_ranks_stay_in_sync(tmp_path):
 
 def test_muon_with_fp16_loss_scaling_learns_and_resumes(tmp_path):
     """GradScaler unscales and skips through MuonAdamW like through AdamW; its scale travels in last.pt."""
-    base = TINY_CHAR + MODERN + ["train.eval_every=1000", "train.dtype=float16"]
     run_dir = tmp_path / "fp16"
-    run("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(base + ["train.max_steps=30"]))
+    train_tiny(run_dir, MODERN + ["train.eval_every=1000", "train.dtype=float16", "train.max_steps=30"], timeout=300)
     ckpt = torch.load(run_dir / "last.pt", weights_only=True)
     assert ckpt["scaler"]["scale"] > 0 and set(ckpt["optimizer"]) == {"muon", "adamw"}
     run("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=40"]))

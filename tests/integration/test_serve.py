@@ -24,7 +24,8 @@ import psutil
 import pytest
 
 from workbench.control import CONTROL_FILE, send_command
-from workbench.runs import LAST_CKPT, read_events
+from workbench.run_files import LAST_CKPT
+from workbench.runs import read_events
 
 pytest.importorskip("textual_serve", reason='textual-serve is not installed (pip install -e ".[serve]")')
 sync_api = pytest.importorskip("playwright.sync_api", reason='playwright is not installed (pip install -e ".[test]")')

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import torch
-from test_headless import TINY_CHAR
+from command_line import TINY_CHAR
 
 from workbench import presets
 from workbench.engine.device import setup_device

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_headless import TINY_CHAR, gptbench, of_kind, sets
+from command_line import TINY_CHAR, gptbench, of_kind, sets, train_tiny
 
 from workbench.launcher import EngineProcess, trainer_command
 from workbench.runs import read_events
@@ -57,7 +57,7 @@ def losses(run_dir) -> dict[int, float]:
 
 # A step of many micro-steps (grad_accum=96 of one sequence each), with dropout:
 # stops land mid-step, and exactness needs the RNG of the step's start.
-LONG_STEP = TINY_CHAR + [
+LONG_STEP = [
     "model.dropout=0.1",
     "train.batch_size=1",
     "train.tokens_per_step=3072",
@@ -70,12 +70,10 @@ LONG_STEP = TINY_CHAR + [
 
 def test_stop_mid_accumulation_keeps_the_last_step_and_resumes_exactly(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert (
-        gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(LONG_STEP)).returncode == 0
-    )
+    train_tiny(straight, LONG_STEP)
 
     # a progress event at every boundary between micro-steps: they count how far the step got
-    live = LiveTrainer(split, "shakespeare-char", LONG_STEP + ["train.progress_every_s=1e-9"])
+    live = LiveTrainer(split, "shakespeare-char", TINY_CHAR + LONG_STEP + ["train.progress_every_s=1e-9"])
     try:
         live.wait_for(lambda e: e["event"] == "step", "step 1")
         sent = time.time()
@@ -102,11 +100,9 @@ def test_stop_mid_accumulation_keeps_the_last_step_and_resumes_exactly(tmp_path)
 
 def test_checkpoint_taken_mid_step_resumes_exactly_after_kill_9(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert (
-        gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(LONG_STEP)).returncode == 0
-    )
+    train_tiny(straight, LONG_STEP)
 
-    live = LiveTrainer(split, "shakespeare-char", LONG_STEP)
+    live = LiveTrainer(split, "shakespeare-char", TINY_CHAR + LONG_STEP)
     try:
         live.wait_for(lambda e: e["event"] == "step", "step 1")
         live.send("pause")  # lands between two micro-steps of step 2
@@ -151,7 +147,7 @@ def test_stop_during_a_long_eval_lands_between_eval_batches(tmp_path):
 
 def test_sigterm_stops_gracefully(tmp_path):
     run_dir = tmp_path / "term"
-    live = LiveTrainer(run_dir, "shakespeare-char", LONG_STEP + ["train.max_steps=1000"])
+    live = LiveTrainer(run_dir, "shakespeare-char", TINY_CHAR + LONG_STEP + ["train.max_steps=1000"])
     try:
         live.wait_for(lambda e: e["event"] == "step", "step 1")
         os.kill(live.process.pid, signal.SIGTERM)
@@ -201,15 +197,7 @@ def test_a_live_sample_streams_while_training_goes_on_and_can_be_cancelled(tmp_p
 
 def _finished_run(tmp_path, extra=()):
     run_dir = tmp_path / "done"
-    out = gptbench(
-        "run",
-        "shakespeare-char",
-        "--headless",
-        "--run-dir",
-        str(run_dir),
-        *sets(TINY_CHAR + ["train.max_steps=10", "train.eval_every=1000", *extra]),
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    train_tiny(run_dir, ["train.max_steps=10", "train.eval_every=1000", *extra])
     return run_dir
 
 
@@ -297,7 +285,7 @@ def _lrs(run_dir) -> dict[int, float]:
 def test_an_extended_run_continues_its_schedule(tmp_path, schedule):
     """Stopped at step 10 of 20, resumed with max_steps=40: no jump back up the curve."""
     run_dir = tmp_path / schedule
-    first = TINY_CHAR + [
+    first = [
         "train.max_steps=20",
         "train.log_every=1",
         "train.warmup_steps=0",
@@ -308,7 +296,7 @@ def test_an_extended_run_continues_its_schedule(tmp_path, schedule):
         "train.eval_every=10",
         "train.target_val_loss=100",
     ]
-    assert gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(first)).returncode == 0
+    train_tiny(run_dir, first)
     assert max(_lrs(run_dir)) == 10  # stopped by the (huge) target at the first eval
     out = gptbench(
         "run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=40", "train.target_val_loss=0"])
@@ -370,15 +358,7 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_one(finished_run):
 
 def test_keep_last_keeps_the_most_recent_step_checkpoints(tmp_path):
     run_dir = tmp_path / "keep"
-    out = gptbench(
-        "run",
-        "shakespeare-char",
-        "--headless",
-        "--run-dir",
-        str(run_dir),
-        *sets(TINY_CHAR + ["train.max_steps=20", "train.ckpt_every=5", "train.keep_last=2", "train.eval_every=1000"]),
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    train_tiny(run_dir, ["train.max_steps=20", "train.ckpt_every=5", "train.keep_last=2", "train.eval_every=1000"])
     assert sorted(p.name for p in run_dir.glob("ckpt-*.pt")) == ["ckpt-15.pt", "ckpt-20.pt"]
     assert torch.load(run_dir / "ckpt-15.pt", weights_only=True)["step"] == 15
 
@@ -435,8 +415,7 @@ def test_a_long_step_reports_its_micro_steps_and_steps_come_by_the_clock(tmp_pat
         "train.progress_every_s=0.02",
         "train.step_event_every_s=0.05",
     ]
-    out = gptbench("run", "shakespeare-char", "--headless", "--run-dir", str(run_dir), *sets(slow))
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = train_tiny(run_dir, slow)
     events = read_events(run_dir)
     progress = [e for e in of_kind(events, "progress") if e["stage"] == "micro_step"]
     assert progress, [e["event"] for e in events]
@@ -450,7 +429,7 @@ def test_a_long_step_reports_its_micro_steps_and_steps_come_by_the_clock(tmp_pat
 
 
 def test_a_live_sample_says_whose_weights_decoded_it(tmp_path):
-    live = LiveTrainer(tmp_path / "run", "shakespeare-char", LONG_STEP + ["train.max_steps=200"])
+    live = LiveTrainer(tmp_path / "run", "shakespeare-char", TINY_CHAR + LONG_STEP + ["train.max_steps=200"])
     try:
         live.wait_for(lambda e: e["event"] == "step" and e["step"] >= 2, "step 2")
         live.send("sample", id="w", prompt="ROMEO:", max_new_tokens=8)

@@ -20,7 +20,8 @@ from screen_text import until as wait_until
 from screen_text import visible_text
 
 from workbench.control import is_live, send_command
-from workbench.runs import BEST_CKPT, LAST_CKPT, read_events
+from workbench.run_files import BEST_CKPT, LAST_CKPT
+from workbench.runs import read_events
 from workbench.tui.app import GPTBenchApp
 from workbench.tui.screens.quit import QuitScreen, StoppingScreen
 from workbench.tui.screens.run import RunScreen

@@ -1,10 +1,11 @@
 """Config: presets resolve, overrides parse by type, mistakes get a sentence and a hint."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from workbench import config, presets
+from workbench import config, presets, readme_tables
 from workbench.config import Config, ConfigError, estimate_params, parse_override
 from workbench.tasks import TEXT_TASKS
 
@@ -151,7 +152,7 @@ def test_list_keys_from_set_and_toml(tmp_path, monkeypatch):
         ("gpt2-124m", "train.eval_tasks=hellaswag,mmlu", ["train.eval_tasks", "hellaswag, ppl", "'mmlu'"]),
         ("shakespeare-char", "train.eval_tasks=hellaswag", ["hellaswag", "data.tokenizer=gpt2", "char"]),
         ("addition", "train.eval_tasks=ppl", ["addition", "train.eval_tasks="]),
-        ("gpt2-124m", "train.eval_tasks_limit=-1", ["eval_tasks_limit", "negative"]),
+        ("gpt2-124m", "train.eval_tasks_limit=-1", ["train.eval_tasks_limit must be at least 0, got -1."]),
         ("gpt2-124m", "data.on_device=sometimes", ["data.on_device", "true or false or auto"]),
     ],
 )
@@ -163,8 +164,7 @@ def test_bad_task_settings_name_the_key(preset, override, words):
 
 def test_readme_key_table_is_made_from_the_fields():
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert config.README_KEYS_START in readme and config.README_KEYS_END in readme
-    assert readme == config.readme_with_keys(readme), "run `python -m workbench.config README.md`"
+    assert readme_tables.table_in(readme, "config keys") == config.keys_markdown(), f"run `{readme_tables.COMMAND}`"
 
 
 def test_every_key_documents_itself():
@@ -176,11 +176,76 @@ def test_every_key_documents_itself():
     assert "(cosine | wsd | constant)" in toml
 
 
-def test_a_section_checks_itself():
+def test_a_section_checks_what_ties_its_keys_together():
     cfg = config.Config()
     cfg.model.n_head = 5
     with pytest.raises(ConfigError, match="not divisible by model.n_head=5"):
         cfg.model.check()
-    cfg.train.beta2 = 1.0
-    with pytest.raises(ConfigError, match="train.beta2 must be in"):
-        cfg.train.check()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.n_layer=0", "model.n_layer must be at least 1, got 0."),
+        ("model.dropout=1", "model.dropout must be in [0, 1), got 1.0."),
+        ("train.lr=0", "train.lr must be > 0, got 0.0."),
+        ("train.beta2=1.0", "train.beta2 must be in [0, 1), got 1.0."),
+        ("train.decay_fraction=1.5", "train.decay_fraction must be in (0, 1], got 1.5."),
+        ("data.ndigit=10", "data.ndigit must be in [1, 9], got 10."),
+        ("train.keep_last=-2", "train.keep_last must be at least 0, got -2."),
+    ],
+)
+def test_a_value_out_of_its_range_names_the_key_the_value_and_the_range(override, message):
+    with pytest.raises(ConfigError) as info:
+        resolve("addition", override)
+    key = override.partition("=")[0]
+    assert info.value.message == message
+    assert info.value.hint == f"try --set {key}={config._toml_value(config.default_of(key))}"
+
+
+def test_every_default_lies_in_its_range():
+    for key in config.all_keys():
+        within = config.range_of(key)
+        assert within is None or config.default_of(key) is None or config.default_of(key) in within, key
+
+
+def test_range_ends_are_open_or_closed_as_written():
+    half_open = config.Range.parse("[0, 1)")
+    assert 0 in half_open and 0.999 in half_open and 1 not in half_open and -0.001 not in half_open
+    positive = config.Range.parse("(0, inf)")
+    assert 0 not in positive and 1e-12 in positive and 1e300 in positive
+    assert (str(half_open), str(positive), str(config.Range.parse("[1, inf)"))) == ("in [0, 1)", "> 0", "at least 1")
+    with pytest.raises(ValueError):
+        config.Range.parse("0..1")
+
+
+def test_a_new_key_carries_its_range_and_resume_rule(monkeypatch):
+    """One line declares the key: its range check, README's row, the picker's hint and the resume refusal follow."""
+    from workbench.engine import resume
+    from workbench.tui.config_values import allowed_values
+
+    @dataclass
+    class Train(config.TrainConfig):
+        cooldown: float = config.setting(0.5, "a key added in one line", within="[0, 1)")
+
+    monkeypatch.setitem(config.SECTIONS, "train", Train)
+    cfg = config.Config(train=Train())
+    config.set_value(cfg, "train.cooldown", "1")
+    with pytest.raises(ConfigError) as info:
+        config.validate(cfg)
+    assert str(info.value) == "train.cooldown must be in [0, 1), got 1.0. Hint: try --set train.cooldown=0.5"
+    assert allowed_values("train.cooldown") == "a number, in [0, 1)"
+    assert "| `train.cooldown` | `0.5` | `[0, 1)` | fixed | a key added in one line |" in config.keys_markdown()
+    assert "train.cooldown" not in resume.changeable_keys()
+    checkpointed, asked = config.Config(train=Train()), config.Config(train=Train(cooldown=0.25))
+    assert resume._differing_fixed_keys(checkpointed, asked) == ["train.cooldown: checkpoint 0.5, asked 0.25"]
+
+
+def test_the_resume_rule_is_the_fields():
+    """Model and data keys are fixed, the optimizer's and the data order's too; budget and cadence may change."""
+    fixed = {k for k in config.all_keys() if config.fixed_on_resume(k)}
+    assert {k for k in config.all_keys() if k.split(".")[0] in ("model", "data")} <= fixed
+    assert {k for k in fixed if k.startswith("train.")} == {
+        f"train.{name}" for name in ("seed", "optimizer", "weight_decay", "beta1", "beta2", "dtype")
+    }
+    assert not any(k.startswith("log.") for k in fixed)

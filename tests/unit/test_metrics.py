@@ -1,10 +1,11 @@
 """The metric table: one row is all a reader needs to show, send, export and plot a metric."""
 
 import io
+from pathlib import Path
 
 from rich.console import Console
 
-from workbench import metrics
+from workbench import metrics, readme_tables
 from workbench.commands.export import metric_rows, write_csv
 from workbench.commands.run import HeadlessView
 from workbench.metric_sinks import scalars
@@ -19,6 +20,7 @@ EVAL = {"event": "eval", "step": 10, "val_loss": 2.7, "metrics": {"accuracy": 0.
 WATTS = metrics.Metric(
     "watts",
     "power draw",
+    "the GPU's power draw, W",
     short="W",
     stat="power",
     text=lambda v: f"{v:.0f} W",
@@ -50,6 +52,16 @@ def test_a_new_row_reaches_every_reader(monkeypatch):
         state.apply(event)
     assert ("power", "412 W") in RunStats.rows(state)
     assert state.series["watts"].values == [412.0]
+    assert "| `step` | `watts` | the GPU's power draw, W |" in metrics.fields_markdown()
+
+
+def test_readme_lists_the_step_and_eval_fields_from_the_table():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert readme_tables.table_in(readme, "metric fields") == metrics.fields_markdown(), (
+        f"run `{readme_tables.COMMAND}`"
+    )
+    for m in metrics.METRICS:
+        assert f"| `{m.event}` | `{m.key}` | {m.doc} |" in readme
 
 
 def test_the_readers_agree_with_the_table_today():

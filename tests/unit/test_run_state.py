@@ -75,4 +75,4 @@ def test_an_event_of_the_wrong_shape_changes_nothing():
     state = fold(started(0.0), step(10, 1.0, 1.0))
     bad = {"event": "eval", "t": 2.0, "step": "three hundred", "val_loss": "low", "metrics": [1]}
     assert not state.apply(bad)
-    assert state.bad_events == 1 and state.best_val_loss is None and state.metrics == {} and state.step == 10
+    assert state.bad_events == 1 and state.best_val_loss is None and state.task_scores == {} and state.step == 10

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from workbench.runs import LAST_CKPT
+from workbench.run_files import LAST_CKPT
 from workbench.tui.screens.quit import what_a_kill_keeps
 
 

@@ -32,7 +32,7 @@ def test_completed_run_state_comes_from_its_events():
     assert state.status == "finished" and state.finished == finished
     assert state.step == state.max_steps == 300
     assert state.best_val_loss == finished["best_val_loss"]
-    assert "accuracy" in state.metrics
+    assert "accuracy" in state.task_scores
     assert len(state.series["loss"]) == 30 and len(state.series["val_loss"]) == 3
     assert state.series["loss"].values[-1] < state.series["loss"].values[0]
     assert state.eta_s is None  # finished: nothing left

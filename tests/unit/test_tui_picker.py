@@ -126,10 +126,10 @@ async def test_an_error_goes_as_soon_as_the_value_is_fixed():
 @pytest.mark.parametrize(
     "key, typed, hint",
     [
-        ("model.n_head", "many", "Hint: model.n_head takes a whole number."),
+        ("model.n_head", "many", "Hint: model.n_head takes a whole number, at least 1."),
         ("model.n_head", "0", "Hint: model.n_head takes a whole number, at least 1."),
         ("train.beta1", "2", "Hint: train.beta1 takes a number, in [0, 1)."),
-        ("train.grad_clip", "x", "Hint: train.grad_clip takes a number."),
+        ("train.grad_clip", "x", "Hint: train.grad_clip takes a number, at least 0."),
         ("train.dtype", "fp8", "Hint: train.dtype takes one of auto, float32, bfloat16, float16."),
     ],
 )

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from screen_text import until, visible_text
 
-from workbench.runs import LAST_CKPT
+from workbench.run_files import LAST_CKPT
 from workbench.tui.app import GPTBenchApp
 from workbench.tui.screens.picker import PickerScreen
 from workbench.tui.screens.run import RunScreen

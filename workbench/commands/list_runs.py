@@ -82,7 +82,7 @@ def as_dict(s: RunSummary) -> dict:
         "step": s.step,
         "max_steps": s.max_steps,
         "best_val_loss": s.best_val_loss,
-        "metrics": s.metrics,
+        "metrics": s.task_scores,
         "started": s.started,
         "damaged_lines": s.damaged_lines,
     }

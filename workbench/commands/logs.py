@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..events import ProtocolError, decode
-from ..runs import EVENTS_FILE, STDERR_FILE, damage_note, follow_lines, require_run_dir, trainer_running
+from ..run_files import EVENTS_FILE, STDERR_FILE
+from ..runs import damage_note, follow_lines, require_run_dir, trainer_running
 from .run import HeadlessView, ViewConsole
 
 # A followed run's exit code, like the trainer's own (engine/worker.py).

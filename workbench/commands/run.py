@@ -29,8 +29,9 @@ from rich.markup import escape
 from .. import metrics, presets, units
 from ..config import ConfigError
 from ..launcher import EngineProcess, Nodes, first_event, start_in_background, trainer_command
+from ..run_files import EVENTS_FILE, STDERR_FILE
 from ..run_state import RunState
-from ..runs import EVENTS_FILE, STDERR_FILE, new_run_dir, require_run_dir, write_labels
+from ..runs import new_run_dir, require_run_dir, write_labels
 from .error_line import error_markup
 
 # How long `--detach` waits for the trainer's first event: after torch loads (and

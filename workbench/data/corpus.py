@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, DataConfig
-from ..runs import read_json
+from ..run_files import read_json
 from . import shards
 from .tokenizers import CharTokenizer, GPT2Tokenizer, Tokenizer, gpt2_encode_file
 

@@ -17,7 +17,7 @@ import functools
 import json
 from pathlib import Path
 
-from ..runs import read_json
+from ..run_files import read_json
 from .tokenizers import EOT, GPT2Tokenizer, Tokenizer, _gpt2_encoding
 
 

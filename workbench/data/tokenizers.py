@@ -26,7 +26,7 @@ import tiktoken.load
 from tiktoken_ext.openai_public import r50k_pat_str
 
 from ..config import ConfigError
-from ..runs import TOKENIZER_FILE
+from ..run_files import TOKENIZER_FILE
 
 GPT2_RANKS = Path(__file__).resolve().parents[1] / "assets" / "gpt2.tiktoken"
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError
-from ..runs import LAST_CKPT
+from ..run_files import LAST_CKPT
 
 
 class CheckpointError(ConfigError):

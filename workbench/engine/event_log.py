@@ -7,7 +7,7 @@ from typing import IO, Any
 
 from ..events import encode, make
 from ..process_frame import EventWriter
-from ..runs import EVENTS_FILE
+from ..run_files import EVENTS_FILE
 
 
 class EventLog:

@@ -22,7 +22,7 @@ import torch
 
 from ..config import Config, ConfigError, ModelConfig
 from ..data.tokenizers import Tokenizer, from_dict
-from ..runs import BEST_CKPT, LAST_CKPT
+from ..run_files import BEST_CKPT, LAST_CKPT
 from ..weights_source import HF_WEIGHT_FILES, HUB_REPOS, WeightsSource, resolve
 from . import train_state
 from .model import GPT

@@ -5,11 +5,12 @@ or `run_finished` event appended to a good run, no new config.json. So the
 worker calls `plan_resume` before it opens the event log, and only the
 tokenizer check (it needs the data) comes later, still before the first event.
 
-What may change on resume: `train.*` keys that leave the meaning of the run's
-state alone (budget, schedule, cadence, device, compile), and everything
-outside model/data/train (e.g. logging). What may not: the model and the data
-(the weights and the vocabulary depend on them), and the train keys that the
-optimizer state and the data position depend on (RESUME_FIXED_TRAIN_KEYS).
+What may change on resume: the keys whose field says `resume="changeable"`
+(config.py; README's key table shows them): the budget, schedule, cadence,
+device, compile and logging. The rest is fixed: the model and the data (the
+weights and the vocabulary depend on them), and the train keys that the
+optimizer state and the data position depend on. A key is fixed unless its
+field says otherwise, so a new key cannot slip through.
 
 How a step is cut may change too: the micro-batch (a smaller GPU, or `auto`
 probing again) and the number of processes, as long as a step still takes
@@ -21,29 +22,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Config, ConfigError, parse_override, set_value, validate
-from ..runs import CONFIG_FILE, LAST_CKPT, read_json
+from ..config import Config, ConfigError, all_keys, fixed_on_resume, parse_override, set_value, validate, value_of
+from ..run_files import CONFIG_FILE, LAST_CKPT, read_json
 from . import checkpoint, train_state
-
-RESUME_FIXED_TRAIN_KEYS = (
-    "seed",
-    "optimizer",
-    "weight_decay",
-    "beta1",
-    "beta2",
-    "dtype",
-)
-
-
-def fixed_on_resume(key: str) -> bool:
-    section, _, name = key.partition(".")
-    return section in ("model", "data") or (section == "train" and name in RESUME_FIXED_TRAIN_KEYS)
 
 
 def changeable_keys() -> list[str]:
-    from ..config import all_keys
-
-    return [k for k in all_keys() if k.startswith("train.") and not fixed_on_resume(k)]
+    return [k for k in all_keys() if not fixed_on_resume(k)]
 
 
 def plan_resume(run_dir: Path, overrides: list[str], world_size: int = 1) -> tuple[Config, dict]:
@@ -99,11 +84,9 @@ def _check_tokens_per_step(checkpointed: Config, saved_world: int, asked: Config
 
 def _differing_fixed_keys(checkpointed: Config, asked: Config) -> list[str]:
     """'model.n_layer: checkpoint 3, asked 5' for every fixed key whose value differs."""
-    before, after = checkpointed.to_dict(), asked.to_dict()
     lines = []
-    for section in ("model", "data", "train"):
-        for name, value in after[section].items():
-            key = f"{section}.{name}"
-            if fixed_on_resume(key) and before[section].get(name, value) != value:
-                lines.append(f"{key}: checkpoint {before[section][name]!r}, asked {value!r}")
+    for key in filter(fixed_on_resume, all_keys()):
+        before, after = value_of(checkpointed, key), value_of(asked, key)
+        if before != after:
+            lines.append(f"{key}: checkpoint {before!r}, asked {after!r}")
     return lines

@@ -28,7 +28,8 @@ import torch
 from ..config import Config, ConfigError, DataConfig, TrainConfig
 from ..data.tokenizers import Tokenizer, load_tokenizer
 from ..process_frame import run_process
-from ..runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json, require_run_dir
+from ..run_files import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json
+from ..runs import require_run_dir
 from ..weights_source import is_pretrained
 from . import pretrained, train_state
 from .device import DeviceSetup, setup_device

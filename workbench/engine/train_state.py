@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..runs import BEST_CKPT, LAST_CKPT
+from ..run_files import BEST_CKPT, LAST_CKPT
 from . import checkpoint
 from .distributed import World, gather_objects
 from .event_log import EventLog

@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..config import Config, ConfigError, flops_per_token
 from ..control import CommandInbox
 from ..events import PROTOCOL_VERSION
-from ..runs import TOKENIZER_FILE, read_json
+from ..run_files import TOKENIZER_FILE, read_json
 from ..system_monitor import SystemMonitor
 from .clock import Pace, RunClock
 from .cpu_threads import fair_threads, why_threads_changed

@@ -30,7 +30,7 @@ from .. import __version__, presets
 from ..config import Config, ConfigError, estimate_params
 from ..metric_sinks import start_follower
 from ..process_frame import EXIT_CODES, EventWriter, Failed, failed
-from ..runs import CONFIG_FILE, EVENTS_FILE, META_FILE, STDERR_FILE
+from ..run_files import CONFIG_FILE, EVENTS_FILE, META_FILE, STDERR_FILE
 from .stderr_log import StderrOutlivingItsReader
 
 

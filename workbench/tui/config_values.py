@@ -6,12 +6,11 @@ compare screen's config diff all read configs through these.
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 
 from .. import presets
-from ..config import SECTIONS, all_keys, choices
+from ..config import SECTIONS, all_keys, choices, range_of
 
 KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
 
@@ -65,9 +64,8 @@ def changed_keys(values: dict[str, str], preset: dict[str, str]) -> list[str]:
     ]
 
 
-def allowed_values(key: str, message: str = "") -> str:
-    """What `key` takes, in words, for the picker's hints: its choices or its type, with the range
-    that an error `message` about this key states ("train.beta1 must be in [0, 1), got 2.0.")."""
+def allowed_values(key: str) -> str:
+    """What `key` takes, in words, for the picker's hints: its choices or its type, and its field's range."""
     section, _, name = key.partition(".")
     typ = typing.get_type_hints(SECTIONS[section]).get(name, str) if section in SECTIONS else str
     auto = typing.get_origin(typ) in (typing.Union, types.UnionType) and type(None) in typing.get_args(typ)
@@ -80,7 +78,5 @@ def allowed_values(key: str, message: str = "") -> str:
         words += ", ".join(allowed) + (" (comma-separated, empty for none)" if listed else "")
     else:
         words = "a comma-separated list (empty for none)" if listed else KINDS.get(typ, "text")
-    stated = re.match(rf"{re.escape(key)} must be (.+?), got ", message)
-    if stated and not any(kind in stated.group(1) for kind in ("integer", "number", "one of", "true or false")):
-        words += f", {stated.group(1)}"
-    return words + (", or auto" if auto else "")
+    within = range_of(key) if key in all_keys() else None
+    return words + (f", {within}" if within else "") + (", or auto" if auto else "")

@@ -20,8 +20,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from ... import metrics, units
 from ...control import is_live
+from ...run_files import CONFIG_FILE, read_json
 from ...run_state import RunState, Series
-from ...runs import CONFIG_FILE, headline_metric, read_events, read_json
+from ...runs import headline_metric, read_events
 from ..config_values import differing_keys, flat_values
 from ..curve_styles import run_style
 from ..widgets.metric_plot import Curve, MetricPlot
@@ -128,7 +129,7 @@ class CompareScreen(PlotScreen):
                 outcome,
                 f"{s.step:,}",
                 units.number(s.best_val_loss),
-                headline_metric(s.metrics),
+                headline_metric(s.task_scores),
             )
         self.query_one("#compare-legend", Static).update(legend)
 

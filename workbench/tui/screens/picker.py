@@ -148,9 +148,7 @@ class PickerScreen(WorkbenchScreen):
             self._resolve(candidate)
         except ConfigError as exc:
             # The CLI's hints say what to type after --set, with an example value; here, what the key takes.
-            hint = (
-                exc.hint if "--" not in exc.hint else f"{message.key} takes {allowed_values(message.key, exc.message)}."
-            )
+            hint = exc.hint if "--" not in exc.hint else f"{message.key} takes {allowed_values(message.key)}."
             self.query_one(ConfigEditor).show_error(exc.message, hint)
             return
         if isinstance(message, ConfigEditor.EditChanged):

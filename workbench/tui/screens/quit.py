@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ...runs import LAST_CKPT
+from ...run_files import LAST_CKPT
 
 
 def what_a_kill_keeps(screens: list) -> str:

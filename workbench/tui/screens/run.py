@@ -26,8 +26,8 @@ from ...config import ConfigError
 from ...control import RunNotLive
 from ...events import make
 from ...launcher import trainer_command
+from ...run_files import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json
 from ...run_state import RunState
-from ...runs import BEST_CKPT, CONFIG_FILE, LAST_CKPT, read_json
 from ..checkpoint_sampler import CheckpointSampler
 from ..config_values import flat_values, preset_values
 from ..frame_pacer import FramePacer

@@ -47,7 +47,7 @@ class RunStats(Static):
             if m.stat and (m.key in step or not m.optional):
                 rows.append((m.stat, m.text(step.get(m.key))))
         rows.append(("best val", units.number(state.best_val_loss)))
-        rows += [(metrics.task_label(name), units.number(value)) for name, value in state.metrics.items()]
+        rows += [(metrics.task_label(name), units.number(value)) for name, value in state.task_scores.items()]
         device = state.device_name
         rows += [
             ("device", device or units.DASH),
@@ -73,7 +73,7 @@ class RunStatsLine(Static):
 
     def show(self, state: RunState) -> None:
         step = state.last_step or {}
-        headline = next(iter(state.metrics.items()), None)  # the task's metric (addition: held-out accuracy)
+        headline = next(iter(state.task_scores.items()), None)  # the task's metric (addition: held-out accuracy)
         of = f"/{state.max_steps:,}" if state.max_steps else ""
         micro = state.progress if state.micro_step else None  # a long step in progress: "step 3/100 · micro 7/32"
         parts = [
