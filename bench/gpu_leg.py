@@ -275,6 +275,8 @@ def run_isolated(name: str, rehearse: bool, work: Path, box: float, log) -> dict
     result["part_s"] = round(time.time() - started, 1)
     if killed:
         result["error"] = f"still running {STOP_GRACE_S} s after its {box:.0f} s box: ended with {killed}"
+    elif code == -signal.SIGTERM:  # its own, at the end of its box, before a trainer could take it as a stop
+        result["error"] = f"ended at the end of its {box:.0f} s box; the .log has its output"
     elif code != 0:
         result["error"] = result.get("error") or f"exit {code}; the .log has its output"
     return result
