@@ -955,7 +955,11 @@ def make_shards(folder: Path, tokens: int) -> None:
 def brief(result: dict) -> str:
     keys = ("ok", "error", "skipped", "tokens_per_sec", "time_to_target_s", "best_val_loss")
     keys += ("decode_tokens_per_sec", "served_tokens_per_sec", "summary", "all_ok", "part_s")
-    return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
+    line = ", ".join(f"{k}={result[k]}" for k in keys if k in result)
+    auto = result.get("auto_on_cuda")
+    if auto:  # loss_kernels: the choice train.loss=auto makes on CUDA, beside what was fastest here
+        line += f", train.loss=auto on CUDA: {auto['loss']} (fastest of ours here: {auto['fastest_of_ours_here']})"
+    return line
 
 
 def installed(module: str) -> bool:
