@@ -1,8 +1,9 @@
 """Find, load and resolve presets.
 
 Presets ship inside the package (`presets/*.toml` at the top of the repository,
-installed as `workbench.bundled_presets`); users add their own TOML files to
-`$GPTBENCH_PRESETS` or `~/.config/gptbench/presets`, which win on name clashes.
+installed as `workbench.bundled_presets`; a tree never installed reads `presets/`);
+users add their own TOML files to `$GPTBENCH_PRESETS` or
+`~/.config/gptbench/presets`, which win on name clashes.
 A user file that cannot be read is left out of listings (`scan` says why) and
 refused, with the reason, when asked for by name.
 
@@ -66,8 +67,16 @@ def user_preset_dir() -> Path:
     return Path(base) / "gptbench" / "presets"
 
 
+# A tree that was never `pip install`ed (a copy sent to a GPU machine) has no
+# workbench.bundled_presets: its presets are the repository's own.
+REPO_PRESETS = Path(__file__).resolve().parents[1] / "presets"
+
+
 def _bundled_files() -> dict[str, Path]:
-    bundled = resources.files("workbench.bundled_presets")
+    try:
+        bundled = resources.files("workbench.bundled_presets")
+    except ModuleNotFoundError:
+        bundled = REPO_PRESETS
     entries = sorted(bundled.iterdir(), key=lambda e: e.name)
     return {entry.name[:-5]: Path(str(entry)) for entry in entries if entry.name.endswith(".toml")}
 
