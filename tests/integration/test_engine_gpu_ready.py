@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import torch
-from test_headless import TINY_CHAR, gptbench, of_kind, sets
+from command_line import TINY_CHAR, gptbench, of_kind, sets
 
 from workbench import presets
 from workbench.engine import checkpoint
