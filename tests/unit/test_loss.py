@@ -236,9 +236,9 @@ def test_the_float32_output_matmuls_are_valid_calls_of_this_torch(dtype):
     w = torch.empty(50304, 768, device="meta", dtype=dtype)
     picked = torch.zeros(5120, 1, device="meta", dtype=torch.long)
     for softcap in (0.0, 15.0):
-        log_probs, slope = fused_loss._chunk_log_probs(x, w, 50257, float32_out=True, softcap=softcap, slope=True)
+        log_probs, tanh = fused_loss._chunk_log_probs(x, w, 50257, float32_out=True, softcap=softcap, keep_tanh=True)
         assert log_probs.dtype == torch.float32 and log_probs.shape == (5120, 50304)
-        grad = fused_loss._softmax_minus_one_hot(log_probs, picked, slope, dtype)
+        grad = fused_loss._softmax_minus_one_hot(log_probs, picked, tanh, dtype)
         assert grad.dtype == dtype and grad.shape == (5120, 50304)
     grad_w = torch.empty(50304, 768, device="meta", dtype=torch.float32)
     fused_loss._add_product(grad_w, grad.t(), x, float32_out=True)

@@ -24,7 +24,7 @@ dtype, with `p - 1` at the targets patched in afterwards (rows, not a pass).
 Rows that do not count are zeroed in the (N, C) input instead of in every
 chunk. About 20 bytes per logit in all (bench/loss_chunk.py counts them).
 `model.logit_softcap` happens here too: the logits are cap * tanh(z / cap)
-and the gradient goes through 1 - tanh^2, a few passes more.
+and the gradient goes through 1 - tanh^2: about three passes more.
 
 Two things make it fit a GPU:
 - The chunk loop is one custom operator (`workbench::linear_cross_entropy`,
@@ -97,9 +97,9 @@ def chunk_rows(n_rows: int, padded_vocab: int, device_kind: str) -> int:
 
 
 def _chunk_log_probs(
-    x: Tensor, weight: Tensor, vocab_size: int, float32_out: bool, softcap: float = 0.0, slope: bool = False
+    x: Tensor, weight: Tensor, vocab_size: int, float32_out: bool, softcap: float = 0.0, keep_tanh: bool = False
 ) -> tuple[Tensor, Tensor | None]:
-    """float32 log-softmax of a chunk's logits over the padded vocabulary, and the soft-cap's slope if asked.
+    """float32 log-softmax of a chunk's logits over the padded vocabulary, and tanh(z / cap) if asked.
 
     The logits are written once, by the matmul, and every step after works in
     that buffer: the chunk is memory-bound between its matmuls, and each pass
@@ -108,43 +108,43 @@ def _chunk_log_probs(
     it never wins a softmax. float32_out: the 16-bit matmul writes float32
     itself (no 16-bit copy of the logits to convert).
 
-    softcap > 0: the logits are cap * tanh(z / cap) (model.logit_softcap).
-    slope: also return d(capped)/dz = 1 - tanh(z / cap)^2 per logit, which the
-    gradient goes through (it costs a second chunk-sized buffer).
+    softcap > 0: the logits are cap * tanh(z / cap) (model.logit_softcap);
+    keep_tanh: tanh(z / cap) is returned too, for the gradient through the cap
+    (it costs a second chunk-sized buffer).
     """
     z = torch.mm(x, weight.t(), out_dtype=torch.float32) if float32_out else (x @ weight.t()).float()
-    derivative = None
+    tanh = None
     if softcap:
-        t = z.mul_(1 / softcap).tanh_()
-        if slope:
-            z = t * softcap
-            derivative = torch.addcmul(t.new_ones(()), t, t, value=-1, out=t)  # 1 - t^2, in t's place
+        z = z.mul_(1 / softcap).tanh_()
+        if keep_tanh:
+            tanh, z = z, z * softcap
         else:
-            z = t.mul_(softcap)
+            z = z.mul_(softcap)
     if weight.size(0) > vocab_size:
         z[:, vocab_size:] = float("-inf")
     # one kernel, rows read while they sit in cache; written over its input
-    return torch.log_softmax(z, dim=-1, out=z), derivative
+    return torch.log_softmax(z, dim=-1, out=z), tanh
 
 
-def _softmax_minus_one_hot(log_probs: Tensor, picked: Tensor, slope: Tensor | None, dtype: torch.dtype) -> Tensor:
+def _softmax_minus_one_hot(log_probs: Tensor, picked: Tensor, tanh: Tensor | None, dtype: torch.dtype) -> Tensor:
     """d(summed loss)/d(logits) of a chunk, in dtype, from its log-probabilities (which it overwrites).
 
     softmax - one_hot(target): exp of the log-probabilities, and at each target
     p - 1 = expm1(log p), exact even where p is close to 1. Not yet divided by
-    the count (backward does it): fp16 would flush p/count to zero. With a
-    soft-cap, times its slope.
+    the count (backward does it): fp16 would flush p/count to zero. Soft-capped
+    (tanh given), times the cap's slope 1 - tanh^2.
     """
     at_target = torch.expm1(log_probs.gather(1, picked))
-    if slope is None and dtype != log_probs.dtype:
+    if tanh is None and dtype != log_probs.dtype:
         # one pass: read float32, write dtype (on CUDA; a CPU converts through a temporary)
         grad = torch.exp(log_probs, out=torch.empty_like(log_probs, dtype=dtype))
     else:
         grad = log_probs.exp_()
     grad.scatter_(1, picked, at_target.to(grad.dtype))
-    if slope is not None:
+    if tanh is not None:
+        # grad * (1 - tanh^2) in one pass: autograd's own kernel for tanh, writing dtype
         out = grad if dtype == grad.dtype else torch.empty_like(grad, dtype=dtype)
-        grad = torch.mul(grad, slope, out=out)
+        grad = torch.ops.aten.tanh_backward.grad_input(grad, tanh, grad_input=out)
     return grad
 
 
@@ -210,9 +210,9 @@ def _fused(
         for start in range(0, x.size(0), rows):
             stop = start + rows
             xs, picked = xc[start:stop], picked_all[start:stop]
-            log_probs, slope = _chunk_log_probs(xs, w, vocab_size, float32_out, softcap, slope=True)
+            log_probs, tanh = _chunk_log_probs(xs, w, vocab_size, float32_out, softcap, keep_tanh=True)
             loss_sum -= (log_probs.gather(1, picked).squeeze(1) * counted[start:stop]).sum()
-            grad = _softmax_minus_one_hot(log_probs, picked, slope, dtype)
+            grad = _softmax_minus_one_hot(log_probs, picked, tanh, dtype)
             grad_x[start:stop] = grad @ w
             _add_product(grad_w, grad.t(), xs, float32_out)
         grad_x.masked_fill_(~counted[:, None], 0)
