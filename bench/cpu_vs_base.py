@@ -109,6 +109,8 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=3, help="alternating pairs for the step time")
     p.add_argument("--target-pairs", type=int, default=1, help="alternating pairs for the time to target")
     p.add_argument("--target", type=float, default=1.8857, help="val loss of nanoGPT's CPU run")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for both sides' runs")
+    p.add_argument("--tag", default="", help="appended to the result's file name")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args()
 
@@ -119,6 +121,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "cores": len(os.sched_getaffinity(0)),
         "torch": _torch_version(),
+        "overrides": args.overrides,
         "runs": [],
     }
     raw: list[str] = []
@@ -132,7 +135,7 @@ def main() -> None:
                     _, events = gptbench(
                         trees[side],
                         threads,
-                        ["train.max_steps=400", "train.eval_every=100000", "train.log_every=50"],
+                        [*args.overrides, "train.max_steps=400", "train.eval_every=100000", "train.log_every=50"],
                         tmp / f"step-{side}-{threads}-{i}",
                     )
                     ms = step_ms(events)
@@ -143,7 +146,7 @@ def main() -> None:
                     print(f"step   {side:4}  threads={threads}  {ms:6.2f} ms/step", flush=True)
             for i in range(args.target_pairs):
                 for side in ("base", "head") if i % 2 == 0 else ("head", "base"):
-                    start, events = gptbench(trees[side], threads, [], tmp / f"target-{side}-{threads}-{i}")
+                    start, events = gptbench(trees[side], threads, args.overrides, tmp / f"target-{side}-{threads}-{i}")
                     seconds = time_to_target(start, events, args.target)
                     best = min(e["val_loss"] for e in events if e["event"] == "eval")
                     results["runs"].append(
@@ -178,7 +181,7 @@ def main() -> None:
     results["summary"] = summary
     print(json.dumps(summary, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{results['date']}-cpu-vs-{args.base}"
+    stem = args.out / f"{results['date']}-cpu-vs-{args.base}{args.tag}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     stem.with_suffix(".log").write_text("\n".join(raw) + "\n")
     print(f"wrote {stem}.json and .log")

@@ -305,8 +305,9 @@ class TrainConfig:
     loss: LossKind = setting(
         "auto",
         "fused: the LM head and the cross-entropy a chunk of rows at a time, so the (B, T, vocab) logits never "
-        "exist (one opaque op for torch.compile); plain: the full logits and F.cross_entropy; auto: fused for now "
-        "(on CUDA it is meant to pick what bench/gpu_leg.sh measures faster: CUDA_AUTO_LOSS in engine/loss.py)",
+        "exist (one opaque op for torch.compile; soft-capped logits too); plain: the full logits and F.cross_entropy; "
+        "auto: fused for now (on CUDA it is meant to pick what bench/gpu_leg.sh measures faster: CUDA_AUTO_LOSS in "
+        "engine/loss.py)",
         resume="changeable",
     )
     target_val_loss: float = setting(0.0, "stop once val loss <= this (0: off)", within="[0, inf)", resume="changeable")

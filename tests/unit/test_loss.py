@@ -4,18 +4,27 @@ its chunks on a GPU, and its shape under torch.compile."""
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from workbench.config import ModelConfig
 from workbench.engine import loss as fused_loss
 from workbench.engine.model import GPT
 
 
-def reference(x, w, t, vocab):
-    return F.cross_entropy((x @ w.t())[:, :vocab].float(), t, ignore_index=-1)
+def reference(x, w, t, vocab, softcap=0.0):
+    logits = (x @ w.t())[:, :vocab].float()
+    if softcap:
+        logits = softcap * torch.tanh(logits / softcap)
+    return F.cross_entropy(logits, t, ignore_index=-1)
 
 
+# 2.0: raw logits of std ~5.7 (randn weights over 32 dims) are capped hard
+SOFTCAPS = pytest.mark.parametrize("softcap", [0.0, 2.0], ids=["uncapped", "softcap"])
+
+
+@SOFTCAPS
 @pytest.mark.parametrize("vocab,padded", [(65, 128), (1000, 1024)])
-def test_chunked_loss_and_gradients_match_cross_entropy(monkeypatch, vocab, padded):
+def test_chunked_loss_and_gradients_match_cross_entropy(monkeypatch, vocab, padded, softcap):
     # 256 rows per chunk: a 700-row batch is cut into three uneven chunks
     monkeypatch.setattr(fused_loss, "CHUNK_ELEMENTS", 256 * padded)
     torch.manual_seed(0)
@@ -23,32 +32,74 @@ def test_chunked_loss_and_gradients_match_cross_entropy(monkeypatch, vocab, padd
     w = torch.randn(padded, 32, requires_grad=True)
     t = torch.randint(0, vocab, (700,))
     t[:50] = -1
-    loss = fused_loss.linear_cross_entropy(x, w, t, vocab)
+    t[300:310] = -1  # ignored rows inside a chunk too
+    loss = fused_loss.linear_cross_entropy(x, w, t, vocab, softcap)
     (loss * 3).backward()  # a scaled loss scales the stored gradients too
     gx, gw = x.grad.clone(), w.grad.clone()
     x.grad = w.grad = None
-    expected = reference(x, w, t, vocab)
+    expected = reference(x, w, t, vocab, softcap)
     (expected * 3).backward()
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(gx, x.grad)
     torch.testing.assert_close(gw, w.grad)
     assert torch.all(gw[vocab:] == 0)  # padding rows are no token: no gradient
+    assert torch.all(gx[t == -1] == 0)  # ignored rows: no gradient
     with torch.no_grad():  # evals: the loss alone, chunk by chunk
-        torch.testing.assert_close(fused_loss.linear_cross_entropy(x, w, t, vocab), expected)
+        torch.testing.assert_close(fused_loss.linear_cross_entropy(x, w, t, vocab, softcap), expected)
 
 
-def test_bf16_autocast_tracks_float32():
+@SOFTCAPS
+def test_bf16_autocast_tracks_float32(softcap):
     torch.manual_seed(0)
     x = torch.randn(300, 64, requires_grad=True)
-    w = torch.randn(128, 64, requires_grad=True) * 0.1
-    w.retain_grad()
+    w = (torch.randn(128, 64) * 0.3).requires_grad_()
     t = torch.randint(0, 100, (300,))
+    t[:20] = -1
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = fused_loss.linear_cross_entropy(x, w, t, 100)
+        loss = fused_loss.linear_cross_entropy(x, w, t, 100, softcap)
     loss.backward()
     assert loss.dtype == torch.float32 and x.grad.dtype == torch.float32 and w.grad.dtype == torch.float32
-    expected = reference(x.detach(), w.detach(), t, 100)
+    ref_x, ref_w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    expected = reference(ref_x, ref_w, t, 100, softcap)  # float32 throughout
+    expected.backward()
     assert abs(loss.item() - expected.item()) < 2e-2
+    # bf16 keeps 8 bits of mantissa: gradients within a few percent of their scale
+    for got, want in ((x.grad, ref_x.grad), (w.grad, ref_w.grad)):
+        assert ((got - want).norm() / want.norm()).item() < 2e-2
+
+
+class Ops(TorchDispatchMode):
+    """The aten ops run under it, with the shapes of the tensors they return."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        self.seen.append((func.overloadpacket.__name__, [tuple(o.shape) for o in outs if isinstance(o, torch.Tensor)]))
+        return out
+
+
+def test_the_stored_gradients_are_not_tracked_and_backward_builds_no_zeros_for_them():
+    """The op returns the gradients only to hand them to backward: autograd must not treat them as
+    differentiable outputs, whose missing gradients it would fill with (N, C) and (V, C) zeros."""
+    torch.manual_seed(0)
+    x = torch.randn(300, 32, requires_grad=True)
+    w = torch.randn(1024, 32, requires_grad=True)
+    t = torch.randint(0, 1000, (300,))
+    loss, grad_x, grad_w = fused_loss._fused(x, w, t, 1000, torch.float32, 0.0)
+    assert loss.requires_grad
+    assert not grad_x.requires_grad and not grad_w.requires_grad
+    with Ops() as ops:
+        loss.backward()
+    made = [(name, shapes) for name, shapes in ops.seen if name in ("zeros", "zeros_like", "new_zeros", "fill_")]
+    assert not made, made
+    # what backward does compute: the two scaled gradients (detach: autograd storing them in .grad)
+    made = sorted(s for name, shapes in ops.seen if name != "detach" for s in shapes if len(s) == 2)
+    assert made == [(300, 32), (1024, 32)], ops.seen
+    torch.testing.assert_close(loss, reference(x.detach(), w.detach(), t, 1000))
 
 
 def test_no_counted_target_gives_nan_like_cross_entropy():
@@ -82,9 +133,11 @@ def test_cuda_chunks_are_whole_tiles_or_the_whole_micro_batch():
 # ------------------------------------------------------- one op for torch.compile
 
 
-def tiny_gpt(loss="fused", vocab=1000):
+def tiny_gpt(loss="fused", vocab=1000, softcap=0.0):
     torch.manual_seed(0)
-    cfg = ModelConfig(n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=vocab, dropout=0.0, bias=True)
+    cfg = ModelConfig(
+        n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=vocab, dropout=0.0, bias=True, logit_softcap=softcap
+    )
     return GPT(cfg, loss=loss)
 
 
@@ -126,11 +179,12 @@ def test_compiled_graph_holds_the_loss_once_whatever_the_batch(monkeypatch, grad
     assert sizes[4] == sizes[32], sizes
 
 
+@pytest.mark.parametrize("softcap", [0.0, 15.0], ids=["uncapped", "softcap"])
 @pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
-def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch, dtype):
+def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch, dtype, softcap):
     monkeypatch.setattr(fused_loss, "CHUNK_ELEMENTS", 64 * 1024)
     x = torch.randint(0, 1000, (8, 32))
-    models, losses = [tiny_gpt(), tiny_gpt()], []
+    models, losses = [tiny_gpt(softcap=softcap), tiny_gpt(softcap=softcap)], []
     torch._dynamo.reset()
     for model in (models[0], torch.compile(models[1], backend="aot_eager", fullgraph=True)):
         with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
@@ -146,14 +200,17 @@ def test_compiled_fused_loss_and_gradients_match_eager(monkeypatch, dtype):
 # ------------------------------------------------------------- fused vs plain
 
 
+@pytest.mark.parametrize("softcap", [0.0, 15.0], ids=["uncapped", "softcap"])
 @pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
-def test_plain_and_fused_give_the_same_loss_and_gradients(dtype):
+def test_plain_and_fused_give_the_same_loss_and_gradients(dtype, softcap):
+    """Soft-capped logits too: the recipe comparison compares recipes, not loss paths."""
     x = torch.randint(0, 1000, (4, 32))
     y = x.clone()
     y[:, :5] = -1  # ignored positions
     models = {}
     for loss in ("fused", "plain"):
-        model = tiny_gpt(loss)
+        model = tiny_gpt(loss, softcap=softcap)
+        assert model.loss == loss
         with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
             _, value = model(x, y)
         value.backward()
@@ -177,10 +234,14 @@ def test_the_float32_output_matmuls_are_valid_calls_of_this_torch(dtype):
     """CUDA's out_dtype matmuls cannot run on a CPU, but torch checks their arguments on the meta device."""
     x = torch.empty(5120, 768, device="meta", dtype=dtype)
     w = torch.empty(50304, 768, device="meta", dtype=dtype)
-    logits = fused_loss._chunk_logits(x, w, 50257, float32_out=True)
-    assert logits.dtype == torch.float32 and logits.shape == (5120, 50304)
+    picked = torch.zeros(5120, 1, device="meta", dtype=torch.long)
+    for softcap in (0.0, 15.0):
+        log_probs, tanh = fused_loss._chunk_log_probs(x, w, 50257, float32_out=True, softcap=softcap, keep_tanh=True)
+        assert log_probs.dtype == torch.float32 and log_probs.shape == (5120, 50304)
+        grad = fused_loss._softmax_minus_one_hot(log_probs, picked, tanh, dtype)
+        assert grad.dtype == dtype and grad.shape == (5120, 50304)
     grad_w = torch.empty(50304, 768, device="meta", dtype=torch.float32)
-    fused_loss._add_product(grad_w, logits.to(dtype).t(), x, float32_out=True)
+    fused_loss._add_product(grad_w, grad.t(), x, float32_out=True)
     assert grad_w.dtype == torch.float32
 
 

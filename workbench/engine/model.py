@@ -257,8 +257,7 @@ class GPT(nn.Module):
         )
         assert config.block_size > 0, "ModelConfig.block_size must be at least 1"
         self.config = config
-        # soft-capped logits take the plain path: the fused loss knows no cap
-        self.loss = "plain" if config.logit_softcap else loss
+        self.loss = loss
         # The embedding and the head have padded_vocab_size rows (a multiple of 64,
         # for fast matmuls). The extra rows are never a real token: their logits are
         # sliced off before the loss and before anyone can sample them.
@@ -329,7 +328,7 @@ class GPT(nn.Module):
         Training never needs the logits themselves, so with targets the LM head
         and the loss run fused, a chunk of positions at a time (see loss.py):
         the (B, T, vocab) logits are never held in memory (unless loss="plain").
-        Soft-capped logits take the plain path too: the fused loss knows no cap.
+        Both paths soft-cap the logits when model.logit_softcap is on.
         """
         B, T = idx.size()
         assert T <= self.config.block_size, f"sequence of length {T} is longer than block_size {self.config.block_size}"
@@ -344,7 +343,8 @@ class GPT(nn.Module):
             # float32 softmax: bf16 logits lose the small probabilities
             return None, plain_cross_entropy(self._logits(x), targets, self.config.vocab_size)
         # float32 softmax inside, a chunk of rows at a time
-        return None, linear_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size)
+        loss = linear_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size, self.config.logit_softcap)
+        return None, loss
 
     def forward_cached(
         self, idx: torch.Tensor, positions: torch.Tensor, cache: KVCache, span: int | None = None

@@ -207,7 +207,7 @@ class Trainer:
             device_name=self.setup.name,
             dtype=self.setup.dtype,
             compile=self.setup.compile,
-            loss=self.model.loss,  # as the model takes it (soft-capped logits: plain)
+            loss=self.model.loss,
             world_size=self.world.size,
             tokens_per_step=self.tokens_per_step,
             micro_batch=self.micro_batch,
