@@ -566,7 +566,7 @@ class Trainer:
         self.requests.cancel_live_sample()
         if self.last_saved_step != self.step:  # a step undone mid-way is back at the saved state
             self._save_last()
-        return "stopped"
+        return self.requests.stop_reason  # "stopped", or "pruned" (a sweep's pruner sent the stop)
 
     def _sync_device(self) -> None:
         if self.setup.kind == "cuda":

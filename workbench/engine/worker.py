@@ -9,7 +9,7 @@ Whoever reads those pipes may go away while we train (a dropped SSH session,
 still reach events.jsonl (EventLog drops the dead pipe) and stderr moves to
 RUN_DIR/stderr.log (stderr_log.py).
 
-Exit codes: 0 completed, 130 stopped (Ctrl-C, SIGTERM or the stop command),
+Exit codes: 0 completed, 130 stopped (Ctrl-C, SIGTERM or the stop command; pruned by a sweep too),
 2 bad input (config, data, checkpoint), 1 anything else.
 """
 
@@ -29,7 +29,7 @@ from ..metric_sinks import start_follower
 from ..runs import EVENTS_FILE, STDERR_FILE
 from .stderr_log import StderrOutlivingItsReader
 
-EXIT_CODES = {"completed": 0, "stopped": 130, "error": 1}
+EXIT_CODES = {"completed": 0, "stopped": 130, "pruned": 130, "error": 1}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
