@@ -20,11 +20,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import presets
-from ..config import ConfigError, all_keys, parse_override, unknown_key_error
+from ..config import Config, ConfigError, all_keys, parse_override, unknown_key_error
 from ..runs import slug
 from .objective import Objective
 
@@ -163,7 +164,7 @@ def read_spec(sweep_dir: Path) -> SweepSpec | None:
 
 def write_spec(sweep_dir: Path, spec: SweepSpec, storage: str) -> None:
     path = Path(sweep_dir) / SPEC_FILE
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{SPEC_FILE}.{os.getpid()}")  # two workers starting together write it alike
     tmp.write_text(json.dumps({**spec.to_json(), "storage": storage}, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
 
@@ -245,6 +246,19 @@ def parse_space(items: list[str]) -> dict[str, Dist]:
             raise ConfigError(f"--space {key} is given twice.", "give each key one distribution.")
         space[key] = parse_dist(key, raw)
     return space
+
+
+def split_edits(edits: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The app's config edits as (--set, --grid) arguments: a key given several values ("3e-4,1e-3")
+    is a grid, unless the key takes a list (train.eval_tasks), where commas separate its elements."""
+    defaults = Config().to_dict()
+    sets, grid = [], []
+    for key, value in edits.items():
+        section, _, name = key.partition(".")
+        default = defaults.get(section, {}).get(name) if name else defaults.get(key)
+        several = "," in value and not isinstance(default, list)
+        (grid if several else sets).append(f"{key}={value}")
+    return sets, grid
 
 
 def parse_sets(items: list[str]) -> list[str]:
