@@ -90,7 +90,7 @@ class Scheduler:
 
     def run(self) -> int:
         started = time.time()
-        study = studies.open_study(self.spec, self.name, self.storage)
+        study = studies.open_study(self.spec, self.storage)
         me = studies.Worker.me()
         backlog = studies.take_over(study, me, self.sweep_dir)
         self.emit(
@@ -201,7 +201,7 @@ class Scheduler:
             if state.finished is not None:  # finished before we followed it
                 self._finish(study, r, state.finished["reason"])
                 return True
-            r.assigned.trial.set_user_attr("died", True)
+            studies.mark_died(r.assigned.trial)
             self._close(r, "failed", note="the trainer died without finishing; a re-run resumes it")
             return True
         return False

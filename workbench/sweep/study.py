@@ -13,8 +13,9 @@ same storage is one more worker.
   grid is taken gets a surplus trial, which is closed at once and never run.
 - A space is sampled (TPE or random) one setting at a time; its seeds 1..K-1
   are queued with Optuna's enqueue_trial, and any worker picks them up.
-- Each trial's user attributes say who runs it (host, pid and start time of the
-  sweep process) and where (its run directory). A trial still RUNNING whose
+- Each trial's user attributes say what it is (`trial`: params, seed, run
+  directory) and who runs it (`worker`: host, pid and start time of the sweep
+  process; `died` once its trainer died), one write each. A trial still RUNNING whose
   sweep process is gone on this host is taken over by the next sweep on this
   host (its checkpoint lives here): that is how a re-run continues.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -35,7 +37,7 @@ from pathlib import Path
 
 from ..config import ConfigError
 from .objective import Objective
-from .spec import SweepSpec
+from .spec import SweepSpec, default_name
 
 try:
     import optuna
@@ -98,9 +100,17 @@ def make_pruner(spec: SweepSpec):
     return optuna.pruners.NopPruner()
 
 
-def open_study(spec: SweepSpec, name: str, url: str):
+def study_name(spec: SweepSpec) -> str:
+    """The study's name in its storage: the same sweep has the same name on every machine, whatever
+    its --sweep-dir there, and two sweeps that differ in anything never share one."""
+    digest = hashlib.sha256(json.dumps(spec.to_json(), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{default_name(spec)}-{digest}"
+
+
+def open_study(spec: SweepSpec, url: str):
     """Create the study, or join it: a study of the same name that holds another sweep is refused."""
     require_optuna()
+    name = study_name(spec)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
     for attempt in range(5):  # two workers creating one SQLite file at once may collide on its tables
@@ -125,7 +135,7 @@ def open_study(spec: SweepSpec, name: str, url: str):
     elif held != wanted:
         raise ConfigError(
             f"The storage {url} holds a study {name!r} of another sweep.",
-            "give this sweep its own --sweep-dir (its name names the study), or rerun that sweep's command.",
+            "use another --storage for this sweep, or rerun that sweep's own command.",
         )
     return study
 
@@ -146,11 +156,11 @@ class Worker:
         return cls(socket.gethostname(), os.getpid(), process_start(os.getpid()) or 0.0)
 
     def claim(self, trial) -> None:
-        for key, value in (("host", self.host), ("pid", self.pid), ("pid_started", self.started)):
-            trial.set_user_attr(key, value)
+        """One attribute (one write to the storage): this worker runs the trial now."""
+        trial.set_user_attr("worker", {"host": self.host, "pid": self.pid, "started": self.started, "died": False})
 
-    def owns_here(self, attrs: dict) -> bool:
-        return attrs.get("host") == self.host
+    def owns_here(self, worker: dict) -> bool:
+        return worker.get("host") == self.host
 
 
 def process_start(pid: int) -> float | None:
@@ -162,9 +172,14 @@ def process_start(pid: int) -> float | None:
         return None
 
 
-def owner_alive(attrs: dict) -> bool:
-    pid, started = attrs.get("pid"), attrs.get("pid_started")
-    return isinstance(pid, int) and process_start(pid) == started
+def owner_alive(worker: dict) -> bool:
+    pid = worker.get("pid")
+    return isinstance(pid, int) and process_start(pid) == worker.get("started")
+
+
+def mark_died(trial) -> None:
+    """Its trainer died without finishing: any sweep on this host may take it over (and resume it)."""
+    trial.set_user_attr("worker", {**trial.user_attrs.get("worker", {}), "died": True})
 
 
 @dataclass
@@ -198,15 +213,12 @@ def take_over(study, me: Worker, sweep_dir: Path) -> list[Assigned]:
     taken = []
     with takeover_lock(sweep_dir):
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            attrs = frozen.user_attrs
-            if "run_dir" not in attrs or not me.owns_here(attrs):
-                continue
-            if owner_alive(attrs) and not attrs.get("died"):
+            what, worker = frozen.user_attrs.get("trial"), frozen.user_attrs.get("worker", {})
+            if what is None or not me.owns_here(worker) or (owner_alive(worker) and not worker.get("died")):
                 continue
             trial = optuna.trial.Trial(study, frozen._trial_id)
             me.claim(trial)
-            trial.set_user_attr("died", False)
-            taken.append(Assigned(trial, dict(attrs["params"]), int(attrs["seed"]), attrs["run_dir"], True))
+            taken.append(Assigned(trial, dict(what["params"]), int(what["seed"]), what["run_dir"], True))
     return taken
 
 
@@ -216,28 +228,24 @@ def next_trial(study, spec: SweepSpec, me: Worker) -> Assigned | None:
         if len(study.get_trials(deepcopy=False)) >= spec.trial_count:
             return None
         trial = study.ask()
-        if trial.number >= spec.trial_count:  # another worker took the last point first
-            trial.set_user_attr("surplus", True)
+        if trial.number >= spec.trial_count:  # another worker took the last point first: never run
             study.tell(trial, state=TrialState.FAIL)
             return None
         params = {k: trial.suggest_categorical(k, v) for k, v in spec.grid.items()}
         seed = trial.suggest_categorical(SEED, list(range(spec.seeds)))
     else:
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        sampled = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("seed") == 0]
+        sampled = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("trial", {}).get("seed") == 0]
         if not waiting and len(sampled) >= spec.trials:
             return None
         trial = study.ask()
         seed = int(trial.user_attrs.get("seed", 0))  # an enqueued seed carries its own
         params = {k: _suggest(trial, k, d) for k, d in spec.space.items()}
         if seed == 0:
-            trial.set_user_attr("seed", 0)
             for s in range(1, spec.seeds):  # the setting's other seeds: any worker takes them
                 study.enqueue_trial(dict(trial.params), user_attrs={"seed": s})
     run_dir = trial_dir(trial.number)
-    trial.set_user_attr("seed", seed)
-    trial.set_user_attr("params", params)
-    trial.set_user_attr("run_dir", run_dir)
+    trial.set_user_attr("trial", {"params": params, "seed": seed, "run_dir": run_dir})
     me.claim(trial)
     return Assigned(trial, params, seed, run_dir)
 
@@ -248,7 +256,8 @@ def _suggest(trial, key: str, dist) -> str:
         return str(trial.suggest_categorical(key, dist.choices))
     if dist.kind == "int":
         return str(trial.suggest_int(key, int(dist.low), int(dist.high)))
-    return repr(trial.suggest_float(key, dist.low, dist.high, log=dist.kind == "log"))
+    # 4 significant digits: what a person reads and retypes; the setting's seeds all get the same text
+    return f"{trial.suggest_float(key, dist.low, dist.high, log=dist.kind == 'log'):.4g}"
 
 
 def tell(study, assigned: Assigned, status: str, value: float | None) -> None:
