@@ -56,13 +56,10 @@ def columns(view: SweepView) -> list[str]:
 
 
 def row(view: SweepView, s: Setting) -> list[str]:
-    cells = [
-        str(s.rank) if s.rank else units.DASH,
-        s.text,
-        trials_text(s),
-        spread_text(s.objective, duration=view.objective.is_time),
-        spread_text(s.best_val),
-    ]
+    objective = spread_text(s.objective, duration=view.objective.is_time)
+    if s.objective.n < s.count("completed"):  # some seeds never reached the target
+        objective += f" ({s.objective.n}/{s.count('completed')} reached)"
+    cells = [str(s.rank) if s.rank else units.DASH, s.text, trials_text(s), objective, spread_text(s.best_val)]
     for col in columns(view)[5:]:
         cells.append(
             spread_text(s.steps_to_target, digits=6)

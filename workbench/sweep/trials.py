@@ -3,6 +3,8 @@
     SWEEP_DIR/
       sweep.json             what the sweep is (spec.py): a re-run checks it is the same sweep
       study.db               the Optuna study (unless --storage names another)
+      takeover.lock          sweep processes on this host take over orphaned trials one at a time
+      sweep.log              a sweep started from the app (or without --headless): its JSON lines
       trials/trial-0003/     one run directory per trial (Optuna's trial number), plus
         trial.json           the sweep, the setting, the seed, and the slot it ran in (threads, GPU share)
         labels.json          name "NAME #3", tags "sweep:NAME", "train.lr=1e-3", "seed=0" (`gptbench runs`)
@@ -56,10 +58,11 @@ class Trial:
     figures: TrialFigures = field(default_factory=TrialFigures)
     objective: float | None = None
     slot: dict = field(default_factory=dict)
+    unsampled: bool = False  # a --space trial whose setting Optuna has not picked yet
 
     @property
     def setting(self) -> str:
-        return setting_text(self.params)
+        return "(not sampled yet)" if self.unsampled else setting_text(self.params)
 
     def to_json(self) -> dict:
         s = self.figures.state
@@ -214,7 +217,7 @@ def read_sweep(sweep_dir: str | Path) -> SweepView:
                 if (tuple(ordered.items()), seed) not in started:
                     trials.append(Trial(None, ordered, seed))
     elif spec:
-        trials += [Trial(None, {}, 0) for _ in range(max(0, spec.trial_count - len(trials)))]
+        trials += [Trial(None, {}, 0, unsampled=True) for _ in range(max(0, spec.trial_count - len(trials)))]
     settings = _settings(trials, objective)
     concurrent = max((int(t.slot.get("concurrent", 1)) for t in trials if t.slot), default=1)
     gpu_shared = any(int(t.slot.get("gpu_share", 1)) > 1 for t in trials if t.slot)
@@ -224,7 +227,7 @@ def read_sweep(sweep_dir: str | Path) -> SweepView:
 def _settings(trials: list[Trial], objective: Objective) -> list[Setting]:
     groups: dict[tuple, list[Trial]] = {}
     for t in trials:
-        if t.params or t.number is not None:
+        if not t.unsampled:
             groups.setdefault(tuple(t.params.items()), []).append(t)
     settings = []
     for key, members in groups.items():

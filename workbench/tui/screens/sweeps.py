@@ -132,7 +132,7 @@ class SweepsScreen(PlotScreen):
     def setting_index(self, view: SweepView) -> dict[str, int]:
         """Each setting's colour, in the order the sweep lists them (stable while ranks change)."""
         order = sorted(
-            {t.setting for t in view.trials if t.params or t.run_dir},
+            {t.setting for t in view.trials if not t.unsampled},
             key=lambda s: min(
                 (t.number for t in view.trials if t.setting == s and t.number is not None), default=1 << 30
             ),
