@@ -93,11 +93,16 @@ def rich_table(view: SweepView) -> Table:
         caption=escape("\n".join(notes(view))),
         caption_justify="left",
     )
-    for col in columns(view):
-        table.add_column(col, justify="left" if col in ("setting", "trials") else "right", overflow="fold")
-    for s in view.settings:
-        cells = [escape(c) for c in row(view, s)]
-        table.add_row(*cells, style="bold" if s.rank == 1 else None)
+    rows = [row(view, s) for s in view.settings]
+    for i, col in enumerate(columns(view)):
+        cells = [r[i] for r in rows]
+        if col == "setting":  # the setting is what a row is: never cut, folded only past 40 columns
+            table.add_column(col, min_width=min(max(map(len, cells), default=10), 40), overflow="fold")
+        else:  # on a narrow terminal a figure's [min–max] goes under its median, whole
+            word = max((len(w) for c in cells for w in c.split(" ")), default=4)
+            table.add_column(col, justify="left" if col == "trials" else "right", min_width=word)
+    for s, cells in zip(view.settings, rows):
+        table.add_row(*(escape(c) for c in cells), style="bold" if s.rank == 1 else None)
     return table
 
 
