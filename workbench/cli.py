@@ -12,6 +12,8 @@
     gptbench bench [PRESET ...]   speed benchmarks
     gptbench data SOURCE --out DIR   a corpus -> GPT-2 token shards
     gptbench eval SOURCE --task T    HellaSwag, perplexity or addition on a checkpoint
+    gptbench sweep PRESET --grid KEY=A,B   many settings (Optuna), pruned, reported with medians
+    gptbench sweeps [DIR]         a sweep's report: one row per setting, median and spread over seeds
 
 Mistakes a user can make end in one sentence and a hint, exit code 2. This
 module never imports torch: training and sampling run in subprocesses.
@@ -310,6 +312,66 @@ def eval_cmd(
     from .commands.eval import evaluate
 
     run_verb(evaluate, source, task, data, limit, as_json, checkpoint, device)
+
+
+# -- sweeps: workbench/sweep/ (the sweep process never imports torch either) ----------------
+
+
+@app.command("sweep")
+def sweep_cmd(
+    preset: str = typer.Argument(..., help="addition, shakespeare-char, gpt2-124m, or a user preset"),
+    grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,...: try every value (repeatable: the product)"),
+    space: list[str] = typer.Option(
+        [], "--space", help="KEY=DIST, sampled: log:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH, choice:A,B (repeatable)"
+    ),
+    trials: int | None = typer.Option(None, "--trials", help="--space: how many settings to sample"),
+    seeds: int = typer.Option(1, "--seeds", help="run each setting K times, train.seed = 0..K-1"),
+    overrides: list[str] = typer.Option([], "--set", help="a config key every trial shares (repeatable)"),
+    objective: str = typer.Option(
+        "val_loss", "--objective", help="val_loss (best), steps_to:LOSS, seconds_to:LOSS, or a task metric (accuracy)"
+    ),
+    prune: str = typer.Option("none", "--prune", help="median, halving or none: stop hopeless trials early"),
+    sampler: str | None = typer.Option(None, "--sampler", help="--space: tpe (default) or random"),
+    parallel: str = typer.Option("auto", "--parallel", help="trials at once on this machine: N or auto (see README)"),
+    sweep_dir: Path | None = typer.Option(None, "--sweep-dir", help="where the sweep lives (default runs/sweeps/NAME)"),
+    storage: str | None = typer.Option(
+        None, "--storage", help="the Optuna study: a database URL or journal:PATH (default: SQLite in the sweep dir)"
+    ),
+    headless: bool = typer.Option(False, "--headless", help="print a live table instead of opening the app"),
+    as_json: bool = typer.Option(False, "--json", help="with --headless: the sweep's events as JSON lines"),
+) -> None:
+    """Try many settings of a preset (Optuna), prune the hopeless ones, report medians and spread over seeds."""
+    from .commands.sweep import sweep
+
+    run_verb(
+        sweep,
+        preset,
+        grid,
+        space,
+        trials,
+        seeds,
+        overrides,
+        objective,
+        prune,
+        sampler,
+        parallel,
+        sweep_dir,
+        storage,
+        headless,
+        as_json,
+    )
+
+
+@app.command("sweeps")
+def sweeps_cmd(
+    sweep_dir: Path | None = typer.Argument(None, help="a sweep directory (default: list the sweeps)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object: settings and trials"),
+    fmt: str = typer.Option("table", "--format", help="table (with charts), md or csv"),
+) -> None:
+    """A sweep's report: one row per setting with the median and min-max over its seeds."""
+    from .commands.sweeps import sweeps
+
+    run_verb(sweeps, sweep_dir, as_json, fmt)
 
 
 def main() -> None:

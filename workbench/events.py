@@ -45,8 +45,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "progress": ("stage", "done", "total"),
     # kind: config | data | oom | nan | disk | checkpoint | prompt | internal ...
     "error": ("kind", "message", "hint"),
-    # reason: completed | stopped | error; extras: peak_rss_gb, gpu_peak_gb (CUDA), compiled_graphs and
-    # compile_s (compiled runs: seconds spent compiling), ranks_in_sync (DDP)
+    # reason: completed | stopped | pruned (a sweep's pruner stopped it) | error; extras: peak_rss_gb,
+    # gpu_peak_gb (CUDA), compiled_graphs and compile_s (compiled runs: seconds spent compiling),
+    # ranks_in_sync (DDP)
     "run_finished": ("reason", "step", "best_val_loss", "metrics"),
     # `gptbench run --dry-run`'s answer (worker --dry-run): the resolved config and the device it would run on
     "dry_run": ("config", "device", "device_name", "dtype", "compile"),
@@ -56,7 +57,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "system": ("cpu_percent", "cpu_count", "ram_used_gb", "ram_total_gb", "rss_gb", "gpus"),
 }
 
-# sample_cancel {"id": ...}: drop a queued or streaming sample request
+# sample_cancel {"id": ...}: drop a queued or streaming sample request;
+# stop {"reason": "pruned"}: a sweep's pruner stops the run (it finishes with reason pruned)
 COMMANDS = ("stop", "pause", "resume", "checkpoint", "sample", "sample_cancel")
 
 

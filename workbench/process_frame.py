@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from .events import encode, make
 
-EXIT_CODES = {"completed": 0, "error": 1, "bad input": 2, "stopped": 130}
+EXIT_CODES = {"completed": 0, "error": 1, "bad input": 2, "stopped": 130, "pruned": 130}
 
 
 class EventWriter:

@@ -28,7 +28,7 @@ ANSWERED_BY = {
 # A request that may wait longer than this for the next micro-step boundary says so.
 LONG_WAIT_S = 5.0
 # How a run ended, by run_finished's reason (what the runs table calls it).
-OUTCOMES = {"completed": "completed", "stopped": "stopped", "error": "error"}
+OUTCOMES = {"completed": "completed", "stopped": "stopped", "pruned": "pruned", "error": "error"}
 
 
 @dataclass
@@ -322,7 +322,7 @@ class RunState:
 
     @property
     def outcome(self) -> str:
-        """How the run stands by its events alone: empty, completed, stopped, error, or crashed
+        """How the run stands by its events alone: empty, completed, stopped, pruned, error, or crashed
         (started, with no run_finished yet: a reader that can see a live trainer calls it running)."""
         if not self.events:
             return "empty"
@@ -334,7 +334,9 @@ class RunState:
         if self.requested:
             return f"{self.requested} requested"
         if self.status == "finished" and self.finished:
-            return {"completed": "completed", "stopped": "stopped"}.get(self.finished["reason"], "finished")
+            return {"completed": "completed", "stopped": "stopped", "pruned": "pruned"}.get(
+                self.finished["reason"], "finished"
+            )
         return self.status
 
 

@@ -4,6 +4,7 @@
   prep workers and the CLI read token data without paying for either. Of the
   core it takes the facts (config, run_files), not the fold of events into run
   state (run_state, and runs.py, which lists runs with it).
+- `sweep/` loads neither: a sweep process only starts trainers and reads events.
 - `commands/`, the top-level modules and `tui/` never load torch: the app and
   the CLI start instantly and the UI never stalls on training work.
 - Headless code (`commands/` and the top-level modules) never loads textual.
@@ -39,12 +40,13 @@ def loaded_after_import(modules: list[str], depth: int = 1) -> set[str]:
     ("layer", "forbidden"),
     [
         ("data", {"torch", "textual"}),
+        ("sweep", {"torch", "textual"}),
         ("commands", {"torch", "textual"}),
         ("", {"torch", "textual"}),
         ("tui", {"torch"}),
         ("engine", {"textual"}),
     ],
-    ids=["data", "commands", "top-level", "tui", "engine"],
+    ids=["data", "sweep", "commands", "top-level", "tui", "engine"],
 )
 def test_each_layer_loads_only_what_it_may(layer, forbidden):
     modules = [m for m in modules_of(layer) if m != "workbench.__main__"]
@@ -58,7 +60,7 @@ def test_data_loads_only_the_core_facts():
     assert not loaded & {"workbench.run_state", "workbench.runs", "workbench.engine", "workbench.tui"}
 
 
-@pytest.mark.parametrize("layer", ["commands", "tui", ""], ids=["commands", "tui", "top-level"])
+@pytest.mark.parametrize("layer", ["commands", "tui", "sweep", ""], ids=["commands", "tui", "sweep", "top-level"])
 def test_the_faces_and_the_core_never_load_the_engine(layer):
     modules = [m for m in modules_of(layer) if m != "workbench.__main__"]
     assert "workbench.engine" not in loaded_after_import(modules, depth=2)
@@ -71,5 +73,5 @@ def test_cli_help_answers_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
-    for verb in ("presets", "run", "sample", "runs", "logs", "attach", "bench", "export", "data", "eval"):
+    for verb in ("presets", "run", "sample", "runs", "logs", "attach", "bench", "export", "data", "eval", "sweep"):
         assert verb in out.stdout

@@ -43,6 +43,7 @@ class Requests:
         self.inbox, self.vote, self.clock = inbox, vote, clock
         self.start_sample, self.emit, self.sync_device = start_sample, emit, sync_device
         self.stop = self.pause = self.checkpoint = False  # asked for, not yet agreed on
+        self.stop_reason = "stopped"  # run_finished's reason for a stop: "pruned" when a sweep's pruner asked
         self.samples: deque[SampleRequest] = deque()
         self.live_sample: SampleSession | None = None
         self.last_boundary = time.perf_counter()
@@ -56,6 +57,8 @@ class Requests:
             name = cmd.get("cmd")
             if name == "stop":
                 self.stop = True
+                if cmd.get("reason") == "pruned":
+                    self.stop_reason = "pruned"
             elif name == "pause":
                 self.pause = True
             elif name == "resume":

@@ -511,7 +511,7 @@ class Trainer:
         self.log.emit("status", state="stopping", step=self.step)
         self.requests.cancel_live_sample()
         self.state.save_if_due(self.step, last_step=True)  # a step undone mid-way is back at the saved state
-        return "stopped"
+        return self.requests.stop_reason  # "stopped", or "pruned" (a sweep's pruner sent the stop)
 
     def _sync_device(self) -> None:
         if self.setup.kind == "cuda":

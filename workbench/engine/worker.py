@@ -9,7 +9,7 @@ Whoever reads those pipes may go away while we train (a dropped SSH session,
 still reach events.jsonl (EventLog drops the dead pipe) and stderr moves to
 RUN_DIR/stderr.log (stderr_log.py).
 
-Exit codes: 0 completed, 130 stopped (Ctrl-C, SIGTERM or the stop command),
+Exit codes: 0 completed, 130 stopped (Ctrl-C, SIGTERM or the stop command; pruned by a sweep too),
 2 bad input (config, data, checkpoint), 1 anything else.
 """
 

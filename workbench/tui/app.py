@@ -8,6 +8,7 @@ run in subprocesses that talk the event protocol (see workbench/events.py).
       RunScreen      one run: Watch (plots, stats, log) and Talk (sampling)
       RunsScreen     the runs directory: open, attach, compare
       CompareScreen  any metric of several runs overlaid, and their config differences
+      SweepsScreen   a sweep's trials live, every trial's val curve, one colour per setting
       QuitScreen     stop or leave running the runs launched here
       StoppingScreen the countdown while they stop; kill one that does not
       HelpScreen     every key of the screen below it (`?`)
@@ -38,6 +39,7 @@ from .screens.picker import PickerScreen
 from .screens.quit import QuitScreen, StoppingScreen
 from .screens.run import RunScreen
 from .screens.runs import RunsScreen
+from .screens.sweeps import SweepsScreen
 
 # After "stop and quit", how long to wait for trainers to checkpoint and exit before offering to kill them.
 STOP_TIMEOUT_S = 60
@@ -66,11 +68,13 @@ class GPTBenchApp(App):
         preset: str | None = None,
         overrides: list[str] = (),
         view_only: bool = False,
+        sweep: Path | None = None,
     ):
-        """`attach`: open that run. `preset`: launch it (with `overrides`) at once. `view_only`: watch, never steer."""
+        """`attach`: open that run. `preset`: launch it (with `overrides`) at once. `view_only`: watch, never steer.
+        `sweep`: show that sweep."""
         super().__init__()
         self.view_only = view_only
-        self.attach = attach
+        self.attach, self.sweep = attach, sweep
         self.preset, self.overrides = preset, list(overrides)
         self.run_screens: dict[Path, RunScreen] = {}  # the installed ones, by run dir
         self.quitting = False
@@ -79,7 +83,9 @@ class GPTBenchApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(PickerScreen())
-        if self.attach:
+        if self.sweep:
+            self.show_sweeps(self.sweep)
+        elif self.attach:
             self.open_run(self.attach)
         elif self.preset:
             self.launch_run(self.preset, self.overrides)
@@ -108,6 +114,24 @@ class GPTBenchApp(App):
 
     def show_runs(self) -> None:
         self.push_screen(RunsScreen())
+
+    def launch_sweep(self, preset: str, grid: list[str], sets: list[str]) -> None:
+        """`gptbench sweep` in the background over the picker's several-valued keys; ConfigError if refused."""
+        from ..commands.sweep import plan_sweep, start_in_background, sweeps_root
+        from ..sweep.spec import build_spec, default_name, write_spec
+
+        name = default_name(build_spec(preset, grid=grid, sets=sets))
+        sweep_dir = new_run_dir(name, root=sweeps_root())  # a new sweep per launch
+        spec, sweep_dir, url, _ = plan_sweep(
+            preset, grid, [], None, 1, sets, "val_loss", "none", None, "auto", sweep_dir, None
+        )
+        sweep_dir.mkdir(parents=True)
+        write_spec(sweep_dir, spec, url)
+        start_in_background(spec, sweep_dir, "auto", url)
+        self.show_sweeps(sweep_dir)
+
+    def show_sweeps(self, sweep_dir: Path | None = None) -> None:
+        self.push_screen(SweepsScreen(sweep_dir))
 
     def show_picker(self) -> None:
         while len(self.screen_stack) > 2:  # the default screen, then the picker
@@ -178,7 +202,9 @@ class GPTBenchApp(App):
             self.exit()
 
 
-def run_app(attach: Path | None = None, preset: str | None = None, overrides: list[str] = ()) -> None:
+def run_app(
+    attach: Path | None = None, preset: str | None = None, overrides: list[str] = (), sweep: Path | None = None
+) -> None:
     """`gptbench` opens the picker; `gptbench attach RUN_DIR` opens that run;
     `gptbench run PRESET` launches it. Mistakes raise ConfigError before the
     app takes the screen over."""
@@ -187,4 +213,4 @@ def run_app(attach: Path | None = None, preset: str | None = None, overrides: li
     if preset is not None:
         presets.resolve(presets.load(preset), list(overrides), guess_device_kind())
     view_only = os.environ.get(VIEW_ONLY_ENV) == "1"
-    GPTBenchApp(attach=attach, preset=preset, overrides=overrides, view_only=view_only).run()
+    GPTBenchApp(attach=attach, preset=preset, overrides=overrides, view_only=view_only, sweep=sweep).run()

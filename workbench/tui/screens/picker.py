@@ -5,6 +5,10 @@ config exactly as `gptbench run PRESET --set KEY=VALUE` would, so the messages
 are the CLI's. Edits are kept per preset while you look at the others. Only
 `l` launches (enter edits), and a run estimated at over an hour on this
 machine asks first.
+
+A key given several values (`3e-4,1e-3`) makes the launch a sweep: `gptbench
+sweep` over those values, run in the background, shown in the Sweeps view.
+Each value is checked alone; the config shown is the first value's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from ... import presets
 from ...config import Config, ConfigError
+from ...sweep.spec import split_edits
 from ..config_values import allowed_values, flat_values
 from ..estimate import guess_device_kind, rough_duration, train_seconds
 from ..widgets.config_editor import ConfigEditor
@@ -47,6 +52,13 @@ class PickerScreen(WorkbenchScreen):
             id="picker.launch",
         ),
         Binding("r", "show_runs", "Runs", tooltip="Past and running runs", id="picker.runs"),
+        Binding(
+            "w",
+            "show_sweeps",
+            "Sweeps",
+            tooltip="Sweeps: their trials live, curves, the best setting",
+            id="picker.sweeps",
+        ),
     ]
 
     def __init__(self):
@@ -106,7 +118,9 @@ class PickerScreen(WorkbenchScreen):
 
     @staticmethod
     def _override_list(overrides: dict[str, str]) -> list[str]:
-        return [f"{k}={v}" for k, v in overrides.items()]
+        """The edits as --set keys; a key given several values (a sweep) counts with its first."""
+        sets, grid = split_edits(overrides)
+        return [*sets, *(g.split(",")[0] for g in grid)]
 
     def _resolve(self, overrides: dict[str, str]) -> Config:
         return presets.resolve(self.presets[self.current], self._override_list(overrides), self.device_kind)
@@ -133,7 +147,9 @@ class PickerScreen(WorkbenchScreen):
                 seconds=self._seconds(cfg, summary["params"]),
             ),
         )
-        self.query_one(ConfigEditor).show_config(flat_values(cfg.to_dict()), set(self.overrides))
+        values = flat_values(cfg.to_dict())
+        values.update(dict(g.split("=", 1) for g in split_edits(self.overrides)[1]))  # a sweep's values, as typed
+        self.query_one(ConfigEditor).show_config(values, set(self.overrides))
 
     def _device(self, cfg: Config) -> str:
         return self.device_kind if cfg.train.device == "auto" else cfg.train.device
@@ -145,7 +161,9 @@ class PickerScreen(WorkbenchScreen):
     def _edit(self, message: ConfigEditor.EditSubmitted) -> None:
         candidate = {**self.overrides, message.key: message.value}
         try:
-            self._resolve(candidate)
+            several = split_edits({message.key: message.value})[1]
+            for value in message.value.split(",") if several else [message.value]:  # a sweep: each value alone
+                self._resolve({**candidate, message.key: value.strip()})
         except ConfigError as exc:
             # The CLI's hints say what to type after --set, with an example value; here, what the key takes.
             hint = exc.hint if "--" not in exc.hint else f"{message.key} takes {allowed_values(message.key)}."
@@ -175,6 +193,13 @@ class PickerScreen(WorkbenchScreen):
             self.query_one(ConfigEditor).show_error(exc.message, exc.hint)
             return
         preset, overrides = self.current, self._override_list(self.overrides)
+        sets, grid = split_edits(self.overrides)
+        if grid:
+            try:
+                self.app.launch_sweep(preset, grid, sets)
+            except ConfigError as exc:
+                self.query_one(ConfigEditor).show_error(exc.message, exc.hint)
+            return
         seconds = self._seconds(summary["config"], summary["params"])
         if seconds <= ASK_BEFORE_S:
             self.app.launch_run(preset, overrides)
@@ -189,3 +214,6 @@ class PickerScreen(WorkbenchScreen):
 
     def action_show_runs(self) -> None:
         self.app.show_runs()
+
+    def action_show_sweeps(self) -> None:
+        self.app.show_sweeps()

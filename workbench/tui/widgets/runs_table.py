@@ -15,6 +15,7 @@ STATUS_STYLE = {
     "running": "bold green",
     "completed": "green",
     "stopped": "yellow",
+    "pruned": "yellow",
     "error": "red",
     "crashed": "bold red",
     "empty": "dim",
