@@ -74,25 +74,30 @@ class Muon(torch.optim.Muon):
                 bufs.append(self.state[p]["momentum_buffer"])
             momentum, lr = group["momentum"], group["lr"]
             torch._foreach_lerp_(bufs, grads, 1 - momentum)
-            updates = torch._foreach_lerp(grads, bufs, momentum) if group["nesterov"] else bufs
             torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
             # Newton-Schulz works on wide matrices: a tall one goes in transposed.
             stacks = defaultdict(list)
-            for p, u in zip(params, updates):
+            for p, g, buf in zip(params, grads, bufs):
                 tall = p.size(0) > p.size(1)
-                stacks[(u.mT if tall else u).shape].append((p, u, tall))
-            for members in stacks.values():
-                wide = torch.stack([u.mT if tall else u for _, u, tall in members])
+                stacks[(p.mT if tall else p).shape].append((p, g, buf, tall))
+            for shape, members in stacks.items():
+                # the update, written straight into a bf16 stack: computed in float32, rounded once, as torch's
+                wide = torch.empty((len(members), *shape), dtype=torch.bfloat16, device=params[0].device)
+                for (_, g, buf, tall), w in zip(members, wide):
+                    out = w.mT if tall else w
+                    if group["nesterov"]:
+                        torch.lerp(g, buf, momentum, out=out)
+                    else:
+                        out.copy_(buf)
                 ortho = zeropower_via_newtonschulz(wide, group["ns_coefficients"], group["ns_steps"], group["eps"])
-                for (p, _, tall), o in zip(members, ortho):
+                for (p, *_, tall), o in zip(members, ortho):
                     p.add_(o.mT if tall else o, alpha=-adjusted_lr(lr, group["adjust_lr_fn"], p.shape))
         return loss
 
 
-def zeropower_via_newtonschulz(wide: torch.Tensor, abc: tuple[float, float, float], steps: int, eps: float):
-    """torch.optim.Muon's quintic Newton-Schulz in bf16, on a stack of wide matrices (batch, m, n), m <= n."""
+def zeropower_via_newtonschulz(x: torch.Tensor, abc: tuple[float, float, float], steps: int, eps: float):
+    """torch.optim.Muon's quintic Newton-Schulz on a bf16 stack of wide matrices (batch, m, n), m <= n."""
     a, b, c = abc
-    x = wide.bfloat16()
     # a spectral norm of at most 1, matrix by matrix
     x = x / torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp(min=eps)
     for _ in range(steps):
