@@ -100,3 +100,39 @@ def test_the_optimizer_cannot_change_on_resume(tmp_path):
     out = gptbench("run", "--headless", "--resume", str(run_dir), *sets(["train.max_steps=10", "train.optimizer=muon"]))
     assert out.returncode != 0
     assert "train.optimizer: checkpoint 'adamw', asked 'muon'" in out.stdout + out.stderr
+
+
+def test_modern_with_a_tied_head_and_wsd_resumes_exactly_inside_the_decay(tmp_path):
+    """What the recipe sweep varies: recipe=modern with model.tie_embeddings=true and train.schedule=wsd.
+    Stopped at step 12 (the decay began at 10), resumed to 20 == 20 steps straight, and Muon's rate
+    follows the same schedule as AdamW's."""
+    common = (
+        TINY_CHAR
+        + MODERN
+        + [
+            "model.tie_embeddings=true",
+            "train.schedule=wsd",
+            "train.decay_fraction=0.5",
+            "train.max_steps=20",
+            "train.log_every=1",
+            "train.lr=1e-2",
+            "train.min_lr=1e-3",
+            "train.muon_lr=0.02",
+            "train.eval_every=12",
+        ]
+    )
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run("run", "shakespeare-char", "--headless", "--run-dir", str(straight), *sets(common))
+    run("run", "shakespeare-char", "--headless", "--run-dir", str(split), *sets(common + ["train.target_val_loss=100"]))
+    assert max(losses(split)) == 12  # stopped by the (huge) target at the first eval
+    run("run", "--headless", "--resume", str(split), *sets(["train.target_val_loss=0"]))
+    assert losses(split) == losses(straight) and sorted(losses(split)) == list(range(1, 21))
+    started = of_kind(read_events(split), "run_started")[0]
+    assert started["optimizer"] == "muon (4 matrices) + adamw (4 tensors)"  # wte (= the head) and 3 gains
+    lr = {e["step"]: e["lr"] for e in of_kind(read_events(split), "step")}
+    assert all(lr[s] == 1e-2 for s in range(1, 11)) and lr[20] == pytest.approx(1e-3 + 9e-3 / 10)
+    ckpt = torch.load(split / "last.pt", weights_only=True)
+    [muon_group] = ckpt["optimizer"]["muon"]["param_groups"]
+    assert muon_group["lr"] == pytest.approx(lr[20] * 0.02 / 1e-2)
+    b = torch.load(straight / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(ckpt["model"][k], b[k]) for k in b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -37,8 +38,80 @@ def make_optimizer(model: torch.nn.Module, train: TrainConfig, device_kind: str)
         return adamw
     # Both apply decoupled decay as p *= 1 - lr * weight_decay: scaled so that a
     # matrix shrinks by as much per step under Muon as it would under AdamW.
-    muon = torch.optim.Muon(hidden, lr=train.muon_lr, weight_decay=train.weight_decay * train.lr / train.muon_lr)
+    muon = Muon(hidden, lr=train.muon_lr, weight_decay=train.weight_decay * train.lr / train.muon_lr)
     return MuonAdamW(muon, adamw)
+
+
+class Muon(torch.optim.Muon):
+    """torch.optim.Muon's update, with the matrices of one shape orthogonalised together.
+
+    torch runs Newton-Schulz matrix by matrix: 15 small matmuls per matrix, and
+    the momentum, decay and update as a few elementwise ops per matrix. Here the
+    elementwise ops run as one foreach op over all matrices, and the matrices of
+    one shape (a tall one transposed, as Newton-Schulz takes it) are stacked and
+    orthogonalised by batched matmuls, as modded-nanogpt does: 3 stacks instead
+    of 16 matrices on shakespeare-char's CPU profile, and one launch per stack
+    on a GPU. The same arithmetic in the same dtype (bf16) as torch's, the same
+    state (checkpoints load either way); tests/unit/test_optim.py holds it
+    to torch's per-matrix update.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            bufs = []
+            for p in params:
+                if "momentum_buffer" not in self.state[p]:
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+                bufs.append(self.state[p]["momentum_buffer"])
+            momentum, lr = group["momentum"], group["lr"]
+            torch._foreach_lerp_(bufs, grads, 1 - momentum)
+            torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+            # Newton-Schulz works on wide matrices: a tall one goes in transposed.
+            stacks = defaultdict(list)
+            for p, g, buf in zip(params, grads, bufs):
+                tall = p.size(0) > p.size(1)
+                stacks[(p.mT if tall else p).shape].append((p, g, buf, tall))
+            for shape, members in stacks.items():
+                # the update, written straight into a bf16 stack: computed in float32, rounded once, as torch's
+                wide = torch.empty((len(members), *shape), dtype=torch.bfloat16, device=params[0].device)
+                for (_, g, buf, tall), w in zip(members, wide):
+                    out = w.mT if tall else w
+                    if group["nesterov"]:
+                        torch.lerp(g, buf, momentum, out=out)
+                    else:
+                        out.copy_(buf)
+                ortho = zeropower_via_newtonschulz(wide, group["ns_coefficients"], group["ns_steps"], group["eps"])
+                for (p, *_, tall), o in zip(members, ortho):
+                    p.add_(o.mT if tall else o, alpha=-adjusted_lr(lr, group["adjust_lr_fn"], p.shape))
+        return loss
+
+
+def zeropower_via_newtonschulz(x: torch.Tensor, abc: tuple[float, float, float], steps: int, eps: float):
+    """torch.optim.Muon's quintic Newton-Schulz on a bf16 stack of wide matrices (batch, m, n), m <= n."""
+    a, b, c = abc
+    # a spectral norm of at most 1, matrix by matrix
+    x = x / torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x
+
+
+def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
+    """torch.optim.Muon's per-shape rate: "original" (Keller Jordan's) scales by sqrt(max(1, rows/cols))."""
+    rows, cols = shape[:2]
+    if adjust_lr_fn == "match_rms_adamw":
+        return lr * 0.2 * math.sqrt(max(rows, cols))
+    return lr * math.sqrt(max(1, rows / cols))
 
 
 class MuonAdamW:
