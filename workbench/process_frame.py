@@ -106,15 +106,16 @@ def failed(exc: Exception | KeyboardInterrupt, bad_input: str = "config") -> Fai
     return Failed(kind, message, getattr(exc, "hint", None) or failure.hint, failure.code)
 
 
-def run_process(work: Callable[[EventWriter], int | None], bad_input: str, stopped: str = "") -> int:
+def run_process(work: Callable[[EventWriter], None], bad_input: str, stopped: str = "") -> int:
     """Run an engine process's work with its events on stdout; a failure is one `error` event.
 
-    Returns the exit code (0 when the work returns None). bad_input: the kind its ConfigErrors get;
-    stopped: what the process says when Ctrl-C stops it (e.g. corpus preparation keeps its shards).
+    Returns the exit code: 0 when the work is done, else the failure's (FAILURES). bad_input: the kind
+    its ConfigErrors get; stopped: what it says when Ctrl-C stops it (corpus preparation keeps its shards).
     """
     events = EventWriter()
     try:
-        return work(events) or 0
+        work(events)
+        return EXIT_CODES["completed"]
     except (Exception, KeyboardInterrupt) as exc:
         failure = failed(exc, bad_input)
         message = stopped if failure.kind == "stopped" and stopped else failure.message

@@ -1,6 +1,6 @@
 """A checkpoint written by an earlier gptbench still resumes exactly.
 
-tests/fixtures/old_runs/resume-from-c77863a holds a run as c77863a left it (before
+tests/fixtures/checkpoints/resume-from-c77863a holds a run as c77863a left it (before
 the TrainState refactor) at step 20 of 30: weights, AdamW moments, RNG with
 dropout on, the data position, a cosine decay anchored at step 10 (the run was
 extended from 20 steps), the clock. The same code resumed it to step 30;
@@ -21,7 +21,7 @@ from command_line import gptbench
 
 from workbench.runs import read_events
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_runs" / "resume-from-c77863a"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoints" / "resume-from-c77863a"
 
 
 def test_a_checkpoint_from_before_the_refactor_resumes_exactly(tmp_path):

@@ -406,8 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     command = args.command or f"python -m workbench.data.prepare {' '.join(sys.argv[1:])}"
     workers = args.workers or os.cpu_count() or 1
+
+    def work(events) -> None:
+        prepare(settings, args.out, workers, events.emit, command, args.val_tokens is not None)
+
     return run_process(
-        lambda events: prepare(settings, args.out, workers, events.emit, command, args.val_tokens is not None),
+        work,
         bad_input="data",
         stopped="Stopped; the shards written so far are kept, and the same command resumes after them.",
     )
