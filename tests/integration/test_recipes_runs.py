@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from command_line import gptbench, of_kind, sets, train_tiny
+from command_line import TINY_CHAR, gptbench, of_kind, sets, train_tiny
 
 from workbench.runs import read_events
 
