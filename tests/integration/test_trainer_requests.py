@@ -9,6 +9,7 @@ goes on.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import resource
@@ -385,18 +386,31 @@ def test_keep_last_keeps_the_most_recent_step_checkpoints(tmp_path):
 # ---------------------------------------------------------------- threads
 
 
-def test_cpu_threads_are_shared_with_other_gptbench_processes(finished_run, tmp_path):
+def test_cpu_threads_are_shared_with_busy_gptbench_processes_only(finished_run, tmp_path):
+    """A sampler that waits for its next prompt claims no cores; one that decodes takes its share."""
     run_dir = finished_run
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     sampler = subprocess.Popen(
         [sys.executable, "-m", "workbench.engine.sampler", "--run-dir", str(run_dir), "--serve"],
         stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
         env=env,
     )
-    try:
-        other = tmp_path / "other"
+
+    def ask(max_new_tokens: int, until_done: bool) -> None:
+        sampler.stdin.write(
+            json.dumps({"cmd": "sample", "id": "q", "prompt": "ROMEO:", "max_new_tokens": max_new_tokens}) + "\n"
+        )
+        sampler.stdin.flush()
+        for line in sampler.stdout:
+            event = json.loads(line)
+            assert event["event"] == "sample", event
+            if event.get("done") or not until_done:
+                return
+
+    def threads_of_a_new_run(name: str) -> int:
         out = subprocess.run(
             [
                 sys.executable,
@@ -406,7 +420,7 @@ def test_cpu_threads_are_shared_with_other_gptbench_processes(finished_run, tmp_
                 "shakespeare-char",
                 "--headless",
                 "--run-dir",
-                str(other),
+                str(tmp_path / name),
                 *sets(TINY_CHAR + ["train.max_steps=2", "train.eval_steps=1"]),
             ],
             capture_output=True,
@@ -415,11 +429,18 @@ def test_cpu_threads_are_shared_with_other_gptbench_processes(finished_run, tmp_
             env=env,
         )
         assert out.returncode == 0, out.stdout + out.stderr
+        return of_kind(read_events(tmp_path / name), "run_started")[0]["threads"]
+
+    try:
+        ask(5, until_done=True)  # loaded, answered, and now waiting for the next prompt
+        idle = threads_of_a_new_run("beside-an-idle-sampler")
+        ask(10**6, until_done=False)  # decoding for minutes
+        busy = threads_of_a_new_run("beside-a-busy-sampler")
     finally:
         sampler.kill()
     cores = len(os.sched_getaffinity(0))
-    started = of_kind(read_events(other), "run_started")[0]
-    assert started["threads"] == max(1, cores // 2)  # the trainer and the sampler share the cores
+    assert idle == cores  # the waiting sampler left every core to the trainer
+    assert busy == max(1, cores // 2)  # the trainer and the decoding sampler share the cores
     pinned = of_kind(read_events(run_dir), "run_started")[0]
     assert pinned["threads"] == 1  # the test suite pins OMP_NUM_THREADS=1: an explicit count wins
 
