@@ -148,8 +148,13 @@ class RunScreen(PlotScreen):
         self.redraw()
 
     def on_unmount(self) -> None:
-        if self.sampler:
-            self.sampler.close()
+        self._close_sampler()
+
+    def on_screen_suspend(self) -> None:
+        # Off the stack, not just under a dialog: a screen the app keeps (it holds a trainer's pipe) is never
+        # unmounted, and its idle sampler would hold a process, and a share of the cores, until the app quits.
+        if self not in self.app.screen_stack:
+            self._close_sampler()
 
     def on_resize(self, event: Resize) -> None:
         self.query_one(RunDashboard).fit(event.size.width, event.size.height)
@@ -456,15 +461,13 @@ class RunScreen(PlotScreen):
         if sample_id in self.live_samples:
             if self.trainer_running:
                 self._send("sample_cancel", id=sample_id)
-        elif self.sampler:
-            self.sampler.close()  # a checkpoint sampler holds nothing worth keeping; the next prompt starts one
-            self.sampler = None
+        else:
+            self._close_sampler()
 
     def _checkpoint_sampler(self, checkpoint: str) -> CheckpointSampler:
         """The sampler for `checkpoint`, started on first use (loading the model takes a moment)."""
         if self.sampler and (self.sampler.checkpoint != checkpoint or not self.sampler.running):
-            self.sampler.close()
-            self.sampler = None
+            self._close_sampler()
         if self.sampler is None:
             self.sampler = CheckpointSampler(self, self.run_dir, checkpoint)
             self.sampler.start()
@@ -473,6 +476,11 @@ class RunScreen(PlotScreen):
     @on(SampleConsole.CheckpointChosen)
     def _checkpoint_chosen(self, message: SampleConsole.CheckpointChosen) -> None:
         if self.sampler and self.sampler.checkpoint != message.checkpoint:
+            self._close_sampler()
+
+    def _close_sampler(self) -> None:
+        """A checkpoint sampler holds nothing worth keeping: the next prompt starts one again."""
+        if self.sampler:
             self.sampler.close()
             self.sampler = None
 
