@@ -107,6 +107,20 @@ async def test_edits_survive_moving_to_another_preset_and_leaving_the_box():
         assert picker.overrides == {"train.lr": "0.01", "train.max_steps": "300"}
 
 
+async def test_a_rejected_value_is_dropped_on_leaving_the_box_and_the_line_says_so():
+    async with picker_app() as (pilot, picker, launches):
+        app = pilot.app
+        await edit(pilot, "train.max_steps", *"abc")
+        await until(pilot, lambda: "train.max_steps must be" in visible_text(app), "the error")
+        await pilot.press("tab")
+        await until(pilot, lambda: "train.max_steps=abc not applied" in visible_text(app), "the edit dropped")
+        table = picker.query_one("#config-table")
+        assert not picker.query_one("#config-input").display
+        assert str(table.get_row("train.max_steps")[1]) == "1000" and picker.overrides == {}
+        await pilot.press("l")  # launches what the table shows
+        assert launches.calls == [("addition", [])]
+
+
 async def test_an_error_goes_as_soon_as_the_value_is_fixed():
     async with picker_app() as (pilot, picker, _):
         app = pilot.app

@@ -151,7 +151,10 @@ class PickerScreen(WorkbenchScreen):
             hint = (
                 exc.hint if "--" not in exc.hint else f"{message.key} takes {allowed_values(message.key, exc.message)}."
             )
-            self.query_one(ConfigEditor).show_error(exc.message, hint)
+            if isinstance(message, ConfigEditor.EditLeft):  # never leave a rejected value looking applied
+                self.query_one(ConfigEditor).drop_edit(exc.message)
+            else:
+                self.query_one(ConfigEditor).show_error(exc.message, hint)
             return
         if isinstance(message, ConfigEditor.EditChanged):
             self.query_one(ConfigEditor).show_valid()

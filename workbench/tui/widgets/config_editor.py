@@ -1,11 +1,13 @@
 """ConfigEditor: every config key of the picked preset, editable in place.
 
 The editor shows values and takes edits; it does not judge them. It posts
-`EditChanged` as you type and `EditSubmitted` on enter (or when you leave the
-box: an edit is never dropped because the focus moved), and the picker screen
-validates the whole config with the same `presets.resolve` the CLI uses, then
-either accepts the edit (`show_config`) or hands the error back (`show_error`)
-with the CLI's exact message and hint; a value that is fine again clears it.
+`EditChanged` as you type, `EditSubmitted` on enter and `EditLeft` when you
+leave the box (a good edit is never dropped because the focus moved), and the
+picker screen validates the whole config with the same `presets.resolve` the
+CLI uses, then either accepts the edit (`show_config`) or hands the error back
+(`show_error`) with the CLI's exact message and hint; a value that is fine
+again clears it. A rejected value you leave is dropped (`drop_edit`), and the
+line under the table says so: it never stays in the box looking applied.
 Under the table, the selected key's help (config.py) says what it means.
 """
 
@@ -45,6 +47,9 @@ class ConfigEditor(Vertical):
 
     class EditChanged(EditSubmitted):
         """The value in the box changed (not applied yet): check it."""
+
+    class EditLeft(EditSubmitted):
+        """The box lost the focus with this value: apply it if it is fine, else drop it."""
 
     class KeyReset(Message):
         def __init__(self, key: str):
@@ -130,9 +135,23 @@ class ConfigEditor(Vertical):
 
     @on(Input.Blurred, "#config-input")
     def _left(self, event: Input.Blurred) -> None:
-        """Leaving the box (a click elsewhere, tab) applies what was typed, as enter would."""
-        if self.editing and event.value != self._original:
-            self.post_message(self.EditSubmitted(self.editing, event.value.strip()))
+        """Leaving the box (a click elsewhere, tab) applies what was typed, as enter would, if it is fine."""
+        if not self.editing:
+            return
+        if event.value != self._original:
+            self.post_message(self.EditLeft(self.editing, event.value.strip()))
+        else:
+            self._end_edit()
+
+    def drop_edit(self, why: str) -> None:
+        """The value left in the box was rejected: back to the value before, saying why."""
+        if not self.editing:
+            return
+        key, value = self.editing, self.query_one("#config-input", Input).value.strip()
+        self._end_edit()
+        self.query_one("#config-error", Static).update(
+            Text.assemble((f"{key}={value} not applied: ", "bold red"), why, ("  (enter edits it again)", "dim"))
+        )
 
     def _end_edit(self) -> None:
         self.editing = None
