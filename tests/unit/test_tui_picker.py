@@ -151,6 +151,6 @@ async def test_a_hint_says_what_the_edited_key_takes_not_a_cli_line(key, typed, 
     async with picker_app() as (pilot, picker, _):
         await edit(pilot, key, *typed)
         shown = picker.query_one("#config-error")
-        await until(pilot, lambda: "Hint" in str(shown.render()), "the hint")
-        text = str(shown.render())
+        await until(pilot, lambda: "Hint" in str(shown.content), "the hint")
+        text = str(shown.content)
         assert text.endswith(hint) and "--set" not in text

@@ -58,7 +58,7 @@ class LaunchedTrainer:
     def _wait_for_exit(self) -> None:
         code = self.process.wait()  # also waits until its output is fully read
         if not self.closed:
-            self.owner.post_message(TrainerExited(code, list(self.process.stderr_tail)))
+            self.owner.post_message(TrainerExited(exit_code=code, stderr_tail=list(self.process.stderr_tail)))
 
     @property
     def running(self) -> bool:

@@ -9,6 +9,8 @@ machine asks first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,10 +32,10 @@ from .workbench_screen import WorkbenchScreen
 ASK_BEFORE_S = 3600
 
 
+@dataclass
 class PresetsLoaded(Message):
-    def __init__(self, found: dict[str, presets.Preset], error: ConfigError | None):
-        super().__init__()
-        self.found, self.error = found, error
+    found: dict[str, presets.Preset]
+    error: ConfigError | None
 
 
 class PickerScreen(WorkbenchScreen):
@@ -77,9 +79,9 @@ class PickerScreen(WorkbenchScreen):
     @work(thread=True, name="reading the presets", exit_on_error=False)
     def load_presets(self) -> None:
         try:
-            self.post_message(PresetsLoaded(presets.available(), None))
+            self.post_message(PresetsLoaded(found=presets.available(), error=None))
         except ConfigError as exc:  # a broken user preset file
-            self.post_message(PresetsLoaded({}, exc))
+            self.post_message(PresetsLoaded(found={}, error=exc))
 
     @on(PresetsLoaded)
     def _presets_loaded(self, message: PresetsLoaded) -> None:

@@ -13,6 +13,7 @@ the first data of a plot, and a replay, which draw at once.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
@@ -45,10 +46,11 @@ PLOTS_CHECK_S = 0.5  # plots: redrawn when the CPU budget allows; this is how of
 CHECKPOINTS = {"best": BEST_CKPT, "last": LAST_CKPT}
 
 
+@dataclass
 class ConfigLoaded(Message):
-    def __init__(self, values: dict[str, str], preset: dict[str, str] | None, note: str):
-        super().__init__()
-        self.values, self.preset, self.note = values, preset, note
+    values: dict[str, str]
+    preset: dict[str, str] | None
+    note: str
 
 
 class RunScreen(PlotScreen):
@@ -398,14 +400,16 @@ class RunScreen(PlotScreen):
         config = config or read_json(self.run_dir / CONFIG_FILE)
         if not config:
             self.post_message(
-                ConfigLoaded({}, None, "this run has no config yet (no run_started event, no config.json)")
+                ConfigLoaded(
+                    values={}, preset=None, note="this run has no config yet (no run_started event, no config.json)"
+                )
             )
             return
         try:
             preset, note = preset_values(config), ""
         except ConfigError as exc:
             preset, note = None, f"the preset cannot be read, so changes are not marked: {exc.message}"
-        self.post_message(ConfigLoaded(flat_values(config), preset, note))
+        self.post_message(ConfigLoaded(values=flat_values(config), preset=preset, note=note))
 
     @on(ConfigLoaded)
     def _config_loaded(self, message: ConfigLoaded) -> None:

@@ -13,6 +13,8 @@ Under the table, the selected key's help (config.py) says what it means.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -22,6 +24,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from ...config import all_keys, key_help
+from ..clamped_text import ClampedText
 
 
 class ConfigEditor(Vertical):
@@ -40,10 +43,10 @@ class ConfigEditor(Vertical):
     class Back(Message):
         """escape on the keys: the picker goes back to its preset list."""
 
+    @dataclass
     class EditSubmitted(Message):
-        def __init__(self, key: str, value: str):
-            super().__init__()
-            self.key, self.value = key, value
+        key: str
+        value: str
 
     class EditChanged(EditSubmitted):
         """The value in the box changed (not applied yet): check it."""
@@ -51,10 +54,9 @@ class ConfigEditor(Vertical):
     class EditLeft(EditSubmitted):
         """The box lost the focus with this value: apply it if it is fine, else drop it."""
 
+    @dataclass
     class KeyReset(Message):
-        def __init__(self, key: str):
-            super().__init__()
-            self.key = key
+        key: str
 
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
@@ -87,7 +89,7 @@ class ConfigEditor(Vertical):
 
     def show_error(self, message: str, hint: str) -> None:
         self.query_one("#config-error", Static).update(
-            Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else "")
+            ClampedText(Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else ""))
         )
 
     def show_valid(self) -> None:
@@ -104,7 +106,7 @@ class ConfigEditor(Vertical):
         if self.editing or not table.row_count:
             return
         key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        line = Text(f"{key}: {key_help(key)}", style="dim") if key in all_keys() else ""
+        line = ClampedText(Text(f"{key}: {key_help(key)}", style="dim")) if key in all_keys() else ""
         self.query_one("#config-error", Static).update(line)
 
     @on(DataTable.RowHighlighted)

@@ -114,15 +114,14 @@ def parse_settings(temperature: str, top_k: str, top_p: str, max_new_tokens: str
 
 
 class SampleConsole(Vertical):
+    @dataclass
     class Submitted(Message):
-        def __init__(self, prompt: str, settings: SampleSettings):
-            super().__init__()
-            self.prompt, self.settings = prompt, settings
+        prompt: str
+        settings: SampleSettings
 
+    @dataclass
     class CheckpointChosen(Message):
-        def __init__(self, checkpoint: str):
-            super().__init__()
-            self.checkpoint = checkpoint
+        checkpoint: str
 
     def __init__(self, *, id: str | None = None, kept: dict[str, dict[str, str]] | None = None):
         """`kept`: the sampling settings as last typed, per preset (the app's, shared by every run's console)."""
