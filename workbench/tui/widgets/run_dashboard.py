@@ -106,17 +106,24 @@ class RunDashboard(Vertical):
                 Text.assemble(("log › ", "dim"), last, (" (o: whole log)", "dim")), layout=False
             )
 
-    def refresh_numbers(self, resumable: bool) -> None:
-        """Stats, system pane and crash report: cheap, and a no-op when no event came in."""
+    def refresh_numbers(self, resumable: bool, now: float | None = None) -> None:
+        """Stats, system pane and crash report: cheap, and a no-op when nothing changed.
+        `now`: the wall-clock time while the run is live, so elapsed and ETA tick between events."""
         # what is on screen: a fold or an unfold (toggle, resize) needs a redraw as much as a new event
-        shown = (self.state.version, self.is_showing("stats-line"), self.is_showing("system"))
+        shown = (
+            self.state.version,
+            self.is_showing("stats-line"),
+            self.is_showing("system"),
+            self.size.width,
+            None if now is None else int(now),
+        )
         if shown == self._shown:
             return
         self._shown = shown
         if self.is_showing("stats-line"):
-            self.query_one(RunStatsLine).show(self.state)
+            self.query_one(RunStatsLine).show(self.state, now)
         else:
-            self.query_one(RunStats).show(self.state)
+            self.query_one(RunStats).show(self.state, now)
         if self.is_showing("system"):
             self.query_one(SystemPane).show(self.state)
         if self.state.is_over:
