@@ -176,6 +176,7 @@ async def test_attach_to_a_headless_run_and_control_it(runs, stray_trainers):
         assert trainer.wait(timeout=30) == 130
         await until(pilot, lambda: not screen.trainer_running, "the control channel to close")
         assert screen.state.crash is None
+        assert "attached, the trainer has ended" in await frame(pilot, screen)  # not a replay: we saw it live
 
 
 async def test_a_killed_trainer_shows_the_crash_and_resumes(runs, stray_trainers):

@@ -12,6 +12,7 @@ the first data of a plot, and a replay, which draw at once.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,11 +174,14 @@ class RunScreen(PlotScreen):
     def source(self) -> str:
         if self.link.owns_process:
             return "launched here"
-        return "attached, live" if self.link.running else "replay from run dir"
+        if self.link.running:
+            return "attached, live"
+        return "attached, the trainer has ended" if self.link.was_live else "replay from run dir"
 
     def _refresh_numbers(self) -> None:
         self.query_one(RunHeader).show(self.state, self.source)
-        self.query_one(RunDashboard).refresh_numbers(resumable=self.resumable)
+        now = time.time() if self.trainer_running else None  # a live run's clock ticks between its events
+        self.query_one(RunDashboard).refresh_numbers(resumable=self.resumable, now=now)
 
     def _maybe_refresh_plots(self) -> None:
         # A run that no longer trains draws at once (its curves change no more); a live one within the CPU budget.

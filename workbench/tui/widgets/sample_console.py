@@ -14,6 +14,7 @@ from rich.console import Group
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
@@ -114,6 +115,19 @@ def parse_settings(temperature: str, top_k: str, top_p: str, max_new_tokens: str
 
 
 class SampleConsole(Vertical):
+    HELP_TITLE = "Talk (while you type, letters go into the prompt)"
+    # The screen's keys are letters, which the prompt takes while it has the focus; the footer
+    # would be empty. Escape is the key that still works: say so there.
+    BINDINGS = [
+        Binding(
+            "escape",
+            "screen.back",
+            "Back",
+            tooltip="Cancel the answer coming in, or back to the dashboard (then the run's keys work again)",
+            id="talk.back",
+        )
+    ]
+
     @dataclass
     class Submitted(Message):
         prompt: str
