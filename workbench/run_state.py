@@ -271,33 +271,35 @@ class RunState:
         left out) per step since its first step event (so the first step's compile is left out too).
         Evals and checkpoints count into the pace, so the ETA holds steady across them. Before two
         steps have been logged, a long step's micro-steps give the pace (`micro_s` each)."""
+        return self._eta()[0]
+
+    def _eta(self) -> tuple[float | None, dict | None]:
+        """The ETA and the event it was reckoned at."""
         if self.finished or self.status in ("paused", "crashed"):
-            return None
+            return None, None
         a, b, p = self.session_first_step, self.last_step, self.progress
         if a is not None and b is not None and b["step"] > a["step"]:
             active = "active_s" if "active_s" in a and "active_s" in b else "elapsed_s"  # older runs: no active_s
             per_step = (b[active] - a[active]) / (b["step"] - a["step"])
-            return max(0.0, (self.max_steps - b["step"]) * per_step)
+            return max(0.0, (self.max_steps - b["step"]) * per_step), b
         if p and p.get("micro_s"):
-            return ((p["total"] - p["done"]) + (self.max_steps - p["step"]) * p["total"]) * p["micro_s"]
-        return None
-
-    def _since_latest_event(self, now: float | None) -> float:
-        """Wall-clock seconds from the latest event to `now` (0 for a recorded run: None)."""
-        if now is None or self.last_t is None or self.clock_t is None:
-            return 0.0
-        return max(0.0, now - self.last_t)
+            return ((p["total"] - p["done"]) + (self.max_steps - p["step"]) * p["total"]) * p["micro_s"], p
+        return None, None
 
     def elapsed_at(self, now: float | None) -> float | None:
         """elapsed_s run on to the wall-clock time `now` while the run's clock runs: a live view ticks
         between events (a heavy step sends one every few seconds). None: as the events alone tell it."""
         elapsed = self.elapsed_s
-        return None if elapsed is None else elapsed + self._since_latest_event(now)
+        if elapsed is None or now is None or self.clock_t is None or self.last_t is None:
+            return elapsed
+        return elapsed + max(0.0, now - self.last_t)
 
     def eta_at(self, now: float | None) -> float | None:
-        """eta_s counted down to the wall-clock time `now` (see elapsed_at)."""
-        eta = self.eta_s
-        return None if eta is None else max(0.0, eta - self._since_latest_event(now))
+        """eta_s counted down from the event it was reckoned at to the wall-clock time `now`."""
+        eta, at = self._eta()
+        if eta is None or now is None or not isinstance(at.get("t"), (int, float)):
+            return eta
+        return max(0.0, eta - max(0.0, now - at["t"]))
 
     @property
     def micro_step(self) -> str | None:

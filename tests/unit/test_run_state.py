@@ -86,6 +86,8 @@ def test_a_live_view_ticks_between_events_and_a_long_first_step_has_an_eta():
     assert state.eta_s == (6 + 99 * 8) * 6.0  # this step's 6 micro-steps left, then 99 steps of 8
     assert state.elapsed_at(None) == 12.0 and state.elapsed_at(1015.0) == 15.0  # the events' clock, run on
     assert state.eta_at(1015.0) == state.eta_s - 3.0
+    state.apply({"event": "system", "t": 1014.0})  # counted from the event the ETA was reckoned at, not the latest
+    assert state.eta_at(1015.0) == state.eta_s - 3.0 and state.elapsed_at(1015.0) == 15.0
 
 
 def test_a_value_rounded_to_fewer_digits_keeps_its_zeros():
