@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Static
 
 from ... import metrics, units
@@ -11,17 +16,37 @@ from ...run_state import RunState
 LABEL_WIDTH = 13
 
 
-class RunStats(Static):
+class RunStats(Widget):
+    """One row a line, drawn through Textual's line API: a redraw (once a second while a run is live)
+    repaints only the rows whose text changed, mostly elapsed, ETA, step, tokens, loss and tok/s."""
+
+    DIM = Style(dim=True)
+
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id)
+        self._rows: list[tuple[str, str]] = []
+
     def show(self, state: RunState, now: float | None = None) -> None:
         """`now`: the wall-clock time, for a live run (elapsed and ETA tick between its events)."""
-        # Plain padded lines, not a rich Table: this redraws every second while
-        # training, and a Table's layout pass costs more than the rest together.
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for label, value in self.rows(state, now):
-            text.append(f"{label:<{LABEL_WIDTH}}", style="dim")
-            text.append(f"{value}\n")
-        text.rstrip()
-        self.update(text, layout=False)  # a fixed-size panel: no need to lay the screen out again
+        rows = self.rows(state, now)
+        old, self._rows = self._rows, rows
+        if len(rows) != len(old):
+            self.refresh()
+            return
+        for y, (row, before) in enumerate(zip(rows, old)):
+            if row != before:
+                self.refresh(Region(0, y, self.size.width, 1))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y >= len(self._rows):
+            return Strip.blank(width, self.rich_style)
+        label, value = self._rows[y]
+        base = self.rich_style
+        line = Strip([Segment(f"{label:<{LABEL_WIDTH}}", base + self.DIM), Segment(value, base)])
+        if line.cell_length > width:  # cut with an ellipsis, as the rest of the app does
+            line = Strip([*line.crop(0, max(0, width - 1))._segments, Segment("…", base)])
+        return line.extend_cell_length(width, base)
 
     @staticmethod
     def rows(state: RunState, now: float | None = None) -> list[tuple[str, str]]:
