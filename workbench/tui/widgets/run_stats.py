@@ -45,7 +45,7 @@ class RunStats(Widget):
         base = self.rich_style
         line = Strip([Segment(f"{label:<{LABEL_WIDTH}}", base + self.DIM), Segment(value, base)])
         if line.cell_length > width:  # cut with an ellipsis, as the rest of the app does
-            line = Strip([*line.crop(0, max(0, width - 1))._segments, Segment("…", base)])
+            line = Strip([*line.crop(0, max(0, width - 1)), Segment("…", base)])
         return line.extend_cell_length(width, base)
 
     @staticmethod
