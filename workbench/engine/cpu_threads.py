@@ -56,8 +56,8 @@ def _other_engine_processes() -> dict[int, float]:
     return found
 
 
-def engine_processes() -> int:
-    """gptbench torch processes that claim cores now: this one, and every other one busy since the previous look."""
+def busy_engine_processes() -> list[int]:
+    """The other gptbench torch processes that used the CPU since the previous look (pids)."""
     global _cpu_seen, _seen_at, _claimants
     if _seen_at is None:
         _cpu_seen, _seen_at = _other_engine_processes(), time.monotonic()
@@ -71,7 +71,12 @@ def engine_processes() -> int:
         if cpu == float("inf") or cpu - _cpu_seen.get(pid, 0.0) > IDLE_CORE_SHARE * window
     ]
     _cpu_seen, _seen_at, _claimants = now, time.monotonic(), 1 + len(busy)
-    return _claimants
+    return busy
+
+
+def engine_processes() -> int:
+    """gptbench torch processes that claim cores now: this one, and every other one busy since the previous look."""
+    return 1 + len(busy_engine_processes())
 
 
 def fair_threads(requested: int = 0) -> int:
