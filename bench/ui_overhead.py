@@ -1,6 +1,7 @@
 """Does watching a run slow it down? Trainer tokens/sec under the app vs headless.
 
-    python bench/ui_overhead.py [--steps 400] [--repeats 3] [--out bench/results/ui_overhead.json]
+    python bench/ui_overhead.py [--steps 400] [--repeats 3] [--size 80x24] [--app-only]
+                                [--out bench/results/ui_overhead.json]
 
 Method (written up with the figures in bench/ui_overhead.md):
 - the same job both ways: the shakespeare-char preset's CPU profile on this
@@ -10,9 +11,11 @@ Method (written up with the figures in bench/ui_overhead.md):
 - headless: `gptbench run shakespeare-char --headless` in a subprocess, its
   output read and printed line by line, as a person over SSH would see it;
 - app: `GPTBenchApp(preset=..., overrides=...)` driven by Textual's
-  `run_test()` (a headless terminal of 120x40, so the app composes and renders
-  every frame as it would on a real one), left on the dashboard until the
-  run finishes;
+  `run_test()` (a headless terminal of --size, 120x40 unless told, so the app
+  composes and renders every frame as it would on a real one), left on the
+  dashboard until the run finishes; `--app-only` runs only this side, for the
+  app's own CPU share (compare two versions of the code by running this script
+  with each on PYTHONPATH, alternating);
 - throughput: each run's step events from its events.jsonl, the first
   WARMUP of them dropped (allocator, caches), the median tokens_per_sec of the
   rest;
@@ -67,7 +70,7 @@ def run_headless(run_dir: Path, steps: int) -> float:
     return tokens_per_sec(run_dir)
 
 
-def run_in_app(runs_root: Path, steps: int) -> tuple[float, float]:
+def run_in_app(runs_root: Path, steps: int, size: tuple[int, int] = (120, 40)) -> tuple[float, float]:
     """(trainer tok/s, the app's CPU share of one core while it watched)."""
     os.environ["GPTBENCH_RUNS"] = str(runs_root)
     from workbench.tui.app import GPTBenchApp
@@ -75,7 +78,7 @@ def run_in_app(runs_root: Path, steps: int) -> tuple[float, float]:
 
     async def drive() -> Path:
         app = GPTBenchApp(preset=PRESET, overrides=overrides(steps))
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with app.run_test(size=size) as pilot:
             while not isinstance(app.screen, RunScreen):
                 await pilot.pause(0.1)
             screen = app.screen
@@ -96,8 +99,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--repeats", type=int, default=6, help="pairs of runs")
+    p.add_argument("--size", default="120x40", help="the terminal's COLUMNSxROWS")
+    p.add_argument("--app-only", action="store_true", help="only the app's runs: its own CPU share")
     p.add_argument("--out", type=Path, default=Path("bench/results/ui_overhead.json"))
     args = p.parse_args()
+    size = tuple(int(n) for n in args.size.split("x"))
+    if args.app_only:
+        app_only(args.steps, args.repeats, size, args.out)
+        return
 
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +144,30 @@ def main() -> None:
         f"median: headless {result['headless_median']:,.0f} tok/s, app {result['app_median']:,.0f} tok/s, "
         f"median pair ratio {result['ratio']:.3f}, app CPU {100 * result['app_cpu_share_median']:.1f}% of one core"
     )
+
+
+def app_only(steps: int, repeats: int, size: tuple[int, int], out: Path) -> None:
+    """The app's CPU share of one core while it watches, `repeats` runs; appended to `out` (JSON lines)."""
+    import workbench
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            loadavg = os.getloadavg()[0]
+            tok_s, cpu_share = run_in_app(Path(tmp) / f"app-{i}", steps, size)
+            record = {
+                "code": str(Path(workbench.__file__).parent),
+                "size": f"{size[0]}x{size[1]}",
+                "steps": steps,
+                "app_cpu_share": cpu_share,
+                "app_tok_s": tok_s,
+                "loadavg_before": loadavg,
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            print(f"{record['code']} {record['size']}: app CPU {100 * cpu_share:.2f}% of one core", flush=True)
 
 
 if __name__ == "__main__":

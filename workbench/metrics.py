@@ -32,7 +32,7 @@ class Metric:
     stat: str | None = None  # its row in the dashboard's stats panel (None: not shown there)
     optional: bool = False  # only some devices report it (the event then lacks it): no stats row without it
     text: Callable[[float | None], str] = units.number  # how a value reads on screen
-    headless: Callable[[float | None], str] | None = None  # its part of the headless step line
+    headless: Callable[[float | None], str | None] | None = None  # its part of the headless step line (None: none)
     tag: str | None = None  # its TensorBoard / W&B / trackio name (None: not sent)
     csv: bool = True  # a column of `gptbench export --format csv`
     plot: str | None = None  # the dashboard plot it is drawn in (see PLOTS; None: no curve)
@@ -118,7 +118,7 @@ METRICS: tuple[Metric, ...] = (
         "model FLOPs per second over the GPU's dense 16-bit peak: null off-GPU, and on a GPU without a published peak",
         stat="MFU",
         text=units.percent,
-        headless=lambda v: "MFU   - " if v is None else f"MFU {v * 100:4.1f}%",
+        headless=lambda v: None if v is None else f"MFU {v * 100:.1f}%",  # a CPU has no MFU: no field
         tag="perf/mfu",
         log_scale=False,
     ),

@@ -269,15 +269,37 @@ class RunState:
     def eta_s(self) -> float | None:
         """Seconds to max_steps at this session's pace so far: active time (paused and sampling time
         left out) per step since its first step event (so the first step's compile is left out too).
-        Evals and checkpoints count into the pace, so the ETA holds steady across them."""
+        Evals and checkpoints count into the pace, so the ETA holds steady across them. Before two
+        steps have been logged, a long step's micro-steps give the pace (`micro_s` each)."""
+        return self._eta()[0]
+
+    def _eta(self) -> tuple[float | None, dict | None]:
+        """The ETA and the event it was reckoned at."""
         if self.finished or self.status in ("paused", "crashed"):
-            return None
-        a, b = self.session_first_step, self.last_step
-        if a is None or b is None or b["step"] <= a["step"]:
-            return None
-        active = "active_s" if "active_s" in a and "active_s" in b else "elapsed_s"  # older runs: no active_s
-        per_step = (b[active] - a[active]) / (b["step"] - a["step"])
-        return max(0.0, (self.max_steps - b["step"]) * per_step)
+            return None, None
+        a, b, p = self.session_first_step, self.last_step, self.progress
+        if a is not None and b is not None and b["step"] > a["step"]:
+            active = "active_s" if "active_s" in a and "active_s" in b else "elapsed_s"  # older runs: no active_s
+            per_step = (b[active] - a[active]) / (b["step"] - a["step"])
+            return max(0.0, (self.max_steps - b["step"]) * per_step), b
+        if p and p.get("micro_s"):
+            return ((p["total"] - p["done"]) + (self.max_steps - p["step"]) * p["total"]) * p["micro_s"], p
+        return None, None
+
+    def elapsed_at(self, now: float | None) -> float | None:
+        """elapsed_s run on to the wall-clock time `now` while the run's clock runs: a live view ticks
+        between events (a heavy step sends one every few seconds). None: as the events alone tell it."""
+        elapsed = self.elapsed_s
+        if elapsed is None or now is None or self.clock_t is None or self.last_t is None:
+            return elapsed
+        return elapsed + max(0.0, now - self.last_t)
+
+    def eta_at(self, now: float | None) -> float | None:
+        """eta_s counted down from the event it was reckoned at to the wall-clock time `now`."""
+        eta, at = self._eta()
+        if eta is None or now is None or not isinstance(at.get("t"), (int, float)):
+            return eta
+        return max(0.0, eta - max(0.0, now - at["t"]))
 
     @property
     def micro_step(self) -> str | None:

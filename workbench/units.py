@@ -6,12 +6,20 @@ show the same figures the same way. Plain Python.
 
 from __future__ import annotations
 
+import math
+
 DASH = "-"  # shown for a number the run has not reported (yet, or at all on this device)
 
 
 def number(x: float | None, digits: int = 4) -> str:
-    """A metric value with `digits` significant digits."""
-    return DASH if x is None else f"{x:.{digits}g}"
+    """A metric value with `digits` significant digits: 1.997 to 3 reads "2.00", not "2" (which would
+    say it is exactly 2); a value that is exact stays short (1.0 reads "1", 0.5 "0.5")."""
+    if x is None:
+        return DASH
+    text = f"{x:.{digits}g}"
+    if "e" in text or not math.isfinite(x) or float(text) == x:
+        return text
+    return f"{x:#.{digits}g}".rstrip(".")
 
 
 def percent(x: float | None) -> str:

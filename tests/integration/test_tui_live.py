@@ -23,6 +23,7 @@ from workbench.control import is_live, send_command
 from workbench.run_files import BEST_CKPT, LAST_CKPT
 from workbench.runs import read_events
 from workbench.tui.app import GPTBenchApp
+from workbench.tui.screens.picker import PickerScreen
 from workbench.tui.screens.quit import QuitScreen, StoppingScreen
 from workbench.tui.screens.run import RunScreen
 from workbench.tui.widgets.sample_console import SampleConsole
@@ -176,6 +177,7 @@ async def test_attach_to_a_headless_run_and_control_it(runs, stray_trainers):
         assert trainer.wait(timeout=30) == 130
         await until(pilot, lambda: not screen.trainer_running, "the control channel to close")
         assert screen.state.crash is None
+        assert "attached, the trainer has ended" in await frame(pilot, screen)  # not a replay: we saw it live
 
 
 async def test_a_killed_trainer_shows_the_crash_and_resumes(runs, stray_trainers):
@@ -295,6 +297,24 @@ async def test_talk_samples_from_last_pt_when_there_is_no_best_pt(runs, stray_tr
         text = visible_text(app)
         assert "last.pt" in text and "no best.pt" not in text
         assert "greedy decoding" in text and "temp" not in text  # addition: no settings that would be ignored
+
+
+async def test_leaving_a_finished_run_ends_the_sampler_talk_started(runs, stray_trainers):
+    """A sampler no screen uses would hold a process, and a share of the cores, until the app quits."""
+    app = GPTBenchApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await launched_addition(app, pilot, ["train.eval_every=10", "train.log_every=5", "train.max_steps=20"])
+        stray_trainers.append(screen.link.process)
+        await until(pilot, lambda: not screen.trainer_running, "the end of the run")
+        assert (await ask(pilot, screen, "12+34"))["expected"] == 46
+        sampler = screen.sampler.process
+        stray_trainers.append(sampler)
+        await pilot.press("escape", "escape")  # Talk, Watch, then back to the picker
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen), "the picker")
+        await until(pilot, lambda: sampler.poll() is not None, "the sampler's end")
+        app.open_run(screen.run_dir)  # the run is still there to talk to: the next prompt starts a sampler again
+        await until(pilot, lambda: app.screen is screen, "the run screen again")
+        assert (await ask(pilot, screen, "20+22"))["expected"] == 42
 
 
 @pytest.mark.skipif(not SHARED_TEXT.exists(), reason="needs ../shared/data/tinyshakespeare")

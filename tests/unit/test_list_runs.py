@@ -29,3 +29,14 @@ def test_the_run_name_stays_whole_at_80_columns(tmp_path):
     assert "completed" in text and "300/300" in text
     wide = rendered(tmp_path, 200)
     assert "preset" in wide and "started" in wide  # room enough: every column
+
+
+def test_at_80_columns_the_metric_stays_and_a_line_names_what_was_left_out(tmp_path):
+    for name, fixture in zip(
+        ["shakespeare-char-20261123-101500", "addition-20261123-101500-2"], ("addition-completed", "addition-lr1e-3")
+    ):
+        shutil.copytree(FIXTURES / fixture, tmp_path / name)
+    text = rendered(tmp_path, 80)
+    assert "accuracy 0.504" in text and "accuracy 0.398" in text, text
+    assert "preset, started: left out at 80 columns" in text
+    assert "left out" not in rendered(tmp_path, 200)

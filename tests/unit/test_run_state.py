@@ -2,6 +2,7 @@
 
 import pytest
 
+from workbench import units
 from workbench.run_state import RunState
 
 CONFIG = {"preset": "p", "train": {"max_steps": 100}}
@@ -76,3 +77,18 @@ def test_an_event_of_the_wrong_shape_changes_nothing():
     bad = {"event": "eval", "t": 2.0, "step": "three hundred", "val_loss": "low", "metrics": [1]}
     assert not state.apply(bad)
     assert state.bad_events == 1 and state.best_val_loss is None and state.task_scores == {} and state.step == 10
+
+
+def test_a_live_view_ticks_between_events_and_a_long_first_step_has_an_eta():
+    state = fold(started(1000.0))
+    progress = {"event": "progress", "t": 1012.0, "stage": "micro_step", "step": 1, "done": 2, "total": 8}
+    state.apply(progress | {"micro_s": 6.0, "tokens_seen": 128})
+    assert state.eta_s == (6 + 99 * 8) * 6.0  # this step's 6 micro-steps left, then 99 steps of 8
+    assert state.elapsed_at(None) == 12.0 and state.elapsed_at(1015.0) == 15.0  # the events' clock, run on
+    assert state.eta_at(1015.0) == state.eta_s - 3.0
+    state.apply({"event": "system", "t": 1014.0})  # counted from the event the ETA was reckoned at, not the latest
+    assert state.eta_at(1015.0) == state.eta_s - 3.0 and state.elapsed_at(1015.0) == 15.0
+
+
+def test_a_value_rounded_to_fewer_digits_keeps_its_zeros():
+    assert units.number(1.997, 3) == "2.00" and units.number(1.0) == "1" and units.number(0.5634, 3) == "0.563"

@@ -114,6 +114,9 @@ def test_plot_options_toggle_zoom_and_describe_themselves():
         zooms.append(PlotOptions(window=zooms[-1]).zoomed(3000).window)
     assert zooms == [500, 100, 0, 500]  # the last quarter, sixteenth (round numbers), the whole run
     assert PlotOptions().zoomed(20) == PlotOptions()  # too short to zoom
+    # The run grew from 3,000 to 4,000 steps (choices 1,000 and 200) between two presses: narrower still.
+    assert PlotOptions(window=500).zoomed(4000).window == 200
+    assert PlotOptions(window=100).zoomed(4000).window == 0
 
 
 def feed(state: RunState, *events: dict) -> None:

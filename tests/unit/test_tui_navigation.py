@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from screen_text import until
+from screen_text import until, visible_text
 
 from workbench.tui.app import GPTBenchApp
 from workbench.tui.palette import ScreenActions
@@ -64,3 +64,7 @@ async def test_the_command_palette_offers_the_screen_controls(runs):
         # A finished run has nothing to pause: the palette does not offer it.
         commands = [b.action for b in ScreenActions(screen)._commands()]
         assert "toggle_plot('smoothing')" in commands and "pause" not in commands and "stop" not in commands
+        await pilot.press("ctrl+p", *"quit")
+        await pilot.pause(0.5)
+        text = visible_text(app)
+        assert "asks first if a run launched here still trains" in text and "as soon as possible" not in text

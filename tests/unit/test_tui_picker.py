@@ -107,6 +107,20 @@ async def test_edits_survive_moving_to_another_preset_and_leaving_the_box():
         assert picker.overrides == {"train.lr": "0.01", "train.max_steps": "300"}
 
 
+async def test_a_rejected_value_is_dropped_on_leaving_the_box_and_the_line_says_so():
+    async with picker_app() as (pilot, picker, launches):
+        app = pilot.app
+        await edit(pilot, "train.max_steps", *"abc")
+        await until(pilot, lambda: "train.max_steps must be" in visible_text(app), "the error")
+        await pilot.press("tab")
+        await until(pilot, lambda: "train.max_steps=abc not applied" in visible_text(app), "the edit dropped")
+        table = picker.query_one("#config-table")
+        assert not picker.query_one("#config-input").display
+        assert str(table.get_row("train.max_steps")[1]) == "1000" and picker.overrides == {}
+        await pilot.press("l")  # launches what the table shows
+        assert launches.calls == [("addition", [])]
+
+
 async def test_an_error_goes_as_soon_as_the_value_is_fixed():
     async with picker_app() as (pilot, picker, _):
         app = pilot.app
@@ -137,6 +151,6 @@ async def test_a_hint_says_what_the_edited_key_takes_not_a_cli_line(key, typed, 
     async with picker_app() as (pilot, picker, _):
         await edit(pilot, key, *typed)
         shown = picker.query_one("#config-error")
-        await until(pilot, lambda: "Hint" in str(shown.render()), "the hint")
-        text = str(shown.render())
+        await until(pilot, lambda: "Hint" in str(shown.content), "the hint")
+        text = str(shown.content)
         assert text.endswith(hint) and "--set" not in text

@@ -171,7 +171,7 @@ async def test_at_80x24_stats_and_log_fold_into_lines_that_unfold(runs):
         screen = await replayed(pilot)
         await pilot.pause(0.2)
         text = visible_text(app)
-        assert re.search(r"step 300/300  loss 0\.566  val 0\.563  accuracy 0\.504  ETA -  tok/s 105\.91k", text)
+        assert re.search(r"step 300/300  loss 0\.566  val 0\.563  accuracy 0\.504  elapsed \d+:\d\d\n", text)
         assert "log › status: finished" in text
         assert screen.query_one("#stats").display is False or not screen.query_one("#stats").region.height
         await pilot.press("i", "o")
@@ -447,3 +447,69 @@ async def test_a_failing_background_task_is_reported_not_fatal(runs, monkeypatch
         assert app.is_running and isinstance(app.screen, CompareScreen)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, CompareScreen), "back")
+
+
+async def test_text_that_does_not_fit_ends_in_an_ellipsis_or_leaves_whole_columns_out(runs):
+    app = GPTBenchApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.screen.query("#config-table") and app.screen.current, "the picker")
+        table = app.screen.query_one("#config-table")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("recipe"))
+        await pilot.pause(0.2)
+        help_lines = [line for line in visible_text(app).splitlines() if "│" in line][-4:]
+        assert help_lines[-1].rstrip(" │").endswith("…"), help_lines  # the recipe help is longer than 4 lines
+        for name in ("shakespeare-char-20261123-101500", "addition-20261123-101500-2"):
+            shutil.copytree(runs / "addition-completed", runs / name)
+        await pilot.press("r")
+        await until(
+            pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one(RunsTable).row_count, "runs"
+        )
+        await pilot.pause(0.2)
+        text = visible_text(app)
+        assert "shakespeare-char-20261123-101500" in text
+        assert re.search(r"best val\s+accuracy", text) and "0.504" in text  # the metric, whole, named in its header
+        assert "preset" not in text  # a whole column left out, not one cut at the edge
+
+
+async def test_at_200x50_every_help_line_is_whole(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await replayed(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        text = visible_text(app)
+        assert "or back to the previous screen (the run keeps going)" in text
+        assert "…" not in text
+
+
+async def test_at_80x24_the_plot_options_take_one_row_at_most(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await replayed(pilot)
+        await pilot.press("g", "x", "z", "u")  # every option on, and the system pane narrows the plots
+        await pilot.pause(0.2)
+        for plot in screen.query(MetricPlot):
+            assert "\n" not in plot.note, (plot.id, plot.note)
+        assert "log y" in visible_text(app)
+
+
+async def test_the_stats_line_keeps_elapsed_and_leaves_out_whole_fields(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await replayed(pilot)
+        await pilot.pause(0.2)
+        line = next(line for line in visible_text(app).splitlines() if line.startswith(" step 300/300"))
+        assert "elapsed 0:" in line and "ETA" not in line  # a finished run has no ETA to show
+        assert line.rstrip().endswith(tuple("0123456789")) and "…" not in line
+
+
+async def test_while_talk_has_the_focus_the_footer_says_which_key_still_works(runs):
+    app = GPTBenchApp(attach=runs / "addition-completed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await replayed(pilot)
+        await pilot.press("t")
+        await until(pilot, lambda: app.focused and app.focused.id == "prompt", "the prompt")
+        assert re.search(r"esc\s+Back", visible_text(app).splitlines()[-1])
+        await pilot.press("escape")
+        await until(pilot, lambda: screen.query_one("TabbedContent").active == "watch", "the dashboard")

@@ -2,7 +2,8 @@
 
 A run whose events.jsonl holds damaged lines is listed from the lines that are
 fine, with one note on stderr. The run's directory name (what `logs` and
-`attach` take) is never cut or folded: on a narrow terminal other columns go.
+`attach` take) is never cut or folded: on a narrow terminal other columns go,
+and a line under the table names them.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ..runs import list_runs as find_runs
 
 # Every column but the run's name can go when the terminal is narrow, the
 # least needed first: the name already holds the preset and the start time.
-COLUMNS = ("run", "status", "steps", "best val", "task metric", "preset", "started")
-DROPPED_FIRST = ("preset", "started", "task metric", "best val")
+COLUMNS = ("run", "status", "steps", "best val", "metric", "preset", "started")  # also the app's runs table
+DROPPED_FIRST = ("preset", "started", "metric", "best val")
 
 
 def runs_table(root: Path, summaries: list[RunSummary], console: Console) -> Table:
@@ -38,11 +39,24 @@ def runs_table(root: Path, summaries: list[RunSummary], console: Console) -> Tab
         names_only = _table(root, summaries, columns, run_cell=lambda s: escape(s.path.name))
         if Measurement.get(console, unlimited, names_only).maximum <= console.width:
             break
-    return _table(root, summaries, columns, run_cell=_run_cell)
+    table = _table(root, summaries, columns, run_cell=_run_cell)
+    left_out = [c for c in COLUMNS if c not in columns]
+    if left_out:
+        table.caption = f"{', '.join(left_out)}: left out at {console.width} columns (--json has every field)"
+        table.caption_justify = "left"
+    return table
 
 
 def _table(root: Path, summaries: list[RunSummary], columns: list[str], run_cell) -> Table:
-    table = Table(title=f"runs in {escape(str(root))}", title_justify="left", box=box.SIMPLE_HEAD)
+    # One space between columns, none at the edges: at 80 columns that is room for one more of them.
+    table = Table(
+        title=f"runs in {escape(str(root))}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        show_edge=False,
+    )
     name_width = max(len(s.path.name) for s in summaries)
     for column in columns:
         if column == "run":  # as wide as the longest name; the user's labels and notes fold under it
@@ -56,7 +70,7 @@ def _table(root: Path, summaries: list[RunSummary], columns: list[str], run_cell
             "status": s.status,
             "steps": f"{s.step}/{s.max_steps}",
             "best val": f"{s.best_val_loss:.4f}" if s.best_val_loss is not None else "-",
-            "task metric": escape(s.metric_text),
+            "metric": escape(s.metric_text),
             "started": s.started_text,
         }
         table.add_row(*(cells[c] for c in columns))

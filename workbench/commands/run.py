@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from .. import metrics, presets, units
 from ..config import ConfigError
@@ -37,6 +38,39 @@ from .error_line import error_markup
 # How long `--detach` waits for the trainer's first event: after torch loads (and
 # on --resume, once the checkpoint is checked). It stops waiting, not the trainer.
 DETACH_START_TIMEOUT_S = 120.0
+
+
+# A step line wider than the terminal drops fields, these first and in this order;
+# the step, the loss, any metric not named here and the ETA always stay.
+DROPPED_FIRST = ("grad_norm", "lr", "mfu", "tokens_per_sec")
+# Piped into a file or another program there is no terminal to fit: lines are kept this wide.
+PIPED_WIDTH = 120
+
+
+def visible_width(markup: str) -> int:
+    return Text.from_markup(markup).cell_len
+
+
+def fit_step_line(head: str, fields: dict[str, str], tail: str, width: int) -> str:
+    """`head | field | ... | tail` in `width` columns, dropping fields in DROPPED_FIRST order until it fits."""
+    fields = dict(fields)
+    for key in DROPPED_FIRST:
+        line = " | ".join([head, *fields.values(), tail])
+        if visible_width(line) <= width:
+            return line
+        fields.pop(key, None)
+    return " | ".join([head, *fields.values(), tail])
+
+
+def wrap_fields(fields: list[str], sep: str, width: int) -> str:
+    """Join fields with `sep`, starting a new (indented) line between two fields rather than inside one."""
+    lines = [fields[0]]
+    for part in fields[1:]:
+        if visible_width(lines[-1] + sep + part) <= width:
+            lines[-1] += sep + part
+        else:
+            lines.append("  " + part)
+    return "\n".join(lines)
 
 
 class ViewConsole(Console):
@@ -85,6 +119,11 @@ class HeadlessView:
             os.close(devnull)
             self.on_output_closed()
 
+    @property
+    def width(self) -> int:
+        """The terminal's width now (it may be resized); PIPED_WIDTH when there is no terminal."""
+        return self.console.width if self.console.is_terminal else PIPED_WIDTH
+
     def format(self, e: dict) -> str | None:
         kind = e["event"]
         if kind == "run_started":
@@ -93,25 +132,34 @@ class HeadlessView:
             init = c["model"].get("init_from", "scratch")
             weights = f" · weights and architecture from {escape(init)}" if init != "scratch" else ""
             recipe = f" · recipe {c['recipe']}" if c.get("recipe", "classic") != "classic" else ""
-            return (
-                f"[bold]gptbench[/] {c['preset']} · profile {c['profile']}{recipe}{weights} · "
-                f"{escape(e.get('optimizer', 'adamw'))} · "
-                f"{units.count(e['params'])} params · "
-                f"{escape(e.get('device_name', e['device']))} · {e['dtype']} · "
-                f"compile {'on' if e['compile'] else 'off'} · "
-                f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''} · "
-                f"{units.count(e['tokens_per_step'])} tokens/step · "
-                f"{c['train']['max_steps']} steps{resumed}\n[dim]run dir {escape(e.get('run_dir', ''))}[/]"
-            )
+            fields = [
+                f"[bold]gptbench[/] {c['preset']}",
+                f"profile {c['profile']}{recipe}{weights}",
+                escape(e.get("optimizer", "adamw")),
+                f"{units.count(e['params'])} params",
+                escape(e.get("device_name", e["device"])),
+                e["dtype"],
+                f"compile {'on' if e['compile'] else 'off'}",
+                f"{e['world_size']} process{'es' if e['world_size'] > 1 else ''}",
+                f"{units.count(e['tokens_per_step'])} tokens/step",
+                f"{c['train']['max_steps']} steps{resumed}",
+            ]
+            return wrap_fields(fields, " · ", self.width) + f"\n[dim]run dir {escape(e.get('run_dir', ''))}[/]"
         if kind == "step":
             max_steps = self.state.max_steps
-            parts = [m.headless(e.get(m.key)) for m in metrics.of_event("step") if m.headless]
-            eta = units.duration(self.state.eta_s)
-            return " | ".join([f"step {e['step']:>{len(str(max_steps))}}/{max_steps}", *parts, f"ETA {eta}"])
+            fields = {m.key: m.headless(e.get(m.key)) for m in metrics.of_event("step") if m.headless}
+            return fit_step_line(
+                f"step {e['step']:>{len(str(max_steps))}}/{max_steps}",
+                {key: text for key, text in fields.items() if text is not None},
+                f"ETA {units.duration(self.state.eta_s)}",
+                self.width,
+            )
         if kind == "eval":
-            task = "".join(f" | {k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items())
+            task = [f"{k} [bold]{v:.4f}[/]" for k, v in e["metrics"].items()]
             val = f"{e['val_loss']:.4f}" if e["val_loss"] is not None else "nan"
-            return f"[cyan]eval[/] step {e['step']} | val loss [bold]{val}[/]{task}"
+            return wrap_fields(
+                [f"[cyan]eval[/] step {e['step']}", f"val loss [bold]{val}[/]", *task], " | ", self.width
+            )
         if kind == "progress" and e["stage"] == "micro_step":  # a long step, between its micro-steps
             return (
                 f"[dim]step {e['step']} · micro {e['done']}/{e['total']} | {units.count(e['tokens_seen'])} tokens | "
@@ -127,9 +175,10 @@ class HeadlessView:
             if e["reason"] == "error" and not self.state.started:
                 return None  # refused before training: its error said it all
             best = f"{e['best_val_loss']:.4f}" if e["best_val_loss"] is not None else "-"
-            task = "".join(f" | {k} {v:.4f}" for k, v in (e.get("metrics") or {}).items())
+            task = [f"{k} {v:.4f}" for k, v in (e.get("metrics") or {}).items()]
             took = units.duration(self.state.elapsed_s)
-            return f"[bold]{e['reason']}[/] at step {e['step']} in {took} | best val loss {best}{task}"
+            summary = [f"[bold]{e['reason']}[/] at step {e['step']} in {took}", f"best val loss {best}", *task]
+            return wrap_fields(summary, " | ", self.width)
         return None
 
 

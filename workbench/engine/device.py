@@ -134,7 +134,8 @@ def setup_device(train: TrainConfig, local_rank: int = 0, n_params: int = 0) -> 
         device, name = torch.device("mps"), "Apple MPS"
     else:
         torch.set_num_threads(fair_threads(train.threads))
-        device, name = torch.device("cpu"), f"cpu ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        device, name = torch.device("cpu"), f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
     dtype, note = autocast_dtype(train.dtype, kind, capability)
     # Triton (torch.compile's GPU backend) needs compute capability 7.0 (Volta) or newer: not a P100.

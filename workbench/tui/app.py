@@ -140,6 +140,12 @@ class GPTBenchApp(App):
     def compare_runs(self, paths: list[Path]) -> None:
         self.push_screen(CompareScreen(paths))
 
+    def get_system_commands(self, screen):
+        """Textual's palette commands, with Quit saying what our quit does (it asks first while a run trains)."""
+        quit_help = next(b.tooltip for b in self.BINDINGS if b.id == "app.quit")
+        for command in super().get_system_commands(screen):
+            yield command._replace(help=quit_help) if command.title == "Quit" else command
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))

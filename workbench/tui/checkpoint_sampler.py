@@ -28,7 +28,9 @@ class CheckpointSampler:
             sampler_command(self.run_dir, ["--checkpoint", checkpoint, "--serve"]),
             self.run_dir,
             on_event=self.batch.add_event,
-            on_exit=lambda code: target.post_message(SamplerExited(self, code, list(self.process.stderr_tail))),
+            on_exit=lambda code: target.post_message(
+                SamplerExited(sampler=self, exit_code=code, stderr_tail=list(self.process.stderr_tail))
+            ),
             interactive=True,
         )
 

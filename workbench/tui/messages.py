@@ -8,6 +8,7 @@ from another thread.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from textual.message import Message
 from textual.message_pump import MessagePump
@@ -52,36 +53,32 @@ class EventBatch:
         return events, stderr
 
 
+@dataclass
 class OutputArrived(Message):
     """New events and/or stderr lines are waiting in `batch`."""
 
-    def __init__(self, batch: EventBatch):
-        super().__init__()
-        self.batch = batch
+    batch: EventBatch
 
 
+@dataclass
 class TrainerExited(Message):
     """The trainer process we started has exited (its output is fully read)."""
 
-    def __init__(self, exit_code: int, stderr_tail: list[str]):
-        super().__init__()
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail
+    exit_code: int
+    stderr_tail: list[str]
 
 
+@dataclass
 class TrainerLiveness(Message):
     """Whether a trainer listens on the run's control channel changed."""
 
-    def __init__(self, live: bool):
-        super().__init__()
-        self.live = live
+    live: bool
 
 
+@dataclass
 class SamplerExited(Message):
     """A checkpoint sampler subprocess exited."""
 
-    def __init__(self, sampler: object, exit_code: int, stderr_tail: list[str]):
-        super().__init__()
-        self.sampler = sampler
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail
+    sampler: object
+    exit_code: int
+    stderr_tail: list[str]

@@ -26,10 +26,13 @@ class PlotOptions:
         return replace(self, **{name: not getattr(self, name)})
 
     def zoomed(self, last_step: int) -> PlotOptions:
-        """The next zoom: the whole run, the last quarter, the last sixteenth (round numbers), again."""
-        cycle = [0, *dict.fromkeys(w for w in (round_down(last_step / 4), round_down(last_step / 16)) if w >= 10)]
-        next_index = (cycle.index(self.window) + 1) % len(cycle) if self.window in cycle else 0
-        return replace(self, window=cycle[next_index])
+        """The next zoom: the whole run, the last quarter, the last sixteenth (round numbers), again.
+        The choices move as the run grows, so the next one is the next narrower than the window now:
+        `z` never jumps back to the whole run because a step came in."""
+        choices = [w for w in dict.fromkeys((round_down(last_step / 4), round_down(last_step / 16))) if w >= 10]
+        if not self.window:
+            return replace(self, window=choices[0] if choices else 0)
+        return replace(self, window=next((w for w in choices if w < self.window), 0))
 
     def describe(self, smoothable: bool = True, loggable: bool = True) -> str:
         """The options that apply to one plot, for its title: "EMA 0.6 · log y · x=time · last 500"."""

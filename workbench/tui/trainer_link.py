@@ -58,7 +58,7 @@ class LaunchedTrainer:
     def _wait_for_exit(self) -> None:
         code = self.process.wait()  # also waits until its output is fully read
         if not self.closed:
-            self.owner.post_message(TrainerExited(code, list(self.process.stderr_tail)))
+            self.owner.post_message(TrainerExited(exit_code=code, stderr_tail=list(self.process.stderr_tail)))
 
     @property
     def running(self) -> bool:
@@ -86,6 +86,7 @@ class FollowedRun:
         self.run_dir = Path(run_dir)
         self.batch = EventBatch(owner, "trainer")
         self.live: bool | None = None  # None until the first look at the control FIFO
+        self.was_live = False  # a trainer listened while we followed (it has ended if live is False now)
         self.finished_read = False  # the follower has passed a run_finished (of the latest run_started)
 
     def start(self) -> None:
@@ -117,6 +118,7 @@ class FollowedRun:
                     if self.live and not live:
                         self._let_the_follower_catch_up()
                     self.live = live
+                    self.was_live = self.was_live or live
                     self.owner.post_message(TrainerLiveness(live))
                 next_check = time.monotonic() + LIVENESS_POLL_S
             time.sleep(POLL_S)

@@ -8,6 +8,7 @@ tokens/sec and the task's eval metrics (addition: accuracy).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
@@ -29,10 +30,10 @@ from ..widgets.metric_plot import Curve, MetricPlot
 from .workbench_screen import PlotScreen
 
 
+@dataclass
 class RunsLoaded(Message):
-    def __init__(self, states: list[RunState], configs: list[dict[str, str]]):
-        super().__init__()
-        self.states, self.configs = states, configs
+    states: list[RunState]
+    configs: list[dict[str, str]]
 
 
 def series_of(state: RunState, metric: metrics.Metric) -> Series:

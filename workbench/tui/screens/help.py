@@ -61,5 +61,7 @@ class HelpScreen(ModalScreen):
                     )
                 )
         lines.append(Text("esc or ? closes · dim keys do nothing right now · ctrl+p searches them all", style="italic"))
-        with VerticalScroll(id="help-dialog"):
+        with VerticalScroll(id="help-dialog") as dialog:
+            # Every line whole where the screen is wide enough (ellipsis where not): border, padding, scrollbar.
+            dialog.styles.width = max(line.cell_len for line in lines) + 2 + 2 + 2
             yield Static(Group(*lines))

@@ -13,6 +13,8 @@ Each value is checked alone; the config shown is the first value's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -35,10 +37,10 @@ from .workbench_screen import WorkbenchScreen
 ASK_BEFORE_S = 3600
 
 
+@dataclass
 class PresetsLoaded(Message):
-    def __init__(self, found: dict[str, presets.Preset], error: ConfigError | None):
-        super().__init__()
-        self.found, self.error = found, error
+    found: dict[str, presets.Preset]
+    error: ConfigError | None
 
 
 class PickerScreen(WorkbenchScreen):
@@ -89,9 +91,9 @@ class PickerScreen(WorkbenchScreen):
     @work(thread=True, name="reading the presets", exit_on_error=False)
     def load_presets(self) -> None:
         try:
-            self.post_message(PresetsLoaded(presets.available(), None))
+            self.post_message(PresetsLoaded(found=presets.available(), error=None))
         except ConfigError as exc:  # a broken user preset file
-            self.post_message(PresetsLoaded({}, exc))
+            self.post_message(PresetsLoaded(found={}, error=exc))
 
     @on(PresetsLoaded)
     def _presets_loaded(self, message: PresetsLoaded) -> None:
@@ -167,7 +169,10 @@ class PickerScreen(WorkbenchScreen):
         except ConfigError as exc:
             # The CLI's hints say what to type after --set, with an example value; here, what the key takes.
             hint = exc.hint if "--" not in exc.hint else f"{message.key} takes {allowed_values(message.key)}."
-            self.query_one(ConfigEditor).show_error(exc.message, hint)
+            if isinstance(message, ConfigEditor.EditLeft):  # never leave a rejected value looking applied
+                self.query_one(ConfigEditor).drop_edit(exc.message)
+            else:
+                self.query_one(ConfigEditor).show_error(exc.message, hint)
             return
         if isinstance(message, ConfigEditor.EditChanged):
             self.query_one(ConfigEditor).show_valid()

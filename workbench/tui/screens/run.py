@@ -12,7 +12,9 @@ the first data of a plot, and a replay, which draw at once.
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
@@ -45,10 +47,11 @@ PLOTS_CHECK_S = 0.5  # plots: redrawn when the CPU budget allows; this is how of
 CHECKPOINTS = {"best": BEST_CKPT, "last": LAST_CKPT}
 
 
+@dataclass
 class ConfigLoaded(Message):
-    def __init__(self, values: dict[str, str], preset: dict[str, str] | None, note: str):
-        super().__init__()
-        self.values, self.preset, self.note = values, preset, note
+    values: dict[str, str]
+    preset: dict[str, str] | None
+    note: str
 
 
 class RunScreen(PlotScreen):
@@ -148,8 +151,13 @@ class RunScreen(PlotScreen):
         self.redraw()
 
     def on_unmount(self) -> None:
-        if self.sampler:
-            self.sampler.close()
+        self._close_sampler()
+
+    def on_screen_suspend(self) -> None:
+        # Off the stack, not just under a dialog: a screen the app keeps (it holds a trainer's pipe) is never
+        # unmounted, and its idle sampler would hold a process, and a share of the cores, until the app quits.
+        if self not in self.app.screen_stack:
+            self._close_sampler()
 
     def on_resize(self, event: Resize) -> None:
         self.query_one(RunDashboard).fit(event.size.width, event.size.height)
@@ -166,11 +174,14 @@ class RunScreen(PlotScreen):
     def source(self) -> str:
         if self.link.owns_process:
             return "launched here"
-        return "attached, live" if self.link.running else "replay from run dir"
+        if self.link.running:
+            return "attached, live"
+        return "attached, the trainer has ended" if self.link.was_live else "replay from run dir"
 
     def _refresh_numbers(self) -> None:
         self.query_one(RunHeader).show(self.state, self.source)
-        self.query_one(RunDashboard).refresh_numbers(resumable=self.resumable)
+        now = time.time() if self.trainer_running else None  # a live run's clock ticks between its events
+        self.query_one(RunDashboard).refresh_numbers(resumable=self.resumable, now=now)
 
     def _maybe_refresh_plots(self) -> None:
         # A run that no longer trains draws at once (its curves change no more); a live one within the CPU budget.
@@ -393,14 +404,16 @@ class RunScreen(PlotScreen):
         config = config or read_json(self.run_dir / CONFIG_FILE)
         if not config:
             self.post_message(
-                ConfigLoaded({}, None, "this run has no config yet (no run_started event, no config.json)")
+                ConfigLoaded(
+                    values={}, preset=None, note="this run has no config yet (no run_started event, no config.json)"
+                )
             )
             return
         try:
             preset, note = preset_values(config), ""
         except ConfigError as exc:
             preset, note = None, f"the preset cannot be read, so changes are not marked: {exc.message}"
-        self.post_message(ConfigLoaded(flat_values(config), preset, note))
+        self.post_message(ConfigLoaded(values=flat_values(config), preset=preset, note=note))
 
     @on(ConfigLoaded)
     def _config_loaded(self, message: ConfigLoaded) -> None:
@@ -456,15 +469,13 @@ class RunScreen(PlotScreen):
         if sample_id in self.live_samples:
             if self.trainer_running:
                 self._send("sample_cancel", id=sample_id)
-        elif self.sampler:
-            self.sampler.close()  # a checkpoint sampler holds nothing worth keeping; the next prompt starts one
-            self.sampler = None
+        else:
+            self._close_sampler()
 
     def _checkpoint_sampler(self, checkpoint: str) -> CheckpointSampler:
         """The sampler for `checkpoint`, started on first use (loading the model takes a moment)."""
         if self.sampler and (self.sampler.checkpoint != checkpoint or not self.sampler.running):
-            self.sampler.close()
-            self.sampler = None
+            self._close_sampler()
         if self.sampler is None:
             self.sampler = CheckpointSampler(self, self.run_dir, checkpoint)
             self.sampler.start()
@@ -473,6 +484,11 @@ class RunScreen(PlotScreen):
     @on(SampleConsole.CheckpointChosen)
     def _checkpoint_chosen(self, message: SampleConsole.CheckpointChosen) -> None:
         if self.sampler and self.sampler.checkpoint != message.checkpoint:
+            self._close_sampler()
+
+    def _close_sampler(self) -> None:
+        """A checkpoint sampler holds nothing worth keeping: the next prompt starts one again."""
+        if self.sampler:
             self.sampler.close()
             self.sampler = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
@@ -31,10 +32,9 @@ def summaries(root: Path) -> list[RunSummary]:
     return sorted(found, key=lambda s: s.started or 0, reverse=True)
 
 
+@dataclass
 class RunsListed(Message):
-    def __init__(self, summaries: list[RunSummary]):
-        super().__init__()
-        self.summaries = summaries
+    summaries: list[RunSummary]
 
 
 class RunsScreen(WorkbenchScreen):

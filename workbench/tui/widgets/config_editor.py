@@ -1,15 +1,19 @@
 """ConfigEditor: every config key of the picked preset, editable in place.
 
 The editor shows values and takes edits; it does not judge them. It posts
-`EditChanged` as you type and `EditSubmitted` on enter (or when you leave the
-box: an edit is never dropped because the focus moved), and the picker screen
-validates the whole config with the same `presets.resolve` the CLI uses, then
-either accepts the edit (`show_config`) or hands the error back (`show_error`)
-with the CLI's exact message and hint; a value that is fine again clears it.
+`EditChanged` as you type, `EditSubmitted` on enter and `EditLeft` when you
+leave the box (a good edit is never dropped because the focus moved), and the
+picker screen validates the whole config with the same `presets.resolve` the
+CLI uses, then either accepts the edit (`show_config`) or hands the error back
+(`show_error`) with the CLI's exact message and hint; a value that is fine
+again clears it. A rejected value you leave is dropped (`drop_edit`), and the
+line under the table says so: it never stays in the box looking applied.
 Under the table, the selected key's help (config.py) says what it means.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on
@@ -20,6 +24,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from ...config import all_keys, key_help
+from ..clamped_text import ClampedText
 
 
 class ConfigEditor(Vertical):
@@ -38,18 +43,20 @@ class ConfigEditor(Vertical):
     class Back(Message):
         """escape on the keys: the picker goes back to its preset list."""
 
+    @dataclass
     class EditSubmitted(Message):
-        def __init__(self, key: str, value: str):
-            super().__init__()
-            self.key, self.value = key, value
+        key: str
+        value: str
 
     class EditChanged(EditSubmitted):
         """The value in the box changed (not applied yet): check it."""
 
+    class EditLeft(EditSubmitted):
+        """The box lost the focus with this value: apply it if it is fine, else drop it."""
+
+    @dataclass
     class KeyReset(Message):
-        def __init__(self, key: str):
-            super().__init__()
-            self.key = key
+        key: str
 
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
@@ -82,7 +89,7 @@ class ConfigEditor(Vertical):
 
     def show_error(self, message: str, hint: str) -> None:
         self.query_one("#config-error", Static).update(
-            Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else "")
+            ClampedText(Text.assemble((message, "bold red"), f" Hint: {hint}" if hint else ""))
         )
 
     def show_valid(self) -> None:
@@ -99,7 +106,7 @@ class ConfigEditor(Vertical):
         if self.editing or not table.row_count:
             return
         key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        line = Text(f"{key}: {key_help(key)}", style="dim") if key in all_keys() else ""
+        line = ClampedText(Text(f"{key}: {key_help(key)}", style="dim")) if key in all_keys() else ""
         self.query_one("#config-error", Static).update(line)
 
     @on(DataTable.RowHighlighted)
@@ -132,9 +139,23 @@ class ConfigEditor(Vertical):
 
     @on(Input.Blurred, "#config-input")
     def _left(self, event: Input.Blurred) -> None:
-        """Leaving the box (a click elsewhere, tab) applies what was typed, as enter would."""
-        if self.editing and event.value != self._original:
-            self.post_message(self.EditSubmitted(self.editing, event.value.strip()))
+        """Leaving the box (a click elsewhere, tab) applies what was typed, as enter would, if it is fine."""
+        if not self.editing:
+            return
+        if event.value != self._original:
+            self.post_message(self.EditLeft(self.editing, event.value.strip()))
+        else:
+            self._end_edit()
+
+    def drop_edit(self, why: str) -> None:
+        """The value left in the box was rejected: back to the value before, saying why."""
+        if not self.editing:
+            return
+        key, value = self.editing, self.query_one("#config-input", Input).value.strip()
+        self._end_edit()
+        self.query_one("#config-error", Static).update(
+            Text.assemble((f"{key}={value} not applied: ", "bold red"), why, ("  (enter edits it again)", "dim"))
+        )
 
     def _end_edit(self) -> None:
         self.editing = None

@@ -42,6 +42,15 @@ def packed(parts: list[str], separator: str, width: int) -> list[str]:
     return lines
 
 
+def one_line(parts: list[str], width: int) -> str:
+    """`parts` on one line of at most `width`: spaced, else tight, else cut with an ellipsis."""
+    for separator in (" · ", "·"):
+        line = separator.join(parts)
+        if len(line) <= width:
+            return line
+    return line[: max(0, width - 1)] + "…"
+
+
 @dataclass
 class Curve:
     label: str
@@ -285,7 +294,9 @@ class MetricPlot(PlotextPlot, can_focus=True):
 
     def _update_title(self) -> None:
         """The heading goes in the border title; what a narrow plot's title cannot hold goes on
-        a line of its own above the curves, so the cursor's values are never cut."""
+        lines of its own above the curves, so the cursor's values are never cut. The plot
+        options take one line at most (tighter, then cut with an ellipsis): a small plot keeps its
+        rows for the curves."""
         readout = self.readout()
         if readout:
             detail = f"▸ {readout}"
@@ -296,7 +307,12 @@ class MetricPlot(PlotextPlot, can_focus=True):
         # The border keeps a corner on each side of its title.
         fits = not self.size.width or len(self.heading) <= self.size.width - 2
         self.border_title = self.heading if fits else self.metric
-        note = "" if fits else "\n".join(packed(detail.split(" · "), " · ", self.size.width))
+        if fits:
+            note = ""
+        elif readout:
+            note = "\n".join(packed(detail.split(" · "), " · ", self.size.width))
+        else:
+            note = one_line(detail.split(" · "), self.size.width)
         if note != self.note:
             self.note = note
             self.refresh()

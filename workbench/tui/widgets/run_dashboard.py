@@ -30,6 +30,8 @@ class RunDashboard(Vertical):
         super().__init__(id=id)
         self.state = state
         self._shown: tuple | None = None  # (state version, stats folded, system shown) last drawn
+        self._log_line_shown: Text | None = None  # the log line last drawn in the folded log
+        self._plots: list[MetricPlot] = []
 
     def compose(self) -> ComposeResult:
         yield CrashPanel(id="crash")
@@ -56,6 +58,13 @@ class RunDashboard(Vertical):
         loggable = all(m.log_scale for m in shown)
         return MetricPlot(title, curves, loggable=loggable, id=f"plot-{plot.replace('_', '-')}")
 
+    @property
+    def plots(self) -> list[MetricPlot]:
+        """Asked for on every event batch and tick: found once, not by a DOM query each time."""
+        if not self._plots:
+            self._plots = list(self.query(MetricPlot))
+        return self._plots
+
     # -- layout ------------------------------------------------------------
 
     def fit(self, width: int, height: int) -> None:
@@ -78,14 +87,11 @@ class RunDashboard(Vertical):
     @property
     def plots_waiting(self) -> bool:
         """A plot still says "waiting for data" although its data is there (replay, first steps)."""
-        return any(
-            plot.stale and not plot.has_data and any(c.series.steps for c in plot.curves)
-            for plot in self.query(MetricPlot)
-        )
+        return any(plot.stale and not plot.has_data and any(c.series.steps for c in plot.curves) for plot in self.plots)
 
     def refresh_plots(self) -> None:
         """Redraw the plots whose data or options changed (the costly part of a frame)."""
-        for plot in self.query(MetricPlot):
+        for plot in self.plots:
             plot.refresh_if_stale()
 
     def add_log(self, events: list[dict], stderr: list[str]) -> None:
@@ -102,28 +108,38 @@ class RunDashboard(Vertical):
     def _refresh_lines(self) -> None:
         if self.is_showing("log-line"):
             last = self.query_one(TrainerLog).last_line
+            if last is self._log_line_shown:
+                return  # most batches are steps, which add no line: no repaint
+            self._log_line_shown = last
             self.query_one("#log-line", Static).update(
                 Text.assemble(("log › ", "dim"), last, (" (o: whole log)", "dim")), layout=False
             )
 
-    def refresh_numbers(self, resumable: bool) -> None:
-        """Stats, system pane and crash report: cheap, and a no-op when no event came in."""
+    def refresh_numbers(self, resumable: bool, now: float | None = None) -> None:
+        """Stats, system pane and crash report: cheap, and a no-op when nothing changed.
+        `now`: the wall-clock time while the run is live, so elapsed and ETA tick between events."""
         # what is on screen: a fold or an unfold (toggle, resize) needs a redraw as much as a new event
-        shown = (self.state.version, self.is_showing("stats-line"), self.is_showing("system"))
+        shown = (
+            self.state.version,
+            self.is_showing("stats-line"),
+            self.is_showing("system"),
+            self.size.width,
+            None if now is None else int(now),
+        )
         if shown == self._shown:
             return
         self._shown = shown
         if self.is_showing("stats-line"):
-            self.query_one(RunStatsLine).show(self.state)
+            self.query_one(RunStatsLine).show(self.state, now)
         else:
-            self.query_one(RunStats).show(self.state)
+            self.query_one(RunStats).show(self.state, now)
         if self.is_showing("system"):
             self.query_one(SystemPane).show(self.state)
         if self.state.is_over:
             empty = "no steps were logged before the run ended"
         else:  # a long first step shows how far it got
             empty = f"{self.state.micro_step}…" if self.state.micro_step else WAITING
-        for plot in self.query(MetricPlot):
+        for plot in self.plots:
             plot.empty_text = empty
         crash = self.query_one(CrashPanel)
         if crash.display != (self.state.crash is not None):

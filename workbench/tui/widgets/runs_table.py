@@ -1,4 +1,9 @@
-"""RunsTable: past and running runs, newest first; marks pick runs to compare."""
+"""RunsTable: past and running runs, newest first; marks pick runs to compare.
+
+Like `gptbench runs`, it never cuts a run's name: where the terminal is too
+narrow for every column, the same columns go, in the same order, and none is
+cut off at the edge.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from ... import units
+from ...commands.list_runs import COLUMNS, DROPPED_FIRST
 from ...runs import RunSummary
 
 STATUS_STYLE = {
@@ -29,28 +35,49 @@ class RunsTable(DataTable):
         self.marked: set[Path] = set()
         self.summaries: dict[Path, RunSummary] = {}
 
-    def on_mount(self) -> None:
-        self.add_column("", key="mark", width=1)
-        self.add_columns("run", "status", "step", "best val", "metric", "preset", "started")
-
     def show(self, summaries: list[RunSummary]) -> None:
         """Replace the rows, keeping the cursor on the same run."""
-        current = self.cursor_path
         self.summaries = {s.path: s for s in summaries}
         self.marked &= set(self.summaries)
-        self.clear()
-        for s in summaries:
-            self.add_row(
-                "✓" if s.path in self.marked else "",
-                s.path.name,
-                Text(s.status, style=self.status_style(s.status)),
-                f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
-                units.number(s.best_val_loss),
-                s.metric_text,
-                s.preset,
-                s.started_text,
-                key=str(s.path),
-            )
+        self._fill()
+
+    def on_resize(self) -> None:
+        self._fill()
+
+    def _cells(self, s: RunSummary, metric: str | None) -> dict[str, Text]:
+        """`metric`: the one task metric every run has, named in the header (None: each cell names its own)."""
+        value = s.task_scores.get(metric) if metric else None
+        return {
+            "run": Text(s.path.name),
+            "status": Text(s.status, style=self.status_style(s.status)),
+            "steps": Text(f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}"),
+            "best val": Text(units.number(s.best_val_loss)),
+            "metric": Text(units.number(value) if metric else s.metric_text),
+            "preset": Text(s.preset),
+            "started": Text(s.started_text),
+        }
+
+    def _fill(self) -> None:
+        """Columns and rows anew, with the columns that fit the width (the widest cell of each, whole)."""
+        current = self.cursor_path
+        headlines = {next(iter(s.task_scores)) for s in self.summaries.values() if s.task_scores}
+        metric = headlines.pop() if len(headlines) == 1 else None
+        rows = [self._cells(s, metric) for s in self.summaries.values()]
+        headers = dict(zip(COLUMNS, COLUMNS)) | {"metric": metric or "metric"}
+        widths = {c: max([len(headers[c]), *(row[c].cell_len for row in rows)]) for c in COLUMNS}
+        room = self.size.width - 3 - 1  # the mark column and its padding, a scrollbar
+        columns = list(COLUMNS)
+        for drop in (None, *DROPPED_FIRST):
+            if drop:
+                columns.remove(drop)
+            if sum(widths[c] + 2 for c in columns) <= room:  # a cell is padded by one on each side
+                break
+        self.clear(columns=True)
+        self.add_column("", key="mark", width=1)
+        for column in columns:
+            self.add_column(headers[column], key=column)
+        for s, cells in zip(self.summaries.values(), rows):
+            self.add_row("✓" if s.path in self.marked else "", *(cells[c] for c in columns), key=str(s.path))
         if current in self.summaries:
             self.move_cursor(row=self.get_row_index(str(current)))
 

@@ -14,6 +14,7 @@ from rich.console import Group
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
@@ -114,15 +115,27 @@ def parse_settings(temperature: str, top_k: str, top_p: str, max_new_tokens: str
 
 
 class SampleConsole(Vertical):
-    class Submitted(Message):
-        def __init__(self, prompt: str, settings: SampleSettings):
-            super().__init__()
-            self.prompt, self.settings = prompt, settings
+    HELP_TITLE = "Talk (while you type, letters go into the prompt)"
+    # The screen's keys are letters, which the prompt takes while it has the focus; the footer
+    # would be empty. Escape is the key that still works: say so there.
+    BINDINGS = [
+        Binding(
+            "escape",
+            "screen.back",
+            "Back",
+            tooltip="Cancel the answer coming in, or back to the dashboard (then the run's keys work again)",
+            id="talk.back",
+        )
+    ]
 
+    @dataclass
+    class Submitted(Message):
+        prompt: str
+        settings: SampleSettings
+
+    @dataclass
     class CheckpointChosen(Message):
-        def __init__(self, checkpoint: str):
-            super().__init__()
-            self.checkpoint = checkpoint
+        checkpoint: str
 
     def __init__(self, *, id: str | None = None, kept: dict[str, dict[str, str]] | None = None):
         """`kept`: the sampling settings as last typed, per preset (the app's, shared by every run's console)."""
