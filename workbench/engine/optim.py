@@ -47,13 +47,13 @@ class Muon(torch.optim.Muon):
 
     torch runs Newton-Schulz matrix by matrix: 15 small matmuls per matrix, and
     the momentum, decay and update as a few elementwise ops per matrix. Here the
-    elementwise ops run as one foreach op over all matrices, and the matrices of
+    momentum and decay are foreach ops over all matrices, and the matrices of
     one shape (a tall one transposed, as Newton-Schulz takes it) are stacked and
     orthogonalised by batched matmuls, as modded-nanogpt does: 3 stacks instead
     of 16 matrices on shakespeare-char's CPU profile, and one launch per stack
     on a GPU. The same arithmetic in the same dtype (bf16) as torch's, the same
     state (checkpoints load either way); tests/unit/test_optim.py holds it
-    to torch's per-matrix update.
+    to torch's per-matrix update, bench/NOTES.md has what it saves.
     """
 
     @torch.no_grad()
