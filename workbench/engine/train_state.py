@@ -40,7 +40,6 @@ class Part:
 
     state_dict: Callable[[], Any]
     load_state_dict: Callable[[Any], None]
-    collective: bool = False  # under DDP every rank must save it (it gathers from all ranks)
 
 
 class TrainState:
@@ -114,6 +113,7 @@ class TrainState:
             self._write(BEST_CKPT, {key: self.parts[key] for key in WEIGHTS_KEYS})
 
     def _write(self, name: str, parts: dict) -> None:
+        # a collective part (the RNG under DDP) is asked on every rank; the others on rank 0 alone
         states = {key: part.state_dict() for key, part in parts.items() if getattr(part, "collective", False)}
         if not self.world.is_main:
             return
