@@ -7,6 +7,7 @@ Each test is a real torchrun of real code; the models are tiny and the runs a fe
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -116,8 +117,11 @@ def test_a_run_resumes_on_another_number_of_processes_and_micro_batch(tmp_path):
 
     events = read_events(split)
     legs = [(e["world_size"], e["micro_batch"], e["grad_accum"]) for e in of_kind(events, "run_started")]
-    assert legs == [(2, 16, 1), (1, 16, 2), (2, 8, 2)]
-    assert sum("micro-batch 16 (auto" in e["message"] for e in of_kind(events, "log")) == 2  # probed on each start
+    # On a CPU, auto goes by the measured time of a pass (micro_batch.by_time, tested with injected
+    # timings): what it picks depends on the machine's load, so only the cut's arithmetic is asserted.
+    assert [world for world, _, _ in legs] == [2, 1, 2] and legs[2][1:] == (8, 2)
+    assert [world * micro * accum for world, micro, accum in legs] == [32, 32, 32]  # 32 sequences a step
+    assert sum(bool(re.search(r"micro-batch \d+ \(auto", e["message"])) for e in of_kind(events, "log")) == 2
     want = {e["step"]: e["loss"] for e in of_kind(straight, "step")}
     got = {e["step"]: e["loss"] for e in of_kind(events, "step")}
     assert sorted(got) == sorted(want) == [5, 10, 15]
