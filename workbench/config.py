@@ -376,8 +376,8 @@ class Config:
     recipe: str = setting(
         "classic",
         "classic: the preset as written; modern: the preset's [recipes.modern.*] tables (rope, rmsnorm, qk_norm, "
-        "relu2, an untied head, softcap, Muon; addition: Muon alone) on top of its profile; single --set keys win; "
-        "`gptbench presets NAME` lists them",
+        "relu2, softcap, Muon, an untied head for gpt2-124m; addition: Muon alone) on top of its profile; "
+        "single --set keys win; `gptbench presets NAME` lists them",
         resume="changeable",
     )
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -10,3 +10,6 @@ taskset -c 1 gptbench sweep shakespeare-char --grid recipe=classic --seeds 3 --o
 date -u
 taskset -c 1 gptbench sweep shakespeare-char --set recipe=modern --grid model.tie_embeddings=true,false --seeds 3 --objective seconds_to:1.8857 --set train.eval_every=50 --parallel 1 --sweep-dir $D/modern --headless
 date -u
+# The interleaved answer (README), later the same day on an idle machine:
+taskset -c 1 gptbench sweep shakespeare-char --grid recipe=classic,modern --seeds 3 --set model.tie_embeddings=true --objective seconds_to:1.8857 --set train.eval_every=50 --parallel 1 --sweep-dir $D/interleaved --headless
+date -u
