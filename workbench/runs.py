@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import psutil
+
 from .config import ConfigError
 from .control import is_live
 from .events import ProtocolError, decode
@@ -165,15 +167,16 @@ def trainer_running(run_dir: str | Path, state: RunState) -> bool:
 
 
 def pid_alive(pid) -> bool:
+    """Whether that process still runs. A killed trainer whose parent died too stays a zombie until
+    init reaps it; it runs no more, so it counts as gone (a sweep's re-run then resumes its trial)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # alive, but someone else's
+    except psutil.AccessDenied:  # alive, but someone else's
         return True
-    return True
 
 
 @dataclass
