@@ -356,9 +356,8 @@ class RunState:
         if self.requested:
             return f"{self.requested} requested"
         if self.status == "finished" and self.finished:
-            return {"completed": "completed", "stopped": "stopped", "pruned": "pruned"}.get(
-                self.finished["reason"], "finished"
-            )
+            reason = self.finished["reason"]  # how it ended, by the one table; an error's badge says finished
+            return OUTCOMES[reason] if reason in OUTCOMES and reason != "error" else "finished"
         return self.status
 
 
